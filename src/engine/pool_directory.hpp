@@ -1,0 +1,32 @@
+#pragma once
+// The pool directory (/var/lib/hyperv by default) and its five PoolFile objects.
+
+#include <array>
+#include <boost/filesystem/path.hpp>
+#include <memory>
+
+#include "pool_file.hpp"
+#include "pool_id.hpp"
+
+namespace kvp {
+
+struct DirectoryOptions {
+    std::chrono::milliseconds lock_timeout{10'000};
+    // Which pools a change may create when their file is missing.
+    std::array<bool, 5> create_on_write{false, true, false, false, false};
+};
+
+class PoolDirectory {
+public:
+    // Throws kvp::Error(ENOENT/ENOTDIR) when `directory` is not a directory.
+    PoolDirectory(const boost::filesystem::path& directory, DirectoryOptions options);
+
+    [[nodiscard]] PoolFile& pool(PoolId id) { return *pools_.at(pool_number(id)); }
+    [[nodiscard]] const boost::filesystem::path& directory() const { return directory_; }
+
+private:
+    boost::filesystem::path directory_;
+    std::array<std::unique_ptr<PoolFile>, 5> pools_;
+};
+
+}  // namespace kvp

@@ -1,0 +1,79 @@
+#pragma once
+// One pool file and everything done to it. Every read of the file holds a shared lock and
+// every change an exclusive one (file_lock.hpp), only for the I/O itself. Between changes
+// the pool is served from an in-memory snapshot, refreshed whenever ChangeWatch says the
+// file may have changed. Pool files are changed in place only: never renamed or unlinked.
+//
+// Thread-safe: a mutex serialises this object's users (lock order: mutex_, then the file
+// locks). All failures throw kvp::Error with an errno value.
+
+#include <boost/filesystem/path.hpp>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "change_watch.hpp"
+#include "limits.hpp"
+#include "pool_snapshot.hpp"
+
+namespace kvp {
+
+struct PoolOptions {
+    std::chrono::milliseconds lock_timeout{10'000};
+    // May the first change create the file (mode 0644)? Only pool 1 through the mount.
+    bool create_on_write = false;
+};
+
+class PoolFile {
+public:
+    PoolFile(boost::filesystem::path path, PoolOptions options);
+    PoolFile(const PoolFile&) = delete;
+    PoolFile& operator=(const PoolFile&) = delete;
+    PoolFile(PoolFile&&) = delete;
+    PoolFile& operator=(PoolFile&&) = delete;
+    ~PoolFile() = default;
+
+    // The current state: the cached snapshot when nothing changed, else re-read under a
+    // shared lock. A missing file is an empty, non-existing snapshot.
+    [[nodiscard]] std::shared_ptr<const PoolSnapshot> snapshot();
+
+    [[nodiscard]] std::optional<std::string> get(std::string_view key);
+    [[nodiscard]] std::vector<std::string> list();
+
+    // Creates or replaces: the first record is rewritten in place, later duplicates removed,
+    // a new key appended. Checks key and value against `limits` (EINVAL, ENAMETOOLONG, EFBIG).
+    void set(std::string_view key, std::string_view value, Limits limits = Limits::pool);
+    // Creates `key` with an empty value if absent; returns true if it created it.
+    bool create_if_absent(std::string_view key, Limits limits = Limits::pool);
+    // Removes every record of `key`; false (and no change) when absent.
+    bool remove(std::string_view key);
+    // Renames under one lock, replacing `to`; false when `from` is absent.
+    bool rename(std::string_view from, std::string_view to, Limits limits = Limits::pool);
+    // Drops duplicate records (keeping the first of each key) and a partial tail.
+    // Returns the number of records dropped.
+    std::size_t compact();
+
+    [[nodiscard]] const boost::filesystem::path& path() const { return path_; }
+
+private:
+    struct Loaded;
+    // Opens the file (creating it if asked), takes the exclusive lock, brings the cache up
+    // to date from the locked file, runs `change`, and re-arms the watch.
+    template <typename Change>
+    auto modify(bool create, Change&& change);
+    std::shared_ptr<const PoolSnapshot> load_locked(int fd);
+
+    boost::filesystem::path path_;
+    std::string name_;  // for messages
+    PoolOptions options_;
+    std::mutex mutex_;
+    ChangeWatch watch_;
+    std::shared_ptr<const PoolSnapshot> cache_;
+    std::uint64_t generation_ = 0;
+};
+
+}  // namespace kvp
