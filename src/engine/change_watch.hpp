@@ -15,7 +15,7 @@
 namespace kvp {
 
 class ChangeWatch {
-public:
+  public:
     ChangeWatch(const std::string& directory, const std::string& file_name);
 
     // True if anything may have changed the file since the last `mark_loaded`.
@@ -27,7 +27,7 @@ public:
     void mark_loaded(const struct stat* st);
     [[nodiscard]] bool using_inotify() const { return static_cast<bool>(inotify_); }
 
-private:
+  private:
     bool drain_events();
     bool stat_differs();
 

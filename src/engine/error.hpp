@@ -9,7 +9,7 @@
 namespace kvp {
 
 class Error : public std::system_error {
-public:
+  public:
     Error(int errno_value, const std::string& what)
         : std::system_error(errno_value, std::generic_category(), what) {}
     [[nodiscard]] int errno_value() const noexcept { return code().value(); }

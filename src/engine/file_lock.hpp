@@ -13,7 +13,7 @@ namespace kvp {
 enum class LockMode { shared, exclusive };
 
 class FileLock {
-public:
+  public:
     // Waits at most `timeout` for both locks; past it throws kvp::Error(EAGAIN) whose text
     // names the holder's PID where the kernel reports it. `what` names the file for messages.
     FileLock(int fd, LockMode mode, std::chrono::milliseconds timeout, const std::string& what);
@@ -23,7 +23,7 @@ public:
     FileLock& operator=(FileLock&&) = delete;
     ~FileLock();
 
-private:
+  private:
     int fd_;
     bool have_flock_ = false;
     bool have_record_lock_ = false;

@@ -18,11 +18,11 @@ inline constexpr std::size_t kMaxHostValueUtf16 = 1022;
 
 enum class Violation {
     none,
-    empty_key,         // a record with an empty key is not a key at all
-    contains_nul,      // the format cannot store a NUL byte
-    too_long_bytes,    // over the format's byte limit
-    too_long_utf16,    // over the host's UTF-16 unit limit
-    invalid_utf8,      // the host would reject the whole record
+    empty_key,       // a record with an empty key is not a key at all
+    contains_nul,    // the format cannot store a NUL byte
+    too_long_bytes,  // over the format's byte limit
+    too_long_utf16,  // over the host's UTF-16 unit limit
+    invalid_utf8,    // the host would reject the whole record
 };
 
 // One validator for both fields; says which limit was crossed (the first found).

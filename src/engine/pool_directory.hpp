@@ -17,14 +17,14 @@ struct DirectoryOptions {
 };
 
 class PoolDirectory {
-public:
+  public:
     // Throws kvp::Error(ENOENT/ENOTDIR) when `directory` is not a directory.
     PoolDirectory(const boost::filesystem::path& directory, DirectoryOptions options);
 
     [[nodiscard]] PoolFile& pool(PoolId id) { return *pools_.at(pool_number(id)); }
     [[nodiscard]] const boost::filesystem::path& directory() const { return directory_; }
 
-private:
+  private:
     boost::filesystem::path directory_;
     std::array<std::unique_ptr<PoolFile>, 5> pools_;
 };

@@ -19,6 +19,7 @@
 #include "change_watch.hpp"
 #include "limits.hpp"
 #include "pool_snapshot.hpp"
+#include "unique_fd.hpp"
 
 namespace kvp {
 
@@ -29,7 +30,7 @@ struct PoolOptions {
 };
 
 class PoolFile {
-public:
+  public:
     PoolFile(boost::filesystem::path path, PoolOptions options);
     PoolFile(const PoolFile&) = delete;
     PoolFile& operator=(const PoolFile&) = delete;
@@ -59,20 +60,22 @@ public:
 
     [[nodiscard]] const boost::filesystem::path& path() const { return path_; }
 
-private:
-    struct Loaded;
-    // Opens the file (creating it if asked), takes the exclusive lock, brings the cache up
-    // to date from the locked file, runs `change`, and re-arms the watch.
+  private:
+    class Editor;
+    // Opens the file (creating it if allowed and `create`), takes the exclusive lock, brings
+    // the cache up to date from the locked file and hands `change` an Editor over it.
     template <typename Change>
     auto modify(bool create, Change&& change);
-    std::shared_ptr<const PoolSnapshot> load_locked(int fd);
+    // Reads the whole locked file into a new snapshot (mutex_ held).
+    void load_locked(int fd);
+    [[nodiscard]] UniqueFd open_for_change(bool create);
 
     boost::filesystem::path path_;
     std::string name_;  // for messages
     PoolOptions options_;
     std::mutex mutex_;
     ChangeWatch watch_;
-    std::shared_ptr<const PoolSnapshot> cache_;
+    std::shared_ptr<PoolSnapshot> cache_;  // edited in place only while unshared
     std::uint64_t generation_ = 0;
 };
 

@@ -10,14 +10,15 @@ namespace kvp {
 
 enum class PoolId { external = 0, guest = 1, automatic = 2, parameter = 3, internal = 4 };
 
-inline constexpr std::array<PoolId, 5> kAllPools = {PoolId::external, PoolId::guest,
-                                                    PoolId::automatic, PoolId::parameter,
-                                                    PoolId::internal};
+inline constexpr std::array<PoolId, 5> kAllPools = {
+    PoolId::external, PoolId::guest, PoolId::automatic, PoolId::parameter, PoolId::internal};
 // The four pools shown under the mount, in directory order.
 inline constexpr std::array<PoolId, 4> kShownPools = {PoolId::external, PoolId::guest,
                                                       PoolId::automatic, PoolId::parameter};
 
-[[nodiscard]] constexpr int pool_number(PoolId id) { return static_cast<int>(id); }
+[[nodiscard]] constexpr int pool_number(PoolId id) {
+    return static_cast<int>(id);
+}
 // "external", "guest", "auto", "parameter", "internal".
 [[nodiscard]] std::string_view pool_name(PoolId id);
 // ".kvp_pool_N".

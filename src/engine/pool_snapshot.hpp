@@ -1,13 +1,17 @@
 #pragma once
-// An immutable picture of one pool file as it was when last read under its lock:
-// every whole record in file order (empty keys included) and an index from key to its
-// first record. Shared with readers by shared_ptr, so a reader never sees it change.
+// An immutable picture of one pool file as it was when last read or written under its lock:
+// every whole record in file order (empty keys included) and an index from each key to the
+// offsets of its records. Shared with readers by shared_ptr, so a reader never sees it change;
+// PoolFile edits it in place only while no reader holds it (copy-on-write otherwise), which
+// keeps a change O(1) in the pool's size.
 
 #include <sys/types.h>
 #include <time.h>
 
 #include <cstddef>
 #include <cstdint>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -24,37 +28,62 @@ struct SnapshotRecord {
 };
 
 class PoolSnapshot {
-public:
+  public:
     PoolSnapshot() = default;
     PoolSnapshot(std::vector<SnapshotRecord> records, bool exists, std::uint64_t file_size,
                  struct timespec mtime, std::uint64_t generation);
+    PoolSnapshot(const PoolSnapshot& other);
+    PoolSnapshot& operator=(const PoolSnapshot&) = delete;
+    PoolSnapshot(PoolSnapshot&&) = delete;
+    PoolSnapshot& operator=(PoolSnapshot&&) = delete;
+    ~PoolSnapshot() = default;
 
-    // The first record of `key`, or nullptr.
+    // The first record (lowest offset) of `key`, or nullptr. Empty keys are never found.
     [[nodiscard]] const SnapshotRecord* find(std::string_view key) const;
-    // Distinct non-empty keys, in the order of their first record.
-    [[nodiscard]] const std::vector<std::size_t>& listing() const { return listing_; }
+    // Indices (into records()) of the first record of each distinct non-empty key, in file
+    // order. Computed on first use.
+    [[nodiscard]] const std::vector<std::size_t>& listing() const;
+    // Number of distinct non-empty keys.
+    [[nodiscard]] std::size_t key_count() const { return positions_.size(); }
     [[nodiscard]] const std::vector<SnapshotRecord>& records() const { return records_; }
     [[nodiscard]] bool exists() const { return exists_; }
+    // Size of the file when read, partial tail included.
     [[nodiscard]] std::uint64_t file_size() const { return file_size_; }
     [[nodiscard]] bool partial_tail() const { return file_size_ % kRecordSize != 0; }
     [[nodiscard]] struct timespec mtime() const { return mtime_; }
-    // Grows by one each time the pool's content is seen to change; never repeats.
+    // Grows each time the pool's content is seen to change; never repeats within a PoolFile.
     [[nodiscard]] std::uint64_t generation() const { return generation_; }
 
-private:
+  private:
+    friend class PoolFile;
     struct Hash {
         using is_transparent = void;
         std::size_t operator()(std::string_view s) const noexcept {
             return std::hash<std::string_view>{}(s);
         }
     };
+    using Positions = std::vector<std::size_t>;  // ascending record indices of one key
+
+    [[nodiscard]] const Positions* positions(std::string_view key) const;
+    // Edits, used by PoolFile only while it holds the sole reference.
+    void overwrite(std::size_t index, Record record, struct timespec changed_at);
+    void append(Record record, struct timespec changed_at);
+    // Removes the records at `indices` the way the file does: each hole (highest first) is
+    // filled by the last record, then the tail is dropped.
+    void remove_by_filling(std::vector<std::size_t> indices);
+    void set_file_state(bool exists, std::uint64_t size, struct timespec mtime,
+                        std::uint64_t generation);
+    void index_add(std::size_t index);
+    void index_remove(std::size_t index);
+
     std::vector<SnapshotRecord> records_;
-    std::unordered_map<std::string, std::size_t, Hash, std::equal_to<>> first_;
-    std::vector<std::size_t> listing_;
+    std::unordered_map<std::string, Positions, Hash, std::equal_to<>> positions_;
     bool exists_ = false;
     std::uint64_t file_size_ = 0;
     struct timespec mtime_ {};
     std::uint64_t generation_ = 0;
+    mutable std::mutex listing_mutex_;
+    mutable std::optional<std::vector<std::size_t>> listing_;
 };
 
 }  // namespace kvp

@@ -8,7 +8,7 @@
 namespace kvp {
 
 class UniqueFd {
-public:
+  public:
     UniqueFd() = default;
     explicit UniqueFd(int fd) noexcept : fd_(fd) {}
     UniqueFd(const UniqueFd&) = delete;
@@ -32,7 +32,7 @@ public:
     }
     int release() noexcept { return std::exchange(fd_, -1); }
 
-private:
+  private:
     int fd_ = -1;
 };
 

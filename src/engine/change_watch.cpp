@@ -1,0 +1,113 @@
+#include "change_watch.hpp"
+
+#include <fcntl.h>
+#include <sys/inotify.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "log.hpp"
+
+namespace kvp {
+namespace {
+
+// Events that mean the file's bytes or identity may differ. IN_CLOSE_WRITE and IN_OPEN are
+// left out on purpose: every locked operation opens and closes the file, and the content
+// events already cover what a close could add.
+constexpr std::uint32_t kEvents = IN_MODIFY | IN_ATTRIB | IN_CREATE | IN_DELETE | IN_MOVED_FROM |
+                                  IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF;
+
+// A load made within this of the file's mtime may have missed a write in the same tick.
+constexpr long kTickMarginNs = 50'000'000;
+
+long long ns(const timespec& t) {
+    return static_cast<long long>(t.tv_sec) * 1'000'000'000 + t.tv_nsec;
+}
+
+}  // namespace
+
+ChangeWatch::ChangeWatch(const std::string& directory, const std::string& file_name)
+    : directory_(directory), file_name_(file_name), path_(directory + "/" + file_name) {
+    UniqueFd fd(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
+    if (!fd) {
+        log(LogLevel::warning, "inotify unavailable (" + std::string(std::strerror(errno)) +
+                                   "): change detection falls back to stat of " + path_);
+        return;
+    }
+    if (::inotify_add_watch(fd.get(), directory_.c_str(), kEvents) < 0) {
+        log(LogLevel::warning, "cannot watch " + directory_ + " (" + std::strerror(errno) +
+                                   "): change detection falls back to stat");
+        return;
+    }
+    inotify_ = std::move(fd);
+}
+
+bool ChangeWatch::drain_events() {
+    bool changed = false;
+    alignas(struct inotify_event) char buffer[8192];
+    for (;;) {
+        const ssize_t n = ::read(inotify_.get(), buffer, sizeof buffer);
+        if (n <= 0) {
+            if (n < 0 && errno == EINTR) {
+                continue;
+            }
+            // EAGAIN: drained. Any other failure: trust nothing from now on.
+            if (n == 0 || errno != EAGAIN) {
+                log(LogLevel::warning, "inotify read failed; falling back to stat for " + path_);
+                inotify_.reset();
+                return true;
+            }
+            return changed;
+        }
+        for (ssize_t offset = 0; offset < n;) {
+            const auto* event = reinterpret_cast<const struct inotify_event*>(buffer + offset);
+            if ((event->mask & (IN_Q_OVERFLOW | IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF)) != 0 ||
+                (event->len > 0 && file_name_ == event->name)) {
+                changed = true;
+            }
+            offset += static_cast<ssize_t>(sizeof(struct inotify_event) + event->len);
+        }
+    }
+}
+
+bool ChangeWatch::stat_differs() {
+    struct stat st {};
+    if (::stat(path_.c_str(), &st) != 0) {
+        return have_stat_;  // gone now, or still absent
+    }
+    if (!have_stat_ || st.st_ino != loaded_stat_.st_ino || st.st_dev != loaded_stat_.st_dev ||
+        st.st_size != loaded_stat_.st_size || ns(st.st_mtim) != ns(loaded_stat_.st_mtim) ||
+        ns(st.st_ctim) != ns(loaded_stat_.st_ctim)) {
+        return true;
+    }
+    // Same stat: only trustworthy when the load came well after the last change's tick.
+    return ns(loaded_at_) - ns(st.st_mtim) < kTickMarginNs ||
+           ns(loaded_at_) - ns(st.st_ctim) < kTickMarginNs;
+}
+
+bool ChangeWatch::maybe_changed() {
+    if (inotify_) {
+        if (drain_events()) {
+            pending_change_ = true;
+        }
+        if (inotify_) {
+            return pending_change_;
+        }
+    }
+    return pending_change_ || stat_differs();
+}
+
+void ChangeWatch::mark_loaded(const struct stat* st) {
+    if (inotify_) {
+        drain_events();
+    }
+    pending_change_ = false;
+    have_stat_ = st != nullptr;
+    if (st != nullptr) {
+        loaded_stat_ = *st;
+    }
+    ::clock_gettime(CLOCK_REALTIME, &loaded_at_);
+}
+
+}  // namespace kvp

@@ -1,0 +1,147 @@
+#include "file_lock.hpp"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <time.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "error.hpp"
+#include "log.hpp"
+
+namespace kvp {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+bool try_flock(int fd, LockMode mode) {
+    const int op = (mode == LockMode::shared ? LOCK_SH : LOCK_EX) | LOCK_NB;
+    while (::flock(fd, op) != 0) {
+        if (errno == EWOULDBLOCK) {
+            return false;
+        }
+        if (errno != EINTR) {
+            throw_errno("flock");
+        }
+    }
+    return true;
+}
+
+struct flock whole_file(short type) {
+    struct flock fl {};
+    fl.l_type = type;
+    fl.l_whence = SEEK_SET;
+    fl.l_start = 0;
+    fl.l_len = 0;  // to the end, however the file grows
+    return fl;
+}
+
+bool try_record_lock(int fd, LockMode mode) {
+    struct flock fl = whole_file(mode == LockMode::shared ? F_RDLCK : F_WRLCK);
+    while (::fcntl(fd, F_OFD_SETLK, &fl) != 0) {
+        if (errno == EAGAIN || errno == EACCES) {
+            return false;
+        }
+        if (errno != EINTR) {
+            throw_errno("fcntl(F_OFD_SETLK)");
+        }
+    }
+    return true;
+}
+
+// Polls a non-blocking attempt with a growing pause: the kernel has no timed lock wait, and a
+// timer signal would disturb the daemon's other threads.
+template <typename Attempt>
+bool wait_for(Attempt attempt, Clock::time_point deadline) {
+    auto pause = std::chrono::microseconds(50);
+    while (!attempt()) {
+        const auto now = Clock::now();
+        if (now >= deadline) {
+            return false;
+        }
+        std::this_thread::sleep_for(std::min<Clock::duration>(pause, deadline - now));
+        pause = std::min(pause * 2, std::chrono::microseconds(5000));
+    }
+    return true;
+}
+
+long flock_holder_from_proc(int fd) {
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) {
+        return 0;
+    }
+    std::ifstream locks("/proc/locks");
+    std::string line;
+    char wanted[64];
+    std::snprintf(wanted, sizeof wanted, "%02x:%02x:%llu", major(st.st_dev), minor(st.st_dev),
+                  static_cast<unsigned long long>(st.st_ino));
+    while (std::getline(locks, line)) {
+        // "1: FLOCK  ADVISORY  WRITE 1234 00:2f:5678 0 EOF"
+        std::istringstream fields(line);
+        std::string id, kind, advisory, access, device;
+        long pid = 0;
+        if (!(fields >> id >> kind >> advisory >> access >> pid >> device)) {
+            continue;
+        }
+        if (kind == "FLOCK" && device == wanted && pid > 0) {
+            return pid;
+        }
+    }
+    return 0;
+}
+
+}  // namespace
+
+long lock_holder_pid(int fd, LockMode wanted) {
+    struct flock fl = whole_file(wanted == LockMode::shared ? F_RDLCK : F_WRLCK);
+    if (::fcntl(fd, F_OFD_GETLK, &fl) == 0 && fl.l_type != F_UNLCK && fl.l_pid > 0) {
+        return fl.l_pid;
+    }
+    return flock_holder_from_proc(fd);
+}
+
+FileLock::FileLock(int fd, LockMode mode, std::chrono::milliseconds timeout,
+                   const std::string& what)
+    : fd_(fd) {
+    const auto deadline = Clock::now() + timeout;
+    const auto fail = [&](const char* family) {
+        const long holder = lock_holder_pid(fd, mode);
+        std::string message = "timed out after " + std::to_string(timeout.count()) +
+                              " ms waiting for the " + family + " lock on " + what;
+        message += holder > 0 ? " (held by PID " + std::to_string(holder) + ")"
+                              : " (holder's PID not reported by the kernel)";
+        log(LogLevel::warning, message);
+        throw Error(EAGAIN, message);
+    };
+    if (!wait_for([&] { return try_flock(fd, mode); }, deadline)) {
+        fail("flock");
+    }
+    have_flock_ = true;
+    try {
+        if (!wait_for([&] { return try_record_lock(fd, mode); }, deadline)) {
+            fail("fcntl record");
+        }
+    } catch (...) {
+        ::flock(fd_, LOCK_UN);
+        throw;
+    }
+    have_record_lock_ = true;
+}
+
+FileLock::~FileLock() {
+    if (have_record_lock_) {
+        struct flock fl = whole_file(F_UNLCK);
+        ::fcntl(fd_, F_OFD_SETLK, &fl);
+    }
+    if (have_flock_) {
+        ::flock(fd_, LOCK_UN);
+    }
+}
+
+}  // namespace kvp

@@ -1,0 +1,27 @@
+#include "pool_directory.hpp"
+
+#include <boost/filesystem/operations.hpp>
+
+#include "error.hpp"
+
+namespace kvp {
+
+PoolDirectory::PoolDirectory(const boost::filesystem::path& directory, DirectoryOptions options)
+    : directory_(directory) {
+    boost::system::error_code ec;
+    const auto status = boost::filesystem::status(directory_, ec);
+    if (!boost::filesystem::exists(status)) {
+        throw Error(ENOENT, "pool directory " + directory_.string() + " does not exist");
+    }
+    if (!boost::filesystem::is_directory(status)) {
+        throw Error(ENOTDIR, "pool directory " + directory_.string() + " is not a directory");
+    }
+    for (const PoolId id : kAllPools) {
+        const auto n = static_cast<std::size_t>(pool_number(id));
+        pools_.at(n) = std::make_unique<PoolFile>(
+            directory_ / pool_file_name(id),
+            PoolOptions{options.lock_timeout, options.create_on_write.at(n)});
+    }
+}
+
+}  // namespace kvp

@@ -1,0 +1,411 @@
+#include "pool_file.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <unordered_set>
+
+#include "error.hpp"
+#include "file_lock.hpp"
+#include "log.hpp"
+
+namespace kvp {
+namespace {
+
+void write_all(int fd, const char* data, std::size_t size, off_t offset, const std::string& what) {
+    while (size > 0) {
+        const ssize_t n = ::pwrite(fd, data, size, offset);
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            throw_errno("write to " + what);
+        }
+        data += n;
+        size -= static_cast<std::size_t>(n);
+        offset += n;
+    }
+}
+
+struct stat fstat_or_throw(int fd, const std::string& what) {
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) {
+        throw_errno("fstat " + what);
+    }
+    if (!S_ISREG(st.st_mode)) {
+        throw Error(EIO, what + " is not a regular file");
+    }
+    return st;
+}
+
+void check_or_throw(Violation v, bool is_key, std::string_view text) {
+    if (v == Violation::none) {
+        return;
+    }
+    const std::string shown(text.substr(0, 64));
+    throw Error(is_key ? key_errno(v) : value_errno(v),
+                std::string(is_key ? "key \"" : "value for key \"") + shown + "\": " + describe(v));
+}
+
+}  // namespace
+
+// Applies record edits to the locked file and, in step, to the cached snapshot. A partial
+// tail is cut off before the first write, and only then: reading never changes the file.
+class PoolFile::Editor {
+  public:
+    Editor(int fd, PoolSnapshot& snapshot, const std::string& name)
+        : fd_(fd), snapshot_(snapshot), name_(name) {}
+
+    [[nodiscard]] PoolSnapshot& snapshot() { return snapshot_; }
+    [[nodiscard]] bool changed() const { return changed_; }
+    [[nodiscard]] const std::vector<std::string>& touched_keys() const { return touched_; }
+
+    void overwrite(std::size_t index, std::string_view key, std::string_view value) {
+        before_write();
+        const RecordBytes bytes = encode_record(key, value);
+        write_all(fd_, bytes.data(), bytes.size(), static_cast<off_t>(index * kRecordSize), name_);
+        snapshot_.overwrite(index, Record{std::string(key), std::string(value)}, {});
+        touched_.emplace_back(key);
+    }
+
+    void append(std::string_view key, std::string_view value) {
+        before_write();
+        const std::size_t index = snapshot_.records().size();
+        const RecordBytes bytes = encode_record(key, value);
+        write_all(fd_, bytes.data(), bytes.size(), static_cast<off_t>(index * kRecordSize), name_);
+        snapshot_.append(Record{std::string(key), std::string(value)}, {});
+        touched_.emplace_back(key);
+    }
+
+    // Each hole, highest first, takes the file's last record; then the file is cut once.
+    // A crash in between leaves whole records (at worst a moved record twice).
+    void remove(std::vector<std::size_t> indices) {
+        if (indices.empty()) {
+            return;
+        }
+        before_write();
+        std::sort(indices.begin(), indices.end(), std::greater<>());
+        std::size_t count = snapshot_.records().size();
+        for (const std::size_t hole : indices) {
+            const std::size_t last = count - 1;
+            if (hole != last) {
+                const Record& moved = snapshot_.records()[last].record;
+                const RecordBytes bytes = encode_record(moved.key, moved.value);
+                write_all(fd_, bytes.data(), bytes.size(), static_cast<off_t>(hole * kRecordSize),
+                          name_);
+            }
+            --count;
+        }
+        truncate_to(count * kRecordSize);
+        snapshot_.remove_by_filling(std::move(indices));
+    }
+
+    void cut_partial_tail() {
+        if (tail_checked_) {
+            return;
+        }
+        tail_checked_ = true;
+        if (fd_ < 0) {
+            throw Error(ENOENT, name_ + " does not exist (kvpfs creates only the guest pool)");
+        }
+        const std::uint64_t whole = snapshot_.records().size() * kRecordSize;
+        if (snapshot_.file_size() != whole) {
+            log(LogLevel::warning, name_ + ": cutting off a partial record of " +
+                                       std::to_string(snapshot_.file_size() - whole) +
+                                       " bytes at offset " + std::to_string(whole));
+            truncate_to(whole);
+        }
+    }
+
+  private:
+    void before_write() {
+        cut_partial_tail();
+        changed_ = true;
+    }
+
+    void truncate_to(std::uint64_t size) {
+        while (::ftruncate(fd_, static_cast<off_t>(size)) != 0) {
+            if (errno != EINTR) {
+                throw_errno("truncate " + name_);
+            }
+        }
+        changed_ = true;
+    }
+
+    int fd_;
+    PoolSnapshot& snapshot_;
+    const std::string& name_;
+    bool tail_checked_ = false;
+    bool changed_ = false;
+    std::vector<std::string> touched_;
+};
+
+PoolFile::PoolFile(boost::filesystem::path path, PoolOptions options)
+    : path_(std::move(path)),
+      name_(path_.string()),
+      options_(options),
+      watch_(path_.parent_path().string(), path_.filename().string()) {}
+
+void PoolFile::load_locked(int fd) {
+    const struct stat st = fstat_or_throw(fd, name_);
+    std::vector<SnapshotRecord> records;
+    records.reserve(static_cast<std::size_t>(st.st_size) / kRecordSize);
+    // Read in modest chunks: a 10,000-record pool is 25 MiB, and the daemon's memory should
+    // hold the decoded strings only.
+    constexpr std::size_t kChunkRecords = 64;
+    std::vector<char> chunk(kChunkRecords * kRecordSize);
+    std::uint64_t offset = 0;
+    std::size_t filled = 0;
+    for (;;) {
+        const ssize_t n = ::pread(fd, chunk.data() + filled, chunk.size() - filled,
+                                  static_cast<off_t>(offset + filled));
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            throw_errno("read " + name_);
+        }
+        filled += static_cast<std::size_t>(n);
+        if (n == 0 || filled == chunk.size()) {
+            const std::size_t whole = filled / kRecordSize;
+            for (std::size_t i = 0; i < whole; ++i) {
+                records.push_back(SnapshotRecord{decode_record(std::span<const char, kRecordSize>(
+                                                     chunk.data() + i * kRecordSize, kRecordSize)),
+                                                 st.st_mtim});
+            }
+            offset += whole * kRecordSize;
+            const std::size_t rest = filled - whole * kRecordSize;
+            std::copy_n(chunk.data() + whole * kRecordSize, rest, chunk.data());
+            filled = rest;
+            if (n == 0) {
+                offset += rest;
+                break;
+            }
+        }
+    }
+    // A key keeps the time its value was last seen to change.
+    bool same = cache_ != nullptr && cache_->records().size() == records.size();
+    for (std::size_t i = 0; i < records.size(); ++i) {
+        SnapshotRecord& now = records[i];
+        if (same && !(cache_->records()[i].record == now.record)) {
+            same = false;
+        }
+        if (cache_ != nullptr) {
+            const SnapshotRecord* before = cache_->find(now.record.key);
+            if (before != nullptr && before->record.value == now.record.value) {
+                now.changed_at = before->changed_at;
+            }
+        }
+    }
+    if (!same || cache_ == nullptr || !cache_->exists()) {
+        ++generation_;
+    }
+    cache_ =
+        std::make_shared<PoolSnapshot>(std::move(records), true, offset, st.st_mtim, generation_);
+    watch_.mark_loaded(&st);
+}
+
+std::shared_ptr<const PoolSnapshot> PoolFile::snapshot() {
+    const std::lock_guard guard(mutex_);
+    if (cache_ != nullptr && !watch_.maybe_changed()) {
+        return cache_;
+    }
+    UniqueFd fd(::open(name_.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
+    if (!fd) {
+        if (errno != ENOENT) {
+            throw_errno("open " + name_);
+        }
+        if (cache_ == nullptr || cache_->exists()) {
+            ++generation_;
+        }
+        cache_ = std::make_shared<PoolSnapshot>(std::vector<SnapshotRecord>{}, false, 0, timespec{},
+                                                generation_);
+        watch_.mark_loaded(nullptr);
+        return cache_;
+    }
+    const FileLock lock(fd.get(), LockMode::shared, options_.lock_timeout, name_);
+    load_locked(fd.get());
+    return cache_;
+}
+
+UniqueFd PoolFile::open_for_change(bool create) {
+    constexpr int kFlags = O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK;
+    for (;;) {
+        UniqueFd fd(::open(name_.c_str(), kFlags));
+        if (fd) {
+            return fd;
+        }
+        if (errno != ENOENT) {
+            throw_errno("open " + name_);
+        }
+        if (!create || !options_.create_on_write) {
+            return UniqueFd();
+        }
+        fd.reset(::open(name_.c_str(), kFlags | O_CREAT | O_EXCL, 0644));
+        if (fd) {
+            // The mode is part of the contract, whatever the process's umask.
+            if (::fchmod(fd.get(), 0644) != 0) {
+                throw_errno("chmod " + name_);
+            }
+            log(LogLevel::info, "created " + name_);
+            return fd;
+        }
+        if (errno != EEXIST) {
+            throw_errno("create " + name_);
+        }
+    }
+}
+
+template <typename Change>
+auto PoolFile::modify(bool create, Change&& change) {
+    const std::lock_guard guard(mutex_);
+    const UniqueFd fd = open_for_change(create);
+    std::optional<FileLock> lock;
+    if (fd) {
+        lock.emplace(fd.get(), LockMode::exclusive, options_.lock_timeout, name_);
+        if (cache_ == nullptr || !cache_->exists() || watch_.maybe_changed()) {
+            load_locked(fd.get());
+        }
+    } else if (cache_ == nullptr || cache_->exists()) {
+        ++generation_;
+        cache_ = std::make_shared<PoolSnapshot>(std::vector<SnapshotRecord>{}, false, 0, timespec{},
+                                                generation_);
+        watch_.mark_loaded(nullptr);
+    }
+    if (cache_.use_count() > 1) {
+        cache_ = std::make_shared<PoolSnapshot>(*cache_);  // a reader holds the old one
+    }
+    try {
+        Editor editor(fd.get(), *cache_, name_);
+        auto result = change(editor);
+        if (editor.changed()) {
+            const struct stat st = fstat_or_throw(fd.get(), name_);
+            for (const std::string& key : editor.touched_keys()) {
+                if (const auto* at = cache_->positions(key); at != nullptr) {
+                    cache_->records_[at->front()].changed_at = st.st_mtim;
+                }
+            }
+            cache_->set_file_state(true, static_cast<std::uint64_t>(st.st_size), st.st_mtim,
+                                   ++generation_);
+            watch_.mark_loaded(&st);  // the events our own writes queued
+        }
+        return result;
+    } catch (...) {
+        cache_.reset();  // the file may be half-edited: read it again next time
+        throw;
+    }
+}
+
+std::optional<std::string> PoolFile::get(std::string_view key) {
+    const auto snap = snapshot();
+    const SnapshotRecord* found = snap->find(key);
+    if (found == nullptr) {
+        return std::nullopt;
+    }
+    return found->record.value;
+}
+
+std::vector<std::string> PoolFile::list() {
+    const auto snap = snapshot();
+    std::vector<std::string> keys;
+    keys.reserve(snap->key_count());
+    for (const std::size_t i : snap->listing()) {
+        keys.push_back(snap->records()[i].record.key);
+    }
+    return keys;
+}
+
+void PoolFile::set(std::string_view key, std::string_view value, Limits limits) {
+    check_or_throw(check_key(key, limits), true, key);
+    check_or_throw(check_value(value, limits), false, key);
+    modify(true, [&](Editor& editor) {
+        const auto* at = editor.snapshot().positions(key);
+        if (at == nullptr) {
+            editor.append(key, value);
+            return 0;
+        }
+        const std::vector<std::size_t> positions = *at;
+        const Record& current = editor.snapshot().records()[positions.front()].record;
+        if (current.value != value) {
+            editor.overwrite(positions.front(), key, value);
+        }
+        editor.remove({positions.begin() + 1, positions.end()});
+        return 0;
+    });
+}
+
+bool PoolFile::create_if_absent(std::string_view key, Limits limits) {
+    check_or_throw(check_key(key, limits), true, key);
+    return modify(true, [&](Editor& editor) {
+        if (editor.snapshot().positions(key) != nullptr) {
+            return false;
+        }
+        editor.append(key, "");
+        return true;
+    });
+}
+
+bool PoolFile::remove(std::string_view key) {
+    return modify(false, [&](Editor& editor) {
+        const auto* at = editor.snapshot().positions(key);
+        if (at == nullptr) {
+            return false;
+        }
+        editor.remove(*at);
+        return true;
+    });
+}
+
+bool PoolFile::rename(std::string_view from, std::string_view to, Limits limits) {
+    check_or_throw(check_key(to, limits), true, to);
+    return modify(false, [&](Editor& editor) {
+        const auto* from_at = editor.snapshot().positions(from);
+        if (from_at == nullptr) {
+            return false;
+        }
+        if (from == to) {
+            return true;
+        }
+        const std::vector<std::size_t> sources = *from_at;
+        const std::string value = editor.snapshot().records()[sources.front()].record.value;
+        const auto* to_at = editor.snapshot().positions(to);
+        std::vector<std::size_t> drop;
+        if (to_at == nullptr) {
+            // One record write renames: the old key's first record becomes the new key.
+            editor.overwrite(sources.front(), to, value);
+            drop.assign(sources.begin() + 1, sources.end());
+        } else {
+            const std::vector<std::size_t> targets = *to_at;
+            editor.overwrite(targets.front(), to, value);
+            drop = sources;
+            drop.insert(drop.end(), targets.begin() + 1, targets.end());
+        }
+        editor.remove(std::move(drop));
+        return true;
+    });
+}
+
+std::size_t PoolFile::compact() {
+    return modify(false, [&](Editor& editor) -> std::size_t {
+        std::vector<std::size_t> drop;
+        std::unordered_set<std::string_view> seen;
+        const auto& records = editor.snapshot().records();
+        for (std::size_t i = 0; i < records.size(); ++i) {
+            const std::string& key = records[i].record.key;
+            if (!key.empty() && !seen.insert(key).second) {
+                drop.push_back(i);
+            }
+        }
+        if (editor.snapshot().exists()) {
+            editor.cut_partial_tail();
+        }
+        const std::size_t dropped = drop.size();
+        editor.remove(std::move(drop));
+        return dropped;
+    });
+}
+
+}  // namespace kvp
