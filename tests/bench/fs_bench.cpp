@@ -1,0 +1,960 @@
+// kvp_fs_bench: times file-system operations on kvpfs against the floors it is judged by.
+//
+// In one process, after a warm-up round, it runs loops of open+read+close, stat,
+// open(O_TRUNC)+write+close, readdir and a stat of a missing name, cycling over many keys,
+// against (interleaved per round, so machine noise hits every system alike):
+//   tmpfs        plain files on tmpfs: the physical limit;
+//   passthrough  libfuse's passthrough_ll example over the same files on tmpfs, mounted with
+//                -o cache=never,default_permissions: the FUSE floor under kvpfs's coherence rules;
+//   kvpfs        the daemon over pool files holding the same keys (reads and writes in guest/);
+//   scan         what a program does without kvpfs: open the pool file, take a classic fcntl
+//                read (or write) lock, read records one by one until the key, unlock, close
+//                (the seed's sample code).
+// It prints the median and p99 ns/op per op x size x system, the ratios the goals name and
+// the daemons' peak RSS (VmHWM). It never asserts the goals: it reports them.
+//
+// The pool files are written by this program's own record writer (no engine code), so the
+// harness measures the daemon from the outside only.
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <numeric>
+#include <optional>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+constexpr std::size_t kKeyField = 512;
+constexpr std::size_t kValueField = 2048;
+constexpr std::size_t kRecord = kKeyField + kValueField;
+constexpr std::size_t kValueLength = 40;  // every value has this length, in every generation
+
+std::atomic<bool> g_stop{false};
+
+[[noreturn]] void fail(const std::string& what) {
+    throw std::runtime_error(what + ": " + std::strerror(errno));
+}
+
+// ---------------------------------------------------------------------------------------
+// Options
+
+struct Options {
+    std::vector<std::size_t> sizes{10, 1000, 10000};
+    std::vector<std::string> systems{"tmpfs", "passthrough", "kvpfs", "scan"};
+    std::vector<std::string> ops{"read", "stat", "write", "readdir", "missing"};
+    int rounds = 12;               // measured rounds (one warm-up round comes first)
+    std::size_t iterations = 400;  // at most this many ops per cell and round ...
+    double cell_ms = 60;           // ... or until this much time has passed (min 3 ops)
+    int cpu = 0;                   // -1: do not pin
+    std::string kvpfs = "build/kvpfs";
+    std::vector<std::string> kvpfs_options;  // extra arguments for kvpfs
+    std::vector<std::string> kvpfs_wrapper;  // e.g. valgrind --tool=callgrind
+    std::string passthrough;                 // passthrough_ll binary; empty: skip the system
+    std::string work = "/dev/shm";
+    std::string csv;
+    std::string before_measure;  // shell command run after the warm-up round
+    std::string after_measure;   // shell command run after the last round
+    bool keep = false;           // keep the work directory (logs)
+};
+
+std::vector<std::string> split(const std::string& text, char sep) {
+    std::vector<std::string> out;
+    std::stringstream in(text);
+    std::string item;
+    while (std::getline(in, item, sep)) {
+        if (!item.empty()) {
+            out.push_back(item);
+        }
+    }
+    return out;
+}
+
+void usage(FILE* to) {
+    std::fprintf(
+        to,
+        "usage: kvp_fs_bench [OPTIONS]\n"
+        "  --kvpfs PATH           kvpfs binary (default build/kvpfs)\n"
+        "  --kvpfs-opt ARG        extra argument for kvpfs (repeatable, e.g. -o raw)\n"
+        "  --kvpfs-wrapper CMD    run kvpfs under CMD (space-separated, e.g. valgrind ...)\n"
+        "  --passthrough PATH     passthrough_ll binary (no passthrough system without it)\n"
+        "  --sizes LIST           pool sizes (default 10,1000,10000)\n"
+        "  --systems LIST         tmpfs,passthrough,kvpfs,scan (default all)\n"
+        "  --ops LIST             read,stat,write,readdir,missing (default all)\n"
+        "  --rounds N             measured rounds after one warm-up round (default 12)\n"
+        "  --iterations N         max ops per cell and round (default 400)\n"
+        "  --cell-ms MS           time budget per cell and round (default 60)\n"
+        "  --quick                --rounds 3 --iterations 100 --cell-ms 15\n"
+        "  --cpu N | --no-pin     pin client and daemons to CPU N (default 0)\n"
+        "  --work DIR             where to make the scratch directory (default /dev/shm)\n"
+        "  --csv FILE             also write every cell as CSV\n"
+        "  --before-measure CMD   shell command run after warm-up (e.g. callgrind_control -z)\n"
+        "  --after-measure CMD    shell command run after the last round\n"
+        "  --keep                 keep the scratch directory (daemon logs)\n");
+}
+
+Options parse_options(int argc, char** argv) {
+    Options o;
+    auto need = [&](int& i) -> std::string {
+        if (i + 1 >= argc) {
+            std::fprintf(stderr, "kvp_fs_bench: %s needs a value\n", argv[i]);
+            std::exit(2);
+        }
+        return argv[++i];
+    };
+    for (int i = 1; i < argc; ++i) {
+        std::string a = argv[i];
+        if (a == "--kvpfs") {
+            o.kvpfs = need(i);
+        } else if (a == "--kvpfs-opt") {
+            o.kvpfs_options.push_back(need(i));
+        } else if (a == "--kvpfs-wrapper") {
+            o.kvpfs_wrapper = split(need(i), ' ');
+        } else if (a == "--passthrough") {
+            o.passthrough = need(i);
+        } else if (a == "--sizes") {
+            o.sizes.clear();
+            for (const auto& s : split(need(i), ',')) {
+                o.sizes.push_back(std::stoul(s));
+            }
+        } else if (a == "--systems") {
+            o.systems = split(need(i), ',');
+        } else if (a == "--ops") {
+            o.ops = split(need(i), ',');
+        } else if (a == "--rounds") {
+            o.rounds = std::stoi(need(i));
+        } else if (a == "--iterations") {
+            o.iterations = std::stoul(need(i));
+        } else if (a == "--cell-ms") {
+            o.cell_ms = std::stod(need(i));
+        } else if (a == "--quick") {
+            o.rounds = 3;
+            o.iterations = 100;
+            o.cell_ms = 15;
+        } else if (a == "--cpu") {
+            o.cpu = std::stoi(need(i));
+        } else if (a == "--no-pin") {
+            o.cpu = -1;
+        } else if (a == "--work") {
+            o.work = need(i);
+        } else if (a == "--csv") {
+            o.csv = need(i);
+        } else if (a == "--before-measure") {
+            o.before_measure = need(i);
+        } else if (a == "--after-measure") {
+            o.after_measure = need(i);
+        } else if (a == "--keep") {
+            o.keep = true;
+        } else if (a == "-h" || a == "--help") {
+            usage(stdout);
+            std::exit(0);
+        } else {
+            std::fprintf(stderr, "kvp_fs_bench: unknown option %s\n", a.c_str());
+            usage(stderr);
+            std::exit(2);
+        }
+    }
+    if (o.passthrough.empty()) {
+        std::erase(o.systems, "passthrough");
+    }
+    for (std::size_t n : o.sizes) {
+        if (n == 0) {
+            std::fprintf(stderr, "kvp_fs_bench: sizes must be positive\n");
+            std::exit(2);
+        }
+    }
+    return o;
+}
+
+// ---------------------------------------------------------------------------------------
+// The data set: N keys, each with a value of kValueLength bytes in two generations that the
+// write loop alternates between (so every write really changes the value, not its size).
+
+struct KeySet {
+    std::size_t n = 0;
+    std::vector<std::string> keys;
+    std::vector<std::string> missing;                // names that are never present
+    std::array<std::vector<std::string>, 2> values;  // without the text-mode newline
+};
+
+KeySet make_keys(std::size_t n) {
+    KeySet k;
+    k.n = n;
+    for (std::size_t i = 0; i < n; ++i) {
+        char buf[64];
+        std::snprintf(buf, sizeof buf, "bench_key_%06zu", i);
+        k.keys.emplace_back(buf);
+        std::snprintf(buf, sizeof buf, "missing_key_%06zu", i);
+        k.missing.emplace_back(buf);
+        for (int g = 0; g < 2; ++g) {
+            std::snprintf(buf, sizeof buf, "%c-value-of-%06zu-", g == 0 ? 'a' : 'b', i);
+            std::string v(buf);
+            v.resize(kValueLength, g == 0 ? 'x' : 'y');
+            k.values[g].push_back(std::move(v));
+        }
+    }
+    return k;
+}
+
+void write_all(int fd, const char* data, std::size_t size, const std::string& what) {
+    while (size > 0) {
+        ssize_t w = ::write(fd, data, size);
+        if (w < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            fail("write " + what);
+        }
+        data += w;
+        size -= static_cast<std::size_t>(w);
+    }
+}
+
+// A pool file as hv_kvp_daemon writes it: zero-filled key[512] + value[2048] records.
+void write_pool(const std::string& path, const KeySet& k) {
+    std::vector<char> bytes(k.n * kRecord, '\0');
+    for (std::size_t i = 0; i < k.n; ++i) {
+        char* rec = bytes.data() + i * kRecord;
+        std::memcpy(rec, k.keys[i].data(), k.keys[i].size());
+        std::memcpy(rec + kKeyField, k.values[0][i].data(), k.values[0][i].size());
+    }
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        fail("create " + path);
+    }
+    write_all(fd, bytes.data(), bytes.size(), path);
+    ::close(fd);
+}
+
+// The same keys as plain files, each holding what kvpfs shows in text mode: value + "\n".
+void write_files(const std::string& dir, const KeySet& k) {
+    if (::mkdir(dir.c_str(), 0755) != 0) {
+        fail("mkdir " + dir);
+    }
+    for (std::size_t i = 0; i < k.n; ++i) {
+        std::string path = dir + "/" + k.keys[i];
+        int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0) {
+            fail("create " + path);
+        }
+        std::string content = k.values[0][i] + "\n";
+        write_all(fd, content.data(), content.size(), path);
+        ::close(fd);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Systems under test
+
+enum class Op { read, stat, write, readdir, missing };
+
+Op parse_op(const std::string& s) {
+    if (s == "read")
+        return Op::read;
+    if (s == "stat")
+        return Op::stat;
+    if (s == "write")
+        return Op::write;
+    if (s == "readdir")
+        return Op::readdir;
+    if (s == "missing")
+        return Op::missing;
+    throw std::runtime_error("unknown op " + s);
+}
+
+const char* op_label(Op op) {
+    switch (op) {
+        case Op::read:
+            return "open+read+close";
+        case Op::stat:
+            return "stat";
+        case Op::write:
+            return "open(O_TRUNC)+write+close";
+        case Op::readdir:
+            return "readdir";
+        case Op::missing:
+            return "stat missing";
+    }
+    return "?";
+}
+
+class Target {
+  public:
+    explicit Target(const KeySet& keys) : keys_(keys) {}
+    virtual ~Target() = default;
+    Target(const Target&) = delete;
+    Target& operator=(const Target&) = delete;
+    // One operation on key `i`; `gen` picks the value a write stores. Throws on anything
+    // unexpected: timing a file system that answers wrongly means nothing.
+    virtual void run(Op op, std::size_t i, int gen) = 0;
+
+  protected:
+    const KeySet& keys_;
+};
+
+// tmpfs, passthrough_ll and kvpfs: the same system calls on paths.
+class PathTarget : public Target {
+  public:
+    PathTarget(const KeySet& keys, std::string dir) : Target(keys), dir_(std::move(dir)) {
+        for (std::size_t i = 0; i < keys.n; ++i) {
+            paths_.push_back(dir_ + "/" + keys.keys[i]);
+            missing_.push_back(dir_ + "/" + keys.missing[i]);
+            for (int g = 0; g < 2; ++g) {
+                contents_[g].push_back(keys.values[g][i] + "\n");
+            }
+        }
+    }
+
+    void run(Op op, std::size_t i, int gen) override {
+        switch (op) {
+            case Op::read: {
+                int fd = ::open(paths_[i].c_str(), O_RDONLY | O_CLOEXEC);
+                if (fd < 0) {
+                    fail("open " + paths_[i]);
+                }
+                ssize_t r = ::read(fd, buffer_, sizeof buffer_);
+                if (r != static_cast<ssize_t>(kValueLength + 1)) {
+                    int e = errno;
+                    ::close(fd);
+                    errno = r < 0 ? e : EIO;
+                    fail("read " + paths_[i] + " returned " + std::to_string(r));
+                }
+                if (::close(fd) != 0) {
+                    fail("close " + paths_[i]);
+                }
+                break;
+            }
+            case Op::stat: {
+                struct stat st;
+                if (::stat(paths_[i].c_str(), &st) != 0) {
+                    fail("stat " + paths_[i]);
+                }
+                break;
+            }
+            case Op::write: {
+                const std::string& c = contents_[gen][i];
+                int fd = ::open(paths_[i].c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC);
+                if (fd < 0) {
+                    fail("open for writing " + paths_[i]);
+                }
+                if (::write(fd, c.data(), c.size()) != static_cast<ssize_t>(c.size())) {
+                    fail("write " + paths_[i]);
+                }
+                if (::close(fd) != 0) {
+                    fail("close after write " + paths_[i]);
+                }
+                break;
+            }
+            case Op::readdir: {
+                DIR* d = ::opendir(dir_.c_str());
+                if (d == nullptr) {
+                    fail("opendir " + dir_);
+                }
+                std::size_t count = 0;
+                while (::readdir(d) != nullptr) {
+                    ++count;
+                }
+                ::closedir(d);
+                if (count < keys_.n) {
+                    errno = EIO;
+                    fail("readdir " + dir_ + " listed only " + std::to_string(count));
+                }
+                break;
+            }
+            case Op::missing: {
+                struct stat st;
+                if (::stat(missing_[i].c_str(), &st) == 0 || errno != ENOENT) {
+                    if (errno == 0) {
+                        errno = EEXIST;
+                    }
+                    fail("stat of missing " + missing_[i]);
+                }
+                break;
+            }
+        }
+    }
+
+  private:
+    std::string dir_;
+    std::vector<std::string> paths_;
+    std::vector<std::string> missing_;
+    std::array<std::vector<std::string>, 2> contents_;
+    char buffer_[4096];
+};
+
+// The seed's sample: a classic fcntl lock on the whole pool file, records read one by one.
+class ScanTarget : public Target {
+  public:
+    ScanTarget(const KeySet& keys, std::string pool) : Target(keys), pool_(std::move(pool)) {}
+
+    void run(Op op, std::size_t i, int gen) override {
+        const bool writing = op == Op::write;
+        int fd = ::open(pool_.c_str(), (writing ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+        if (fd < 0) {
+            fail("open " + pool_);
+        }
+        lock(fd, writing ? F_WRLCK : F_RDLCK);
+        std::string_view wanted;
+        if (op == Op::missing) {
+            wanted = keys_.missing[i];
+        } else if (op != Op::readdir) {
+            wanted = keys_.keys[i];
+        }
+        std::size_t found = 0;
+        off_t offset = 0;
+        bool hit = false;
+        while (::read(fd, record_, kRecord) == static_cast<ssize_t>(kRecord)) {
+            const char* key = record_;
+            const std::size_t key_len = ::strnlen(key, kKeyField);
+            if (op == Op::readdir) {
+                if (key_len > 0) {
+                    names_[found++ % names_.size()].assign(key, key_len);
+                }
+            } else if (key_len == wanted.size() && std::memcmp(key, wanted.data(), key_len) == 0) {
+                hit = true;
+                if (op == Op::read) {
+                    value_.assign(record_ + kKeyField, ::strnlen(record_ + kKeyField, kValueField));
+                } else if (op == Op::write) {
+                    std::memset(record_ + kKeyField, 0, kValueField);
+                    const std::string& v = keys_.values[gen][i];
+                    std::memcpy(record_ + kKeyField, v.data(), v.size());
+                    if (::pwrite(fd, record_, kRecord, offset) != static_cast<ssize_t>(kRecord)) {
+                        fail("pwrite " + pool_);
+                    }
+                }
+                break;
+            }
+            offset += static_cast<off_t>(kRecord);
+        }
+        lock(fd, F_UNLCK);
+        ::close(fd);
+        const bool ok = op == Op::readdir ? found >= keys_.n : (op == Op::missing) != hit;
+        if (!ok) {
+            errno = EIO;
+            fail(std::string("scan ") + op_label(op) + " of " + pool_ + " went wrong");
+        }
+    }
+
+  private:
+    void lock(int fd, short type) {
+        struct flock fl {};
+        fl.l_type = type;
+        fl.l_whence = SEEK_SET;
+        if (::fcntl(fd, type == F_UNLCK ? F_SETLK : F_SETLKW, &fl) != 0) {
+            fail("fcntl lock " + pool_);
+        }
+    }
+
+    std::string pool_;
+    char record_[kRecord];
+    std::string value_;
+    std::array<std::string, 64> names_;
+};
+
+// ---------------------------------------------------------------------------------------
+// Daemons
+
+bool is_mounted(const std::string& mountpoint) {
+    std::ifstream in("/proc/self/mountinfo");
+    std::string line;
+    while (std::getline(in, line)) {
+        std::istringstream fields(line);
+        std::string id, parent, dev, root, point;
+        fields >> id >> parent >> dev >> root >> point;
+        if (point == mountpoint) {
+            return true;
+        }
+    }
+    return false;
+}
+
+int run_command(const std::vector<std::string>& argv) {
+    pid_t pid = ::fork();
+    if (pid < 0) {
+        fail("fork");
+    }
+    if (pid == 0) {
+        std::vector<char*> args;
+        for (const auto& a : argv) {
+            args.push_back(const_cast<char*>(a.c_str()));
+        }
+        args.push_back(nullptr);
+        int devnull = ::open("/dev/null", O_WRONLY);
+        if (devnull >= 0) {
+            ::dup2(devnull, 1);
+            ::dup2(devnull, 2);
+        }
+        ::execvp(args[0], args.data());
+        ::_exit(127);
+    }
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+class Daemon {
+  public:
+    Daemon(std::string name, const std::vector<std::string>& argv, std::string mountpoint,
+           const std::string& log)
+        : name_(std::move(name)), mountpoint_(std::move(mountpoint)), log_(log) {
+        pid_ = ::fork();
+        if (pid_ < 0) {
+            fail("fork");
+        }
+        if (pid_ == 0) {
+            // Die with the bench: a daemon left behind would keep its mount.
+            ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+            int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+            if (fd >= 0) {
+                ::dup2(fd, 1);
+                ::dup2(fd, 2);
+            }
+            std::vector<char*> args;
+            for (const auto& a : argv) {
+                args.push_back(const_cast<char*>(a.c_str()));
+            }
+            args.push_back(nullptr);
+            ::execvp(args[0], args.data());
+            std::fprintf(stderr, "exec %s: %s\n", args[0], std::strerror(errno));
+            ::_exit(127);
+        }
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+        while (!is_mounted(mountpoint_)) {
+            int status = 0;
+            if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+                pid_ = -1;
+                throw std::runtime_error(name_ + " exited before mounting; see " + log_ + ":\n" +
+                                         read_log());
+            }
+            if (std::chrono::steady_clock::now() > deadline) {
+                stop();
+                throw std::runtime_error(name_ + " did not mount within 30 s; see " + log_);
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        }
+    }
+    Daemon(const Daemon&) = delete;
+    Daemon& operator=(const Daemon&) = delete;
+    ~Daemon() { stop(); }
+
+    // Peak and current resident set size in KiB, from /proc/PID/status.
+    std::pair<long, long> rss_kib() const {
+        long hwm = -1, rss = -1;
+        std::ifstream in("/proc/" + std::to_string(pid_) + "/status");
+        std::string line;
+        while (std::getline(in, line)) {
+            if (line.rfind("VmHWM:", 0) == 0) {
+                hwm = std::stol(line.substr(6));
+            } else if (line.rfind("VmRSS:", 0) == 0) {
+                rss = std::stol(line.substr(6));
+            }
+        }
+        return {hwm, rss};
+    }
+    pid_t pid() const { return pid_; }
+    const std::string& name() const { return name_; }
+
+    void stop() {
+        if (pid_ <= 0) {
+            return;
+        }
+        if (is_mounted(mountpoint_)) {
+            run_command({"fusermount3", "-u", "-z", mountpoint_});
+        }
+        if (!wait_exit(std::chrono::seconds(10))) {
+            ::kill(pid_, SIGTERM);
+            if (!wait_exit(std::chrono::seconds(5))) {
+                ::kill(pid_, SIGKILL);
+                wait_exit(std::chrono::seconds(5));
+            }
+        }
+        if (is_mounted(mountpoint_)) {
+            ::umount2(mountpoint_.c_str(), MNT_DETACH);
+        }
+        pid_ = -1;
+    }
+
+  private:
+    bool wait_exit(std::chrono::seconds limit) {
+        const auto deadline = std::chrono::steady_clock::now() + limit;
+        while (std::chrono::steady_clock::now() < deadline) {
+            int status = 0;
+            pid_t r = ::waitpid(pid_, &status, WNOHANG);
+            if (r == pid_ || (r < 0 && errno == ECHILD)) {
+                return true;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        }
+        return false;
+    }
+    std::string read_log() const {
+        std::ifstream in(log_);
+        std::stringstream s;
+        s << in.rdbuf();
+        return s.str();
+    }
+
+    std::string name_;
+    std::string mountpoint_;
+    std::string log_;
+    pid_t pid_ = -1;
+};
+
+// ---------------------------------------------------------------------------------------
+// Measurement
+
+struct Cell {
+    std::vector<std::uint32_t> samples;  // ns per op
+    std::size_t cursor = 0;              // where this loop is in its walk over the keys
+};
+
+struct Stats {
+    double median = 0;
+    double p99 = 0;
+    std::size_t count = 0;
+};
+
+Stats stats_of(std::vector<std::uint32_t> v) {
+    Stats s;
+    s.count = v.size();
+    if (v.empty()) {
+        return s;
+    }
+    std::sort(v.begin(), v.end());
+    auto at = [&](double q) {
+        const double pos = q * static_cast<double>(v.size() - 1);
+        const auto lo = static_cast<std::size_t>(pos);
+        const std::size_t hi = std::min(lo + 1, v.size() - 1);
+        return v[lo] + (pos - static_cast<double>(lo)) * (double(v[hi]) - double(v[lo]));
+    };
+    s.median = at(0.5);
+    s.p99 = at(0.99);
+    return s;
+}
+
+struct SizeSetup {
+    KeySet keys;
+    std::map<std::string, std::unique_ptr<Target>> targets;
+    std::unique_ptr<Daemon> passthrough;
+    std::unique_ptr<Daemon> kvpfs;
+};
+
+std::string fmt_ns(double ns) {
+    char buf[32];
+    if (ns <= 0) {
+        return "-";
+    }
+    std::snprintf(buf, sizeof buf, "%.0f", ns);
+    return buf;
+}
+
+std::string fmt_ratio(double r) {
+    char buf[32];
+    if (!(r > 0)) {
+        return "-";
+    }
+    std::snprintf(buf, sizeof buf, "%.2f", r);
+    return buf;
+}
+
+void on_signal(int) {
+    g_stop = true;
+}
+
+int bench_main(const Options& o) {
+    std::signal(SIGINT, on_signal);
+    std::signal(SIGTERM, on_signal);
+    std::signal(SIGPIPE, SIG_IGN);
+
+    if (o.cpu >= 0) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(o.cpu, &set);
+        if (::sched_setaffinity(0, sizeof set, &set) != 0) {
+            fail("sched_setaffinity");
+        }
+    }
+
+    std::string work = o.work + "/kvpfs-bench.XXXXXX";
+    if (::mkdtemp(work.data()) == nullptr) {
+        fail("mkdtemp under " + o.work);
+    }
+    struct Cleanup {
+        std::string dir;
+        bool keep;
+        ~Cleanup() {
+            if (!keep) {
+                run_command({"rm", "-rf", "--one-file-system", dir});
+            } else {
+                std::fprintf(stderr, "kept %s\n", dir.c_str());
+            }
+        }
+    } cleanup{work, o.keep};
+
+    auto has = [](const std::vector<std::string>& v, const std::string& s) {
+        return std::find(v.begin(), v.end(), s) != v.end();
+    };
+    std::vector<Op> ops;
+    for (const auto& s : o.ops) {
+        ops.push_back(parse_op(s));
+    }
+
+    // Everything stays mounted for the whole run, so that every round visits every system.
+    std::vector<std::unique_ptr<SizeSetup>> setups;
+    for (std::size_t n : o.sizes) {
+        auto s = std::make_unique<SizeSetup>();
+        s->keys = make_keys(n);
+        const std::string base = work + "/n" + std::to_string(n);
+        if (::mkdir(base.c_str(), 0755) != 0) {
+            fail("mkdir " + base);
+        }
+        if (has(o.systems, "tmpfs")) {
+            write_files(base + "/plain", s->keys);
+            s->targets["tmpfs"] = std::make_unique<PathTarget>(s->keys, base + "/plain");
+        }
+        if (has(o.systems, "passthrough")) {
+            write_files(base + "/pt-source", s->keys);
+            const std::string mnt = base + "/pt-mnt";
+            ::mkdir(mnt.c_str(), 0755);
+            s->passthrough = std::make_unique<Daemon>(
+                "passthrough_ll",
+                std::vector<std::string>{
+                    o.passthrough, "-f", "-o",
+                    "cache=never,default_permissions,source=" + base + "/pt-source", mnt},
+                mnt, base + "/passthrough.log");
+            s->targets["passthrough"] = std::make_unique<PathTarget>(s->keys, mnt);
+        }
+        if (has(o.systems, "kvpfs")) {
+            // Two full pools (external and guest), as the RSS goal asks.
+            const std::string pools = base + "/pools";
+            ::mkdir(pools.c_str(), 0755);
+            write_pool(pools + "/.kvp_pool_0", s->keys);
+            write_pool(pools + "/.kvp_pool_1", s->keys);
+            const std::string mnt = base + "/kvp-mnt";
+            ::mkdir(mnt.c_str(), 0755);
+            std::vector<std::string> argv = o.kvpfs_wrapper;
+            argv.push_back(o.kvpfs);
+            argv.push_back("-f");
+            argv.insert(argv.end(), o.kvpfs_options.begin(), o.kvpfs_options.end());
+            argv.push_back(pools);
+            argv.push_back(mnt);
+            s->kvpfs = std::make_unique<Daemon>("kvpfs", argv, mnt, base + "/kvpfs.log");
+            s->targets["kvpfs"] = std::make_unique<PathTarget>(s->keys, mnt + "/guest");
+            // Make the daemon load both pools: the RSS goal counts both.
+            PathTarget external(s->keys, mnt + "/external");
+            external.run(Op::readdir, 0, 0);
+            external.run(Op::read, 0, 0);
+        }
+        if (has(o.systems, "scan")) {
+            write_pool(base + "/scan_pool", s->keys);
+            s->targets["scan"] = std::make_unique<ScanTarget>(s->keys, base + "/scan_pool");
+        }
+        setups.push_back(std::move(s));
+    }
+
+    std::vector<std::string> systems;
+    for (const auto& name : {"tmpfs", "passthrough", "kvpfs", "scan"}) {
+        if (has(o.systems, name)) {
+            systems.emplace_back(name);
+        }
+    }
+
+    // cells[size index][system][op]
+    std::vector<std::map<std::string, std::map<Op, Cell>>> cells(setups.size());
+    const auto budget = std::chrono::duration<double, std::milli>(o.cell_ms);
+    auto run_cell = [&](SizeSetup& s, Target& t, Op op, Cell& cell, bool keep) {
+        const std::size_t n = s.keys.n;
+        const std::size_t stride = std::gcd(n, std::size_t{7919}) == 1 ? 7919 : 1;
+        const auto t_end = std::chrono::steady_clock::now() + budget;
+        for (std::size_t k = 0; k < o.iterations; ++k) {
+            const std::size_t c = cell.cursor++;
+            const std::size_t i = (c * stride) % n;
+            const int gen = static_cast<int>((c / n + 1) % 2);
+            const auto t0 = std::chrono::steady_clock::now();
+            t.run(op, i, gen);
+            const auto t1 = std::chrono::steady_clock::now();
+            if (keep) {
+                cell.samples.push_back(static_cast<std::uint32_t>(
+                    std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count()));
+            }
+            if (k >= 2 && t1 >= t_end) {
+                break;
+            }
+        }
+    };
+
+    const auto started = std::chrono::steady_clock::now();
+    for (int round = 0; round <= o.rounds && !g_stop; ++round) {
+        const bool warmup = round == 0;
+        if (round == 1 && !o.before_measure.empty()) {
+            std::fflush(stdout);
+            if (std::system(o.before_measure.c_str()) != 0) {
+                std::fprintf(stderr, "warning: --before-measure command failed\n");
+            }
+        }
+        for (Op op : ops) {
+            for (std::size_t si = 0; si < setups.size(); ++si) {
+                // Rotate the system order every round: no system always runs first.
+                for (std::size_t k = 0; k < systems.size() && !g_stop; ++k) {
+                    const std::string& sys = systems[(k + round) % systems.size()];
+                    run_cell(*setups[si], *setups[si]->targets.at(sys), op, cells[si][sys][op],
+                             !warmup);
+                }
+            }
+        }
+        std::fprintf(
+            stderr, "\rround %d/%d done (%.0f s)", round, o.rounds,
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+    }
+    std::fprintf(stderr, "\n");
+    if (!o.after_measure.empty()) {
+        if (std::system(o.after_measure.c_str()) != 0) {
+            std::fprintf(stderr, "warning: --after-measure command failed\n");
+        }
+    }
+
+    // ----- report
+    std::map<std::string, std::map<std::size_t, std::map<Op, Stats>>> st;  // sys, n, op
+    for (std::size_t si = 0; si < setups.size(); ++si) {
+        for (const auto& sys : systems) {
+            for (Op op : ops) {
+                st[sys][setups[si]->keys.n][op] = stats_of(cells[si][sys][op].samples);
+            }
+        }
+    }
+
+    std::printf(
+        "pinning: %s; rounds: %d measured + 1 warm-up; per cell and round: <= %zu ops or "
+        "%.0f ms\n",
+        o.cpu >= 0 ? ("CPU " + std::to_string(o.cpu)).c_str() : "none", o.rounds, o.iterations,
+        o.cell_ms);
+    for (const char* which : {"median", "p99"}) {
+        const bool med = std::strcmp(which, "median") == 0;
+        std::printf("\n%s ns/op\n", which);
+        std::printf("%-27s %6s", "op", "keys");
+        for (const auto& sys : systems) {
+            std::printf(" %12s", sys.c_str());
+        }
+        if (med) {
+            std::printf(" %10s", "kvpfs/pt");
+        }
+        std::printf("\n");
+        for (Op op : ops) {
+            for (std::size_t n : o.sizes) {
+                std::printf("%-27s %6zu", op_label(op), n);
+                for (const auto& sys : systems) {
+                    const Stats& x = st[sys][n][op];
+                    std::printf(" %12s", fmt_ns(med ? x.median : x.p99).c_str());
+                }
+                if (med) {
+                    double r = 0;
+                    if (st.count("kvpfs") && st.count("passthrough")) {
+                        r = st["kvpfs"][n][op].median / st["passthrough"][n][op].median;
+                    }
+                    std::printf(" %10s", fmt_ratio(r).c_str());
+                }
+                std::printf("\n");
+            }
+        }
+    }
+
+    const std::size_t n_small = *std::min_element(o.sizes.begin(), o.sizes.end());
+    const std::size_t n_big = *std::max_element(o.sizes.begin(), o.sizes.end());
+    if (st.count("kvpfs")) {
+        std::printf("\ngoals (reported, not asserted)\n");
+        if (st.count("passthrough")) {
+            for (Op op : ops) {
+                const double limit = op == Op::read || op == Op::stat ? 0.8
+                                     : op == Op::write                ? 1.0
+                                                                      : 0;
+                if (limit == 0) {
+                    continue;
+                }
+                for (std::size_t n : o.sizes) {
+                    const double r = st["kvpfs"][n][op].median / st["passthrough"][n][op].median;
+                    std::printf("  %-27s n=%-6zu kvpfs/passthrough = %5s  (goal <= %.1f) %s\n",
+                                op_label(op), n, fmt_ratio(r).c_str(), limit,
+                                r <= limit ? "met" : "NOT met");
+                }
+            }
+        }
+        if (n_big != n_small) {
+            for (Op op : ops) {
+                const double r = st["kvpfs"][n_big][op].median / st["kvpfs"][n_small][op].median;
+                std::printf("  %-27s kvpfs(%zu)/kvpfs(%zu) = %5s  (goal <= 1.2%s) %s\n",
+                            op_label(op), n_big, n_small, fmt_ratio(r).c_str(),
+                            op == Op::readdir ? ", readdir excepted" : "",
+                            op == Op::readdir ? "-" : (r <= 1.2 ? "met" : "NOT met"));
+            }
+        }
+    }
+
+    std::printf("\ndaemon memory (VmHWM = peak RSS, VmRSS = now), KiB\n");
+    for (const auto& s : setups) {
+        for (const Daemon* d : {s->kvpfs.get(), s->passthrough.get()}) {
+            if (d == nullptr) {
+                continue;
+            }
+            auto [hwm, rss] = d->rss_kib();
+            std::printf("  %-15s n=%-6zu VmHWM %7ld  VmRSS %7ld", d->name().c_str(), s->keys.n, hwm,
+                        rss);
+            if (d == s->kvpfs.get() && s->keys.n == n_big && o.kvpfs_wrapper.empty()) {
+                std::printf("  (goal <= 16384 with %zu records in each of two pools) %s", s->keys.n,
+                            hwm <= 16384 ? "met" : "NOT met");
+            }
+            std::printf("\n");
+        }
+    }
+
+    if (!o.csv.empty()) {
+        std::ofstream csv(o.csv);
+        csv << "system,keys,op,median_ns,p99_ns,samples\n";
+        for (const auto& sys : systems) {
+            for (std::size_t n : o.sizes) {
+                for (Op op : ops) {
+                    const Stats& x = st[sys][n][op];
+                    csv << sys << ',' << n << ",\"" << op_label(op) << "\"," << x.median << ','
+                        << x.p99 << ',' << x.count << '\n';
+                }
+            }
+        }
+    }
+    setups.clear();  // unmounts before the scratch directory goes
+    return g_stop ? 130 : 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    const Options o = parse_options(argc, argv);
+    try {
+        return bench_main(o);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "\nkvp_fs_bench: %s\n", e.what());
+        return 1;
+    }
+}
