@@ -827,10 +827,13 @@ int bench_main(const Options& o) {
             }
         }
         std::fprintf(
-            stderr, "\rround %d/%d done (%.0f s)", round, o.rounds,
+            stderr, isatty(2) ? "\rround %d/%d done (%.0f s)" : "round %d/%d done (%.0f s)\n",
+            round, o.rounds,
             std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
     }
-    std::fprintf(stderr, "\n");
+    if (isatty(2)) {
+        std::fprintf(stderr, "\n");
+    }
     if (!o.after_measure.empty()) {
         if (std::system(o.after_measure.c_str()) != 0) {
             std::fprintf(stderr, "warning: --after-measure command failed\n");
