@@ -1,8 +1,8 @@
-#include <cstdio>
+// kvpctl: the pool-file tool. Everything is in cli.cpp and the cmd_*.cpp files.
+#include <iostream>
 
-#include "kvpfs_version.hpp"
+#include "commands.hpp"
 
-int main() {
-    std::puts("usage: not implemented yet (" KVPFS_VERSION ")");
-    return 2;
+int main(int argc, char** argv) {
+    return kvpctl::run(argc, argv, std::cout, std::cerr);
 }

@@ -1,0 +1,187 @@
+// The kvpctl command line (CLI11): global options, one subcommand per command, the exit
+// codes. main.cpp only calls run().
+#include <CLI/CLI.hpp>
+#include <exception>
+#include <functional>
+
+#include "commands.hpp"
+#include "error.hpp"
+#include "kvpfs_version.hpp"
+#include "log.hpp"
+
+namespace kvpctl {
+
+namespace {
+
+constexpr const char* kPoolHelp =
+    "a pool: external, guest, auto, parameter, or its number 0-4 (4: the daemon's internal pool)";
+
+const CLI::Validator kPoolValidator(
+    [](std::string& text) -> std::string {
+        if (kvp::parse_pool(text)) {
+            return {};
+        }
+        return "unknown pool '" + text + "' (use external, guest, auto, parameter or 0-4)";
+    },
+    "POOL", "pool");
+
+kvp::PoolId to_pool(const std::string& text) {
+    return *kvp::parse_pool(text);
+}
+
+std::optional<kvp::PoolId> to_optional_pool(const std::string& text) {
+    if (text.empty()) {
+        return std::nullopt;
+    }
+    return to_pool(text);
+}
+
+}  // namespace
+
+int run(int argc, const char* const* argv, std::ostream& out, std::ostream& err) {
+    CLI::App app{
+        "kvpctl: read, change, check and watch Hyper-V KVP pool files directly,\n"
+        "under the same locks as kvpfs, hv_kvp_daemon and cloud-init.",
+        "kvpctl"};
+    app.set_version_flag("-V,--version", std::string("kvpctl ") + KVPFS_VERSION,
+                         "Print the version and exit");
+    app.require_subcommand(1);
+    app.fallthrough();
+    app.footer(
+        "POOL is external, guest, auto, parameter, or a number 0-4.\n"
+        "Exit status: 0 done; 1 key absent (get, delete) or problems found (check);\n"
+        "2 bad use, or the command could not be done (the reason is on stderr).\n"
+        "Run 'kvpctl COMMAND --help' for a command's arguments.");
+
+    std::string pool_dir = kDefaultPoolDir;
+    app.add_option("--pool-dir", pool_dir,
+                   "The directory of the pool files (default /var/lib/hyperv, or $KVP_POOL_DIR)")
+        ->envname("KVP_POOL_DIR")
+        ->type_name("DIR");
+    unsigned lock_timeout_s = 10;
+    app.add_option("--lock-timeout", lock_timeout_s,
+                   "Seconds to wait for a pool file's lock before failing (default 10)")
+        ->check(CLI::Range(0u, 86400u))
+        ->type_name("SECONDS");
+
+    std::function<int(const Context&)> action;
+    std::string pool_arg;
+    std::string key;
+    std::string value;
+    std::string limits = "pool";
+    std::string dir;
+    bool json = false;
+    bool sample = false;
+
+    auto* list = app.add_subcommand("list", "Print the keys of a pool, one per line");
+    list->add_option("POOL", pool_arg, kPoolHelp)->required()->check(kPoolValidator);
+    list->callback(
+        [&] { action = [&](const Context& c) { return cmd_list(c, to_pool(pool_arg)); }; });
+
+    auto* get = app.add_subcommand("get", "Print a key's value and a newline (exit 1 if absent)");
+    get->add_option("POOL", pool_arg, kPoolHelp)->required()->check(kPoolValidator);
+    get->add_option("KEY", key, "The key")->required();
+    get->callback(
+        [&] { action = [&](const Context& c) { return cmd_get(c, to_pool(pool_arg), key); }; });
+
+    auto* set = app.add_subcommand(
+        "set", "Create or replace a key in any pool (creates the pool file if missing)");
+    set->add_option("POOL", pool_arg, kPoolHelp)->required()->check(kPoolValidator);
+    set->add_option("KEY", key, "The key")->required();
+    set->add_option("VALUE", value, "The value (stored without a trailing newline)")->required();
+    set->add_option("--limits", limits,
+                    "Which limits the key and value must keep: pool (511/2047 bytes, the "
+                    "default) or host (what the host receives intact: UTF-8, 254/1022 "
+                    "UTF-16 units)")
+        ->check(CLI::IsMember({"pool", "host"}));
+    set->callback([&] {
+        action = [&](const Context& c) {
+            return cmd_set(c, to_pool(pool_arg), key, value,
+                           limits == "host" ? kvp::Limits::host : kvp::Limits::pool);
+        };
+    });
+
+    auto* del = app.add_subcommand("delete", "Remove every record of a key (exit 1 if absent)");
+    del->add_option("POOL", pool_arg, kPoolHelp)->required()->check(kPoolValidator);
+    del->add_option("KEY", key, "The key")->required();
+    del->callback(
+        [&] { action = [&](const Context& c) { return cmd_delete(c, to_pool(pool_arg), key); }; });
+
+    auto* dump = app.add_subcommand(
+        "dump",
+        "Print every record as it is in the file, in file order: empty keys, duplicates, "
+        "unterminated fields and a partial tail included (all pools if none is named)");
+    dump->add_option("POOL", pool_arg, kPoolHelp)->check(kPoolValidator);
+    dump->add_flag("--json", json,
+                   "A JSON array of objects: pool, index, offset, key, value, partial, ...");
+    dump->callback([&] {
+        action = [&](const Context& c) { return cmd_dump(c, to_optional_pool(pool_arg), json); };
+    });
+
+    auto* check = app.add_subcommand(
+        "check",
+        "Name every problem with its record index: duplicates, partial tail, fields without "
+        "a NUL, bad UTF-8 (exit 1 if any; all pools if none is named)");
+    check->add_option("POOL", pool_arg, kPoolHelp)->check(kPoolValidator);
+    check->callback([&] {
+        action = [&](const Context& c) { return cmd_check(c, to_optional_pool(pool_arg)); };
+    });
+
+    auto* compact = app.add_subcommand(
+        "compact",
+        "Drop duplicate records (keeping the first) and a partial tail; say what changed");
+    compact->add_option("POOL", pool_arg, kPoolHelp)->required()->check(kPoolValidator);
+    compact->callback(
+        [&] { action = [&](const Context& c) { return cmd_compact(c, to_pool(pool_arg)); }; });
+
+    auto* init = app.add_subcommand(
+        "init", "Create DIR and its five pool files (mode 0644), keeping existing ones");
+    init->add_option("DIR", dir, "The pool directory to create")->required();
+    init->add_flag("--sample", sample,
+                   "Fill parameter (pool 3) with an Azure host's keys and auto (pool 2) with "
+                   "this machine's intrinsic items");
+    init->callback([&] { action = [&](const Context& c) { return cmd_init(c, dir, sample); }; });
+
+    auto* watch = app.add_subcommand(
+        "watch",
+        "Print one line per key added, changed or removed, as it happens, until SIGINT or "
+        "SIGTERM (all pools if none is named)");
+    watch->add_option("POOL", pool_arg, kPoolHelp)->check(kPoolValidator);
+    watch->callback([&] {
+        action = [&](const Context& c) { return cmd_watch(c, to_optional_pool(pool_arg)); };
+    });
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        // --help and --version are "errors" with exit code 0; everything else is bad use.
+        return app.exit(e, out, err) == 0 ? kExitOk : kExitBadUse;
+    }
+
+    Context ctx;
+    ctx.pool_dir = pool_dir;
+    ctx.lock_timeout = std::chrono::seconds(lock_timeout_s);
+    ctx.out = &out;
+    ctx.err = &err;
+    kvp::set_log_sink([&err](kvp::LogLevel level, const std::string& message) {
+        if (level == kvp::LogLevel::debug) {
+            return;
+        }
+        err << "kvpctl: " << (level == kvp::LogLevel::error ? "error: " : "")
+            << (level == kvp::LogLevel::warning ? "warning: " : "") << message << '\n';
+    });
+    try {
+        const int code = action(ctx);
+        out.flush();
+        return code;
+    } catch (const kvp::Error& e) {
+        out.flush();
+        err << "kvpctl: " << e.what() << '\n';
+    } catch (const std::exception& e) {
+        out.flush();
+        err << "kvpctl: " << e.what() << '\n';
+    }
+    return kExitBadUse;
+}
+
+}  // namespace kvpctl

@@ -1,0 +1,17 @@
+// kvpctl delete POOL KEY: remove every record of the key; exit 1 when it is absent.
+#include "commands.hpp"
+
+namespace kvpctl {
+
+int cmd_delete(const Context& ctx, kvp::PoolId pool, const std::string& key) {
+    auto directory = open_pool_directory(ctx, false);
+    auto& file = directory.pool(pool);
+    // A missing pool file holds no key (and delete never creates one).
+    if (!file.snapshot()->exists() || !file.remove(key)) {
+        *ctx.err << "kvpctl: " << kvp::pool_name(pool) << ": no key " << escape(key, true) << '\n';
+        return kExitNegative;
+    }
+    return kExitOk;
+}
+
+}  // namespace kvpctl

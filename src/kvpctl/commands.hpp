@@ -1,0 +1,30 @@
+#pragma once
+// One function per kvpctl command (cmd_<name>.cpp). Each returns the process exit code
+// (common.hpp) and throws kvp::Error when the work cannot be done.
+
+#include <boost/filesystem/path.hpp>
+#include <optional>
+#include <string>
+
+#include "common.hpp"
+#include "limits.hpp"
+#include "pool_id.hpp"
+
+namespace kvpctl {
+
+int cmd_list(const Context& ctx, kvp::PoolId pool);
+int cmd_get(const Context& ctx, kvp::PoolId pool, const std::string& key);
+int cmd_set(const Context& ctx, kvp::PoolId pool, const std::string& key, const std::string& value,
+            kvp::Limits limits);
+int cmd_delete(const Context& ctx, kvp::PoolId pool, const std::string& key);
+int cmd_dump(const Context& ctx, const std::optional<kvp::PoolId>& pool, bool json);
+int cmd_check(const Context& ctx, const std::optional<kvp::PoolId>& pool);
+int cmd_compact(const Context& ctx, kvp::PoolId pool);
+int cmd_init(const Context& ctx, const boost::filesystem::path& dir, bool sample);
+int cmd_watch(const Context& ctx, const std::optional<kvp::PoolId>& pool);
+
+// The command line: parses argv, runs the command, returns the exit code. Everything it
+// prints goes to `out` / `err` (tests run it in-process).
+int run(int argc, const char* const* argv, std::ostream& out, std::ostream& err);
+
+}  // namespace kvpctl
