@@ -1,0 +1,137 @@
+#include "daemon.hpp"
+
+#include <syslog.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "filesystem.hpp"
+
+namespace kvpfs {
+
+const struct fuse_lowlevel_ops& operations() {
+    static const struct fuse_lowlevel_ops ops = [] {
+        struct fuse_lowlevel_ops o {};
+        o.init = op_init;
+        o.lookup = op_lookup;
+        o.forget = op_forget;
+        o.forget_multi = op_forget_multi;
+        o.getattr = op_getattr;
+        o.setattr = op_setattr;
+        o.statfs = op_statfs;
+        o.opendir = op_opendir;
+        o.readdir = op_readdir;
+        o.releasedir = op_releasedir;
+        o.open = op_open;
+        o.create = op_create;
+        o.mknod = op_mknod;
+        o.read = op_read;
+        o.write = op_write;
+        o.flush = op_flush;
+        o.fsync = op_fsync;
+        o.release = op_release;
+        o.unlink = op_unlink;
+        o.rename = op_rename;
+        o.mkdir = op_mkdir;
+        o.rmdir = op_rmdir;
+        o.symlink = op_symlink;
+        o.link = op_link;
+        return o;
+    }();
+    return ops;
+}
+
+namespace {
+
+void stderr_sink(kvp::LogLevel level, const std::string& message) {
+    if (level == kvp::LogLevel::debug && !kvp::log_debug_enabled()) {
+        return;
+    }
+    static const char* const kNames[] = {"debug", "info", "warning", "error"};
+    std::string line = "kvpfs: ";
+    line += kNames[static_cast<int>(level)];
+    line += ": ";
+    line += message;
+    line += '\n';
+    // One write per line, so lines of concurrent threads never interleave.
+    (void)!::write(STDERR_FILENO, line.data(), line.size());
+}
+
+void syslog_sink(kvp::LogLevel level, const std::string& message) {
+    if (level == kvp::LogLevel::debug && !kvp::log_debug_enabled()) {
+        return;
+    }
+    static const int kPriority[] = {LOG_DEBUG, LOG_INFO, LOG_WARNING, LOG_ERR};
+    syslog(kPriority[static_cast<int>(level)], "%s", message.c_str());
+}
+
+struct ArgsDeleter {
+    void operator()(struct fuse_args* a) const {
+        fuse_opt_free_args(a);
+        delete a;
+    }
+};
+
+}  // namespace
+
+int run_daemon(const Options& options) {
+    kvp::set_log_debug(options.debug);
+    kvp::set_log_sink(stderr_sink);
+
+    std::unique_ptr<Filesystem> fs;
+    try {
+        fs = std::make_unique<Filesystem>(options);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "kvpfs: %s\n", e.what());
+        return 1;
+    }
+
+    std::unique_ptr<struct fuse_args, ArgsDeleter> args(new fuse_args FUSE_ARGS_INIT(0, nullptr));
+    for (const std::string& a : options.fuse_args) {
+        fuse_opt_add_arg(args.get(), a.c_str());
+    }
+    struct fuse_session* se =
+        fuse_session_new(args.get(), &operations(), sizeof(struct fuse_lowlevel_ops), fs.get());
+    if (se == nullptr) {
+        return 1;  // libfuse printed why (e.g. an option it does not accept)
+    }
+    int status = 1;
+    if (fuse_set_signal_handlers(se) == 0) {
+        if (fuse_session_mount(se, options.mountpoint.c_str()) == 0) {
+            kvp::log(kvp::LogLevel::info,
+                     "mounted " + options.pool_dir + " on " + options.mountpoint);
+            if (!options.foreground) {
+                openlog("kvpfs", LOG_PID, LOG_DAEMON);
+                kvp::set_log_sink(syslog_sink);
+            }
+            if (fuse_daemonize(options.foreground ? 1 : 0) == 0) {
+                int rc = 0;
+                if (options.single_thread) {
+                    rc = fuse_session_loop(se);
+                } else {
+                    struct fuse_loop_config* cfg = fuse_loop_cfg_create();
+                    fuse_loop_cfg_set_clone_fd(cfg, 0);
+                    fuse_loop_cfg_set_max_threads(cfg, 16);
+                    rc = fuse_session_loop_mt(se, cfg);
+                    fuse_loop_cfg_destroy(cfg);
+                }
+                // A signal ends the loop with 0 (or the signal number in some versions);
+                // either way it is the clean way out.
+                status = (rc == 0 || fuse_session_exited(se)) ? 0 : 1;
+                if (status != 0) {
+                    kvp::log(kvp::LogLevel::error, "session loop failed: " + std::to_string(rc));
+                }
+            }
+            fuse_session_unmount(se);
+            kvp::log(kvp::LogLevel::info, "unmounted " + options.mountpoint);
+        }
+        fuse_remove_signal_handlers(se);
+    }
+    fuse_session_destroy(se);
+    return status;
+}
+
+}  // namespace kvpfs

@@ -1,0 +1,72 @@
+#pragma once
+// What an open key file holds between open() and release().
+//
+// A read-only handle pins the snapshot it was opened on (shared, never copied), so a
+// read sees one whole value however the pool changes meanwhile. A writable handle holds
+// the pending content: what a read through it shows (the value plus the text-mode
+// newline), edited by write() at any offset, cut by truncate, committed on flush/fsync.
+
+#include <cstddef>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+
+#include "limits.hpp"
+#include "pool_id.hpp"
+#include "pool_snapshot.hpp"
+
+namespace kvpfs {
+
+class FileHandle {
+  public:
+    // Read-only view of `value` inside `snapshot` (text mode adds the newline).
+    FileHandle(kvp::PoolId pool, std::string key, std::shared_ptr<const kvp::PoolSnapshot> snapshot,
+               std::string_view value, bool raw);
+    // Writable: `initial` is the pending content (already in its shown form).
+    FileHandle(kvp::PoolId pool, std::string key, std::string initial, bool append, bool dirty,
+               bool raw, kvp::Limits limits);
+
+    [[nodiscard]] kvp::PoolId pool() const { return pool_; }
+    [[nodiscard]] const std::string& key() const { return key_; }
+    [[nodiscard]] bool writable() const { return writable_; }
+    [[nodiscard]] std::mutex& mutex() { return mutex_; }
+
+    // --- under mutex() ---
+    // The shown content: [head, tail) pieces for a zero-copy reply.
+    [[nodiscard]] std::string_view head() const;
+    [[nodiscard]] std::string_view tail() const;  // "\n" or ""
+    [[nodiscard]] std::size_t size() const { return head().size() + tail().size(); }
+
+    // Edits the pending content; returns 0 or a positive errno (EFBIG, EINVAL). A refused
+    // write poisons the handle: nothing it wrote is ever committed.
+    int write(std::string_view data, std::size_t offset);
+    // Cuts the pending content; growing is EINVAL.
+    int truncate(std::size_t size);
+    [[nodiscard]] bool dirty() const { return dirty_ && !poisoned_; }
+    [[nodiscard]] bool poisoned() const { return poisoned_; }
+    // The value a commit stores (text mode drops exactly one trailing '\n').
+    [[nodiscard]] std::string_view value_to_commit() const;
+    void committed() { dirty_ = false; }
+
+  private:
+    kvp::PoolId pool_;
+    std::string key_;
+    bool writable_;
+    bool raw_;
+    bool append_ = false;
+    bool dirty_ = false;
+    bool poisoned_ = false;
+    kvp::Limits limits_ = kvp::Limits::host;
+    std::shared_ptr<const kvp::PoolSnapshot> snapshot_;
+    std::string_view view_;  // into *snapshot_ (read-only handles)
+    std::string pending_;    // writable handles
+    std::mutex mutex_;
+};
+
+// The shown form of a stored value: text mode appends one '\n'.
+[[nodiscard]] std::string shown_content(std::string_view value, bool raw);
+// The stored form of shown content: text mode drops exactly one trailing '\n'.
+[[nodiscard]] std::string_view stored_value(std::string_view content, bool raw);
+
+}  // namespace kvpfs

@@ -1,0 +1,131 @@
+#include "filesystem.hpp"
+
+#include <cerrno>
+#include <cstring>
+
+#include "key_name.hpp"
+
+namespace kvpfs {
+namespace {
+
+kvp::DirectoryOptions directory_options(const Options& o) {
+    kvp::DirectoryOptions d;
+    d.lock_timeout = o.lock_timeout;
+    // Only a write through guest/ may create its pool file; -o ro creates nothing.
+    d.create_on_write = {false, !o.read_only, false, false, false};
+    return d;
+}
+
+}  // namespace
+
+Filesystem::Filesystem(const Options& options)
+    : options_(options), pools_(options.pool_dir, directory_options(options)) {
+    clock_gettime(CLOCK_REALTIME, &started_);
+}
+
+void Filesystem::fill_root_attr(struct stat& st) const {
+    st = {};
+    st.st_ino = kRootIno;
+    st.st_mode = S_IFDIR | 0555;
+    st.st_nlink = 2 + kvp::kShownPools.size();
+    st.st_uid = options_.uid;
+    st.st_gid = options_.gid;
+    st.st_size = 0;
+    st.st_atim = st.st_mtim = st.st_ctim = started_;
+    st.st_blksize = 4096;
+}
+
+void Filesystem::fill_dir_attr(kvp::PoolId pool, struct stat& st) const {
+    st = {};
+    st.st_ino = pool_dir_ino(pool);
+    st.st_mode = S_IFDIR | (pool == kvp::PoolId::guest ? 0755 : 0555);
+    st.st_nlink = 2;
+    st.st_uid = options_.uid;
+    st.st_gid = options_.gid;
+    st.st_atim = st.st_mtim = st.st_ctim = started_;
+    st.st_blksize = 4096;
+}
+
+namespace {
+void fill_file(const Options& o, Ino ino, kvp::PoolId pool, std::size_t size, struct timespec mtime,
+               struct stat& st) {
+    st = {};
+    st.st_ino = ino;
+    st.st_mode = S_IFREG | (pool == kvp::PoolId::guest ? 0644 : 0444);
+    st.st_nlink = 1;
+    st.st_uid = o.uid;
+    st.st_gid = o.gid;
+    st.st_size = static_cast<off_t>(size);
+    st.st_blocks = static_cast<blkcnt_t>((size + 511) / 512);
+    st.st_blksize = 4096;
+    st.st_atim = st.st_mtim = st.st_ctim = mtime;
+}
+}  // namespace
+
+void Filesystem::fill_key_attr(Ino ino, kvp::PoolId pool, const kvp::SnapshotRecord& rec,
+                               struct stat& st) const {
+    fill_file(options_, ino, pool, rec.record.value.size() + (options_.raw ? 0 : 1), rec.changed_at,
+              st);
+}
+
+void Filesystem::fill_handle_attr(Ino ino, FileHandle& handle, struct timespec mtime,
+                                  struct stat& st) const {
+    // The pending content of a writable open file (what a read through it shows).
+    fill_file(options_, ino, handle.pool(), handle.size(), mtime, st);
+}
+
+int Filesystem::attr_of(Ino ino, struct stat& st) {
+    if (ino == kRootIno) {
+        fill_root_attr(st);
+        return 0;
+    }
+    if (auto pool = pool_of_dir_ino(ino)) {
+        fill_dir_attr(*pool, st);
+        return 0;
+    }
+    auto ref = inodes_.resolve(ino);
+    if (!ref) {
+        return ENOENT;
+    }
+    auto snap = pools_.pool(ref->pool).snapshot();
+    const kvp::SnapshotRecord* rec = snap->find(ref->key);
+    if (rec == nullptr) {
+        return ENOENT;
+    }
+    fill_key_attr(ino, ref->pool, *rec, st);
+    return 0;
+}
+
+int Filesystem::change_refusal(std::optional<kvp::PoolId> pool) const {
+    if (options_.read_only) {
+        return EROFS;
+    }
+    if (!pool || *pool != kvp::PoolId::guest) {
+        return EACCES;
+    }
+    return 0;
+}
+
+std::string describe_key(kvp::PoolId pool, std::string_view key) {
+    std::string s(kvp::pool_name(pool));
+    s.push_back('/');
+    s.append(kvp::key_to_name(key));
+    return s;
+}
+
+void reply_error(fuse_req_t req, const char* op, int err, const std::string& why) {
+    if (err != ENOENT) {
+        kvp::log(kvp::LogLevel::error, std::string(op) + ": " + why + ": " + std::strerror(err));
+    } else if (kvp::log_debug_enabled()) {
+        kvp::log(kvp::LogLevel::debug, std::string(op) + ": " + why + ": " + std::strerror(err));
+    }
+    fuse_reply_err(req, err);
+}
+
+void trace_ok(const char* op, const std::string& what) {
+    if (kvp::log_debug_enabled()) {
+        kvp::log(kvp::LogLevel::debug, std::string(op) + ": " + what + ": ok");
+    }
+}
+
+}  // namespace kvpfs

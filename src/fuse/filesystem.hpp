@@ -1,0 +1,133 @@
+#pragma once
+// The state every FUSE operation works on, and the helpers the op_*.cpp files share.
+// Operations are plain functions taking fuse_req_t (the lowlevel API); they find this
+// object through fuse_req_userdata().
+
+#include <fuse_lowlevel.h>
+
+#include <sys/stat.h>
+
+#include <ctime>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "error.hpp"
+#include "file_handle.hpp"
+#include "inode_table.hpp"
+#include "limits.hpp"
+#include "log.hpp"
+#include "options.hpp"
+#include "pool_directory.hpp"
+
+namespace kvpfs {
+
+// Kernel cache lifetimes (seconds). The root and the pool directories never change shape,
+// so the kernel may keep them; key files and their entries (including negative ones) are
+// never cached, so every open/stat/readdir asks us and we ask the engine (CONTRACT §3).
+inline constexpr double kDirTimeout = 86400.0;
+inline constexpr double kKeyTimeout = 0.0;
+
+class Filesystem {
+  public:
+    explicit Filesystem(const Options& options);
+
+    [[nodiscard]] const Options& options() const { return options_; }
+    [[nodiscard]] kvp::PoolFile& pool(kvp::PoolId id) { return pools_.pool(id); }
+    [[nodiscard]] InodeTable& inodes() { return inodes_; }
+
+    void fill_root_attr(struct stat& st) const;
+    void fill_dir_attr(kvp::PoolId pool, struct stat& st) const;
+    void fill_key_attr(Ino ino, kvp::PoolId pool, const kvp::SnapshotRecord& rec,
+                       struct stat& st) const;
+    // Call under handle.mutex().
+    void fill_handle_attr(Ino ino, FileHandle& handle, struct timespec mtime,
+                          struct stat& st) const;
+    [[nodiscard]] struct timespec started() const { return started_; }
+    // Attributes of any inode from the current pool state; positive errno on failure.
+    int attr_of(Ino ino, struct stat& st);
+
+    // The refusal for a change in `pool` (CONTRACT §7, after EPERM/EXDEV): EROFS with -o ro,
+    // EACCES outside guest/, 0 when the change may go ahead.
+    [[nodiscard]] int change_refusal(std::optional<kvp::PoolId> pool) const;
+
+  private:
+    Options options_;
+    kvp::PoolDirectory pools_;
+    InodeTable inodes_;
+    struct timespec started_ {};
+};
+
+[[nodiscard]] inline Filesystem& fs_of(fuse_req_t req) {
+    return *static_cast<Filesystem*>(fuse_req_userdata(req));
+}
+[[nodiscard]] inline FileHandle* handle_of(const struct fuse_file_info* fi) {
+    return fi != nullptr ? reinterpret_cast<FileHandle*>(fi->fh) : nullptr;
+}
+
+// "guest/KEY" style name for log lines.
+[[nodiscard]] std::string describe_key(kvp::PoolId pool, std::string_view key);
+
+// Replies with an error (positive errno), logging refusals once with their reason, and
+// tracing with -d. ENOENT from a lookup is an answer, not a refusal, and is not logged.
+void reply_error(fuse_req_t req, const char* op, int err, const std::string& why);
+// -d tracing of a successful request.
+void trace_ok(const char* op, const std::string& what);
+
+// Runs `body`, turning exceptions into error replies (the FUSE boundary).
+template <typename Body>
+void guarded(fuse_req_t req, const char* op, Body&& body) {
+    try {
+        body();
+    } catch (const kvp::Error& e) {
+        reply_error(req, op, e.errno_value(), e.what());
+    } catch (const std::bad_alloc&) {
+        reply_error(req, op, ENOMEM, "out of memory");
+    } catch (const std::exception& e) {
+        reply_error(req, op, EIO, std::string("internal error: ") + e.what());
+    }
+}
+
+// The operation table (ops are defined in op_*.cpp).
+[[nodiscard]] const struct fuse_lowlevel_ops& operations();
+
+// op_lookup.cpp
+void op_init(void* userdata, struct fuse_conn_info* conn);
+void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name);
+void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup);
+void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data* forgets);
+void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi);
+void op_statfs(fuse_req_t req, fuse_ino_t ino);
+// op_dir.cpp
+void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi);
+void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info* fi);
+void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi);
+// op_open.cpp
+void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi);
+void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
+               struct fuse_file_info* fi);
+void op_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev);
+void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info* fi);
+void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi);
+// op_write.cpp
+void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off,
+              struct fuse_file_info* fi);
+void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi);
+void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info* fi);
+// Commits a writable handle's pending value (under its mutex); positive errno or 0.
+int commit_handle(Filesystem& fs, FileHandle& handle, const char* op);
+// op_setattr.cpp
+void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
+                struct fuse_file_info* fi);
+// op_change.cpp
+void op_unlink(fuse_req_t req, fuse_ino_t parent, const char* name);
+void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent,
+               const char* newname, unsigned int flags);
+void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode);
+void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char* name);
+void op_symlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* name);
+void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname);
+
+}  // namespace kvpfs

@@ -1,0 +1,116 @@
+// Name resolution and attributes: init, lookup, forget, getattr, statfs.
+
+#include <sys/statvfs.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "filesystem.hpp"
+#include "key_name.hpp"
+
+namespace kvpfs {
+
+void op_init(void* /*userdata*/, struct fuse_conn_info* conn) {
+    // open(O_TRUNC) arrives as one open() carrying O_TRUNC, not as setattr(size=0) first:
+    // the value is replaced atomically at close instead of being emptied at open.
+    if ((conn->capable & FUSE_CAP_ATOMIC_O_TRUNC) != 0) {
+        conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+    }
+    // No readdirplus: its entries would be cached attributes of key files.
+    conn->want &= ~static_cast<unsigned>(FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO);
+    // Content is never cached (direct_io), so no data invalidation heuristics are needed.
+    conn->want &= ~static_cast<unsigned>(FUSE_CAP_AUTO_INVAL_DATA | FUSE_CAP_WRITEBACK_CACHE);
+}
+
+void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+    guarded(req, "lookup", [&] {
+        Filesystem& fs = fs_of(req);
+        struct fuse_entry_param e {};
+        if (parent == kRootIno) {
+            for (kvp::PoolId id : kvp::kShownPools) {
+                if (kvp::pool_name(id) == name) {
+                    e.ino = pool_dir_ino(id);
+                    e.attr_timeout = kDirTimeout;
+                    e.entry_timeout = kDirTimeout;
+                    fs.fill_dir_attr(id, e.attr);
+                    fuse_reply_entry(req, &e);
+                    return;
+                }
+            }
+            // Nothing else ever appears in the root: a cached negative entry is safe.
+            e.ino = 0;
+            e.entry_timeout = kDirTimeout;
+            fuse_reply_entry(req, &e);
+            return;
+        }
+        auto pool = pool_of_dir_ino(parent);
+        if (!pool) {
+            reply_error(req, "lookup", ENOTDIR, std::string("inode ") + std::to_string(parent));
+            return;
+        }
+        auto key = kvp::name_to_key(name);
+        if (!key) {
+            reply_error(req, "lookup", EINVAL,
+                        std::string(kvp::pool_name(*pool)) + "/" + name +
+                            ": not a canonical key name (% must be %25, %2F or %2E)");
+            return;
+        }
+        auto snap = fs.pool(*pool).snapshot();
+        const kvp::SnapshotRecord* rec = snap->find(*key);
+        if (rec == nullptr) {
+            // Not cached (no negative entry): the key may appear at any time.
+            reply_error(req, "lookup", ENOENT, describe_key(*pool, *key));
+            return;
+        }
+        e.ino = fs.inodes().acquire(*pool, *key);
+        e.attr_timeout = kKeyTimeout;
+        e.entry_timeout = kKeyTimeout;
+        fs.fill_key_attr(e.ino, *pool, *rec, e.attr);
+        if (fuse_reply_entry(req, &e) != 0) {
+            fs.inodes().forget(e.ino, 1);  // the kernel never got it
+        }
+        trace_ok("lookup", describe_key(*pool, *key));
+    });
+}
+
+void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
+    fs_of(req).inodes().forget(ino, nlookup);
+    fuse_reply_none(req);
+}
+
+void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data* forgets) {
+    InodeTable& table = fs_of(req).inodes();
+    for (size_t i = 0; i < count; ++i) {
+        table.forget(forgets[i].ino, forgets[i].nlookup);
+    }
+    fuse_reply_none(req);
+}
+
+void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
+    guarded(req, "getattr", [&] {
+        Filesystem& fs = fs_of(req);
+        struct stat st {};
+        FileHandle* h = handle_of(fi);
+        if (h != nullptr && h->writable()) {
+            // An open writable file shows its pending content (what reads through it see).
+            auto snap = fs.pool(h->pool()).snapshot();
+            const kvp::SnapshotRecord* rec = snap->find(h->key());
+            std::lock_guard lock(h->mutex());
+            fs.fill_handle_attr(ino, *h, rec != nullptr ? rec->changed_at : fs.started(), st);
+        } else if (int err = fs.attr_of(ino, st); err != 0) {
+            reply_error(req, "getattr", err, "inode " + std::to_string(ino));
+            return;
+        }
+        fuse_reply_attr(req, &st, ino < kFirstKeyIno ? kDirTimeout : kKeyTimeout);
+    });
+}
+
+void op_statfs(fuse_req_t req, fuse_ino_t /*ino*/) {
+    struct statvfs sv {};
+    sv.f_bsize = 4096;
+    sv.f_frsize = 4096;
+    sv.f_namemax = 1024;  // the kernel's FUSE name limit; keys are at most 511 bytes
+    fuse_reply_statfs(req, &sv);
+}
+
+}  // namespace kvpfs

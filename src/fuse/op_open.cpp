@@ -1,0 +1,221 @@
+// Opening key files: open, create, mknod, read, release.
+//
+// Every key file is opened with direct_io: reads always come to the daemon and are
+// answered from the handle's own snapshot, so no page cache can serve a stale value and
+// the kernel never cuts a read at a stale i_size (CONTRACT §3). Read-only opens also set
+// noflush: their close() needs no round trip.
+
+#include <fcntl.h>
+#include <sys/uio.h>
+
+#include <cerrno>
+#include <memory>
+
+#include "filesystem.hpp"
+#include "key_name.hpp"
+
+namespace kvpfs {
+namespace {
+
+bool wants_write(int flags) {
+    return (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC) != 0;
+}
+
+void set_open_flags(struct fuse_file_info* fi, bool writable) {
+    fi->direct_io = 1;
+    fi->keep_cache = 0;
+    fi->noflush = writable ? 0 : 1;
+}
+
+// A writable handle on the current value of `key` (must exist unless `created`).
+std::unique_ptr<FileHandle> writable_handle(Filesystem& fs, kvp::PoolId pool,
+                                            const std::string& key, int flags, bool created) {
+    const Options& o = fs.options();
+    std::string initial;
+    bool dirty = false;
+    if ((flags & O_TRUNC) != 0) {
+        dirty = !created;  // replacing a value with "" is a change; a new key already is ""
+    } else if (!created) {
+        auto snap = fs.pool(pool).snapshot();
+        const kvp::SnapshotRecord* rec = snap->find(key);
+        if (rec == nullptr) {
+            throw kvp::Error(ENOENT, describe_key(pool, key) + ": no such key");
+        }
+        initial = shown_content(rec->record.value, o.raw);
+    }
+    return std::make_unique<FileHandle>(pool, key, std::move(initial), (flags & O_APPEND) != 0,
+                                        dirty, o.raw, o.limits);
+}
+
+// Creates `name` in `parent` if absent (touch, echo >, mknod S_IFREG). Returns the key;
+// replies with an error and returns nullopt on refusal.
+std::optional<std::string> create_key(fuse_req_t req, const char* op, fuse_ino_t parent,
+                                      const char* name, bool exclusive, bool& created) {
+    Filesystem& fs = fs_of(req);
+    const auto pool = pool_of_dir_ino(parent);
+    if (int err = fs.change_refusal(pool); err != 0) {
+        reply_error(req, op, err,
+                    (pool ? std::string(kvp::pool_name(*pool)) : std::string("/")) + "/" + name +
+                        ": " + (err == EROFS ? "mounted read-only" : "only guest/ is writable"));
+        return std::nullopt;
+    }
+    auto key = kvp::name_to_key(name);
+    if (!key) {
+        reply_error(req, op, EINVAL,
+                    std::string("guest/") + name +
+                        ": not a canonical key name (% must be %25, %2F or %2E)");
+        return std::nullopt;
+    }
+    created = fs.pool(*pool).create_if_absent(*key, fs.options().limits);
+    if (!created && exclusive) {
+        reply_error(req, op, EEXIST, describe_key(*pool, *key) + ": exists");
+        return std::nullopt;
+    }
+    return key;
+}
+
+}  // namespace
+
+void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
+    guarded(req, "open", [&] {
+        Filesystem& fs = fs_of(req);
+        auto ref = fs.inodes().resolve(ino);
+        if (!ref) {
+            reply_error(req, "open", ino < kFirstKeyIno ? EISDIR : ENOENT,
+                        "inode " + std::to_string(ino));
+            return;
+        }
+        const bool write = wants_write(fi->flags);
+        std::unique_ptr<FileHandle> h;
+        if (write) {
+            if (int err = fs.change_refusal(ref->pool); err != 0) {
+                reply_error(req, "open", err,
+                            describe_key(ref->pool, ref->key) + ": open for writing: " +
+                                (err == EROFS ? "mounted read-only" : "only guest/ is writable"));
+                return;
+            }
+            h = writable_handle(fs, ref->pool, ref->key, fi->flags, false);
+        } else {
+            auto snap = fs.pool(ref->pool).snapshot();
+            const kvp::SnapshotRecord* rec = snap->find(ref->key);
+            if (rec == nullptr) {
+                reply_error(req, "open", ENOENT, describe_key(ref->pool, ref->key));
+                return;
+            }
+            const std::string_view value = rec->record.value;
+            h = std::make_unique<FileHandle>(ref->pool, ref->key, std::move(snap), value,
+                                             fs.options().raw);
+        }
+        set_open_flags(fi, write);
+        fi->fh = reinterpret_cast<uint64_t>(h.get());
+        if (fuse_reply_open(req, fi) == 0) {
+            h.release();
+        }
+        trace_ok("open", describe_key(ref->pool, ref->key));
+    });
+}
+
+void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t /*mode*/,
+               struct fuse_file_info* fi) {
+    guarded(req, "create", [&] {
+        Filesystem& fs = fs_of(req);
+        bool created = false;
+        auto key = create_key(req, "create", parent, name, (fi->flags & O_EXCL) != 0, created);
+        if (!key) {
+            return;
+        }
+        const kvp::PoolId pool = *pool_of_dir_ino(parent);
+        auto h = writable_handle(fs, pool, *key, fi->flags, created);
+        struct fuse_entry_param e {};
+        auto snap = fs.pool(pool).snapshot();
+        const kvp::SnapshotRecord* rec = snap->find(*key);
+        if (rec == nullptr) {
+            throw kvp::Error(ENOENT, describe_key(pool, *key) + ": removed while being created");
+        }
+        e.ino = fs.inodes().acquire(pool, *key);
+        e.attr_timeout = kKeyTimeout;
+        e.entry_timeout = kKeyTimeout;
+        fs.fill_key_attr(e.ino, pool, *rec, e.attr);
+        set_open_flags(fi, true);
+        fi->fh = reinterpret_cast<uint64_t>(h.get());
+        if (fuse_reply_create(req, &e, fi) == 0) {
+            h.release();
+        } else {
+            fs.inodes().forget(e.ino, 1);
+        }
+        trace_ok("create", describe_key(pool, *key));
+    });
+}
+
+void op_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t /*rdev*/) {
+    guarded(req, "mknod", [&] {
+        if (!S_ISREG(mode)) {
+            reply_error(req, "mknod", EPERM,
+                        std::string(name) + ": only regular files (keys) can exist here");
+            return;
+        }
+        Filesystem& fs = fs_of(req);
+        bool created = false;
+        auto key = create_key(req, "mknod", parent, name, true, created);
+        if (!key) {
+            return;
+        }
+        const kvp::PoolId pool = *pool_of_dir_ino(parent);
+        auto snap = fs.pool(pool).snapshot();
+        const kvp::SnapshotRecord* rec = snap->find(*key);
+        if (rec == nullptr) {
+            throw kvp::Error(ENOENT, describe_key(pool, *key) + ": removed while being created");
+        }
+        struct fuse_entry_param e {};
+        e.ino = fs.inodes().acquire(pool, *key);
+        fs.fill_key_attr(e.ino, pool, *rec, e.attr);
+        if (fuse_reply_entry(req, &e) != 0) {
+            fs.inodes().forget(e.ino, 1);
+        }
+        trace_ok("mknod", describe_key(pool, *key));
+    });
+}
+
+void op_read(fuse_req_t req, fuse_ino_t /*ino*/, size_t size, off_t off,
+             struct fuse_file_info* fi) {
+    FileHandle& h = *handle_of(fi);
+    std::lock_guard lock(h.mutex());
+    const std::string_view head = h.head();
+    const std::string_view tail = h.tail();
+    struct iovec iov[2];
+    int n = 0;
+    auto pos = static_cast<std::size_t>(off < 0 ? 0 : off);
+    std::size_t want = size;
+    if (pos < head.size() && want > 0) {
+        const std::size_t len = std::min(want, head.size() - pos);
+        iov[n++] = {const_cast<char*>(head.data() + pos), len};
+        want -= len;
+        pos = head.size();
+    }
+    if (pos >= head.size() && pos < head.size() + tail.size() && want > 0) {
+        const std::size_t tpos = pos - head.size();
+        const std::size_t len = std::min(want, tail.size() - tpos);
+        iov[n++] = {const_cast<char*>(tail.data() + tpos), len};
+    }
+    fuse_reply_iov(req, iov, n);
+}
+
+void op_release(fuse_req_t req, fuse_ino_t /*ino*/, struct fuse_file_info* fi) {
+    std::unique_ptr<FileHandle> h(handle_of(fi));
+    if (h->writable()) {
+        std::lock_guard lock(h->mutex());
+        if (h->dirty()) {
+            // Normally flush() already committed; this covers writes that came later
+            // (e.g. from a shared mapping's writeback).
+            Filesystem& fs = fs_of(req);
+            try {
+                (void)commit_handle(fs, *h, "release");
+            } catch (const std::exception& e) {
+                kvp::log(kvp::LogLevel::error, std::string("release: ") + e.what());
+            }
+        }
+    }
+    fuse_reply_err(req, 0);
+}
+
+}  // namespace kvpfs

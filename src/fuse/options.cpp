@@ -1,0 +1,320 @@
+#include "options.hpp"
+
+#include <fuse_opt.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstddef>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <memory>
+
+namespace kvpfs {
+namespace {
+
+enum Key {
+    kHelp,
+    kVersion,
+    kForeground,
+    kDebug,
+    kSingle,
+    kReadOnly,
+    kRaw,
+    kLimits,
+    kUid,
+    kGid,
+    kLockTimeout,
+};
+
+struct ParseState {
+    Options* options;
+    std::vector<std::string> positionals;
+    std::string error;
+};
+
+// Every option kvpfs handles itself: they never reach libfuse or the kernel.
+const struct fuse_opt kSpec[] = {
+    FUSE_OPT_KEY("-h", kHelp),
+    FUSE_OPT_KEY("--help", kHelp),
+    FUSE_OPT_KEY("-V", kVersion),
+    FUSE_OPT_KEY("--version", kVersion),
+    FUSE_OPT_KEY("-f", kForeground),
+    FUSE_OPT_KEY("-d", kDebug),
+    FUSE_OPT_KEY("debug", kDebug),
+    FUSE_OPT_KEY("-s", kSingle),
+    FUSE_OPT_KEY("ro", kReadOnly),
+    FUSE_OPT_KEY("raw", kRaw),
+    FUSE_OPT_KEY("limits=", kLimits),
+    FUSE_OPT_KEY("uid=", kUid),
+    FUSE_OPT_KEY("gid=", kGid),
+    FUSE_OPT_KEY("lock_timeout=", kLockTimeout),
+    FUSE_OPT_END,
+};
+
+enum class MountOption { kernel, ignored, unknown };
+
+// The generic mount options libfuse's fuse_session_new() understands (lib/mount.c), which
+// mount.fuse3 passes on from fstab/mount -o. Anything else is refused before mounting
+// with our own one-line message instead of libfuse's.
+MountOption mount_option_kind(const char* arg) {
+    static const char* const kFlags[] = {
+        "rw",           "dev",
+        "nodev",        "suid",
+        "nosuid",       "exec",
+        "noexec",       "async",
+        "sync",         "atime",
+        "noatime",      "nodiratime",
+        "relatime",     "norelatime",
+        "strictatime",  "nostrictatime",
+        "lazytime",     "nolazytime",
+        "dirsync",      "allow_other",
+        "auto_unmount", "default_permissions",
+        "blkdev",
+    };
+    static const char* const kValued[] = {"fsname=",  "subtype=",   "max_read=",   "blksize=",
+                                          "context=", "fscontext=", "defcontext=", "rootcontext="};
+    static const char* const kIgnored[] = {"auto", "noauto", "nofail", "_netdev",
+                                           "user", "nouser", "users",  "defaults"};
+    for (const char* f : kFlags) {
+        if (std::strcmp(arg, f) == 0) {
+            return MountOption::kernel;
+        }
+    }
+    for (const char* v : kValued) {
+        if (std::strncmp(arg, v, std::strlen(v)) == 0) {
+            return MountOption::kernel;
+        }
+    }
+    for (const char* i : kIgnored) {
+        if (std::strcmp(arg, i) == 0) {
+            return MountOption::ignored;
+        }
+    }
+    if (std::strncmp(arg, "x-", 2) == 0 || std::strncmp(arg, "comment=", 8) == 0) {
+        return MountOption::ignored;
+    }
+    return MountOption::unknown;
+}
+
+const char* value_of(const char* arg) {
+    const char* eq = std::strchr(arg, '=');
+    return eq != nullptr ? eq + 1 : "";
+}
+
+bool parse_id(const char* text, unsigned& out) {
+    const char* end = text + std::strlen(text);
+    auto [ptr, ec] = std::from_chars(text, end, out);
+    return ec == std::errc() && ptr == end && ptr != text &&
+           out != std::numeric_limits<unsigned>::max();  // (uid_t)-1 means "no change"
+}
+
+bool parse_seconds(const char* text, std::chrono::milliseconds& out) {
+    if (*text == '\0') {
+        return false;
+    }
+    char* end = nullptr;
+    errno = 0;
+    const double seconds = std::strtod(text, &end);
+    if (errno != 0 || end == nullptr || *end != '\0' || !std::isfinite(seconds) || seconds < 0 ||
+        seconds > 86400.0 * 365) {
+        return false;
+    }
+    out = std::chrono::milliseconds(static_cast<long long>(std::llround(seconds * 1000.0)));
+    return true;
+}
+
+int process(void* data, const char* arg, int key, struct fuse_args* /*outargs*/) {
+    auto* st = static_cast<ParseState*>(data);
+    Options& o = *st->options;
+    auto fail = [&](std::string why) {
+        if (st->error.empty()) {
+            st->error = std::move(why);
+        }
+        return 0;  // discard; the error is reported after parsing
+    };
+    switch (key) {
+        case FUSE_OPT_KEY_NONOPT:
+            st->positionals.emplace_back(arg);
+            return 0;
+        case FUSE_OPT_KEY_OPT:
+            if (arg[0] == '-') {
+                // A dash option nobody knows (libfuse would only pass on -o forms).
+                return fail(std::string("unknown option '") + arg + "'");
+            }
+            switch (mount_option_kind(arg)) {
+                case MountOption::kernel:
+                    return 1;  // for libfuse / the kernel (rw, dev, allow_other, ...)
+                case MountOption::ignored:
+                    return 0;  // fstab-only words mount(8) may pass on (noauto, nofail, ...)
+                case MountOption::unknown:
+                    break;
+            }
+            return fail(std::string("unknown option '-o ") + arg + "' (see --help)");
+        case kHelp:
+            o.show_help = true;
+            return 0;
+        case kVersion:
+            o.show_version = true;
+            return 0;
+        case kForeground:
+            o.foreground = true;
+            return 0;
+        case kDebug:
+            o.debug = true;
+            o.foreground = true;
+            return 0;
+        case kSingle:
+            o.single_thread = true;
+            return 0;
+        case kReadOnly:
+            o.read_only = true;
+            return 0;
+        case kRaw:
+            o.raw = true;
+            return 0;
+        case kLimits: {
+            const std::string v = value_of(arg);
+            if (v == "host") {
+                o.limits = kvp::Limits::host;
+            } else if (v == "pool") {
+                o.limits = kvp::Limits::pool;
+            } else {
+                return fail("bad value for option limits: '" + v + "' (use host or pool)");
+            }
+            return 0;
+        }
+        case kUid:
+        case kGid: {
+            unsigned id = 0;
+            if (!parse_id(value_of(arg), id)) {
+                return fail(std::string("bad value for option ") + (key == kUid ? "uid" : "gid") +
+                            ": '" + value_of(arg) + "' (a number is needed)");
+            }
+            if (key == kUid) {
+                o.uid = id;
+            } else {
+                o.gid = id;
+            }
+            return 0;
+        }
+        case kLockTimeout:
+            if (!parse_seconds(value_of(arg), o.lock_timeout)) {
+                return fail(std::string("bad value for option lock_timeout: '") + value_of(arg) +
+                            "' (seconds, e.g. 10 or 0.5)");
+            }
+            return 0;
+        default:
+            return 1;
+    }
+}
+
+// Escapes a value for a libfuse "-o name=value" list (',' separates options).
+std::string escape_opt(const std::string& text) {
+    std::string out;
+    for (char c : text) {
+        if (c == ',' || c == '\\') {
+            out.push_back('\\');
+        }
+        out.push_back(c);
+    }
+    return out;
+}
+
+}  // namespace
+
+ParseResult parse_options(int argc, char** argv) {
+    ParseResult result;
+    ParseState st{&result.options, {}, {}};
+    struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+    if (fuse_opt_parse(&args, &st, kSpec, process) != 0) {
+        // fuse_opt_parse printed its own reason (e.g. a missing -o argument).
+        result.error = "cannot parse the command line";
+        fuse_opt_free_args(&args);
+        return result;
+    }
+    Options& o = result.options;
+    for (int i = 0; i < args.argc; ++i) {
+        o.fuse_args.emplace_back(args.argv[i]);
+    }
+    fuse_opt_free_args(&args);
+    if (o.fuse_args.empty()) {
+        o.fuse_args.emplace_back("kvpfs");
+    }
+    if (!st.error.empty()) {
+        result.error = st.error;
+        return result;
+    }
+    if (o.show_help || o.show_version) {
+        return result;
+    }
+    if (st.positionals.empty()) {
+        result.error = "missing MOUNTPOINT (usage: kvpfs [OPTIONS] [POOL_DIR] MOUNTPOINT)";
+        return result;
+    }
+    if (st.positionals.size() > 2) {
+        result.error = "too many arguments: '" + st.positionals[2] +
+                       "' (usage: kvpfs [OPTIONS] [POOL_DIR] MOUNTPOINT)";
+        return result;
+    }
+    if (st.positionals.size() == 2) {
+        o.pool_dir = st.positionals[0];
+    }
+    o.mountpoint = st.positionals.back();
+    // Always: the kernel checks mode bits, so with allow_other others read but only the
+    // owner writes guest/ (CONTRACT §8). fsname/subtype make `mount` show fuse.kvpfs.
+    o.fuse_args.emplace_back("-odefault_permissions");
+    o.fuse_args.emplace_back("-osubtype=kvpfs");
+    return result;
+}
+
+std::string check_paths(Options& o) {
+    struct stat st {};
+    if (::stat(o.pool_dir.c_str(), &st) != 0) {
+        return "POOL_DIR '" + o.pool_dir + "': " + std::strerror(errno);
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        return "POOL_DIR '" + o.pool_dir + "': not a directory";
+    }
+    if (char* real = ::realpath(o.pool_dir.c_str(), nullptr); real != nullptr) {
+        o.pool_dir = real;
+        std::free(real);
+    }
+    o.fuse_args.emplace_back("-ofsname=" + escape_opt(o.pool_dir));
+    if (::stat(o.mountpoint.c_str(), &st) != 0) {
+        return "MOUNTPOINT '" + o.mountpoint + "': " + std::strerror(errno);
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        return "MOUNTPOINT '" + o.mountpoint + "': not a directory";
+    }
+    return "";
+}
+
+std::string usage_text(const char* program) {
+    std::string p = program != nullptr ? program : "kvpfs";
+    return "usage: " + p +
+           " [OPTIONS] [POOL_DIR] MOUNTPOINT\n"
+           "\n"
+           "Shows the Hyper-V KVP pool files of POOL_DIR (default /var/lib/hyperv) as\n"
+           "MOUNTPOINT/{external,guest,auto,parameter}/KEY. Only guest/ is writable.\n"
+           "\n"
+           "options:\n"
+           "  -h, --help             print this help and exit\n"
+           "  -V, --version          print the version and exit\n"
+           "  -f                     stay in the foreground (log to stderr)\n"
+           "  -d                     debug: log every request and its result (implies -f)\n"
+           "  -s                     single-threaded\n"
+           "  -o ro                  refuse every change with EROFS\n"
+           "  -o raw                 files hold exactly the value (no trailing newline)\n"
+           "  -o limits=host|pool    write limits: what the host receives intact (254/1022\n"
+           "                         UTF-16 units, valid UTF-8; default) or the file format's\n"
+           "                         (511/2047 bytes)\n"
+           "  -o uid=N, -o gid=N     owner of every file (default 0)\n"
+           "  -o lock_timeout=S      longest wait for a pool file lock, in seconds (default 10)\n"
+           "  -o allow_other         let other users in (mode bits are always checked)\n"
+           "  -o OPT[,OPT...]        generic mount options (rw, nosuid, nodev, ...)\n";
+}
+
+}  // namespace kvpfs

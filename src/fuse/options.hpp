@@ -1,0 +1,48 @@
+#pragma once
+// The daemon's command line (CONTRACT §1, §8), parsed the libfuse way (fuse_opt_parse) so
+// that `mount -t fuse.kvpfs POOL_DIR MOUNTPOINT -o rw,dev,suid,...` works: options may come
+// before or after the paths. kvpfs's own options are taken out; the generic mount options
+// that remain are handed to fuse_session_new(), which passes them to the kernel and rejects
+// any it does not know (still before mounting).
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "limits.hpp"
+
+namespace kvpfs {
+
+struct Options {
+    std::string pool_dir = "/var/lib/hyperv";
+    std::string mountpoint;
+    bool foreground = false;
+    bool debug = false;
+    bool single_thread = false;
+    bool read_only = false;
+    bool raw = false;
+    kvp::Limits limits = kvp::Limits::host;
+    uid_t uid = 0;
+    gid_t gid = 0;
+    std::chrono::milliseconds lock_timeout{10'000};
+    bool show_help = false;
+    bool show_version = false;
+    // argv[0] followed by the options for fuse_session_new (mount options for the kernel).
+    std::vector<std::string> fuse_args;
+};
+
+struct ParseResult {
+    Options options;
+    std::string error;  // one line; empty when the command line is usable
+};
+
+[[nodiscard]] ParseResult parse_options(int argc, char** argv);
+// Checks what can be checked before mounting: POOL_DIR is a directory, MOUNTPOINT exists
+// and is a directory. Returns a one-line reason, or "" when fine.
+// Also makes POOL_DIR absolute: the daemon changes to "/" when it starts serving.
+[[nodiscard]] std::string check_paths(Options& options);
+[[nodiscard]] std::string usage_text(const char* program);
+
+}  // namespace kvpfs
