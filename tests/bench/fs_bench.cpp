@@ -22,6 +22,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -54,6 +55,7 @@ constexpr std::size_t kRecord = kKeyField + kValueField;
 constexpr std::size_t kValueLength = 40;  // every value has this length, in every generation
 
 std::atomic<bool> g_stop{false};
+constexpr const char* kTracing = "/sys/kernel/tracing";
 
 [[noreturn]] void fail(const std::string& what) {
     throw std::runtime_error(what + ": " + std::strerror(errno));
@@ -76,9 +78,10 @@ struct Options {
     std::string passthrough;                 // passthrough_ll binary; empty: skip the system
     std::string work = "/dev/shm";
     std::string csv;
-    std::string before_measure;  // shell command run after the warm-up round
-    std::string after_measure;   // shell command run after the last round
-    bool keep = false;           // keep the work directory (logs)
+    std::string before_measure;   // shell command run after the warm-up round
+    std::string after_measure;    // shell command run after the last round
+    bool keep = false;            // keep the work directory (logs)
+    bool count_requests = false;  // count FUSE requests per op (kernel fuse tracepoints)
 };
 
 std::vector<std::string> split(const std::string& text, char sep) {
@@ -113,7 +116,10 @@ void usage(FILE* to) {
         "  --csv FILE             also write every cell as CSV\n"
         "  --before-measure CMD   shell command run after warm-up (e.g. callgrind_control -z)\n"
         "  --after-measure CMD    shell command run after the last round\n"
-        "  --keep                 keep the scratch directory (daemon logs)\n");
+        "  --keep                 keep the scratch directory (daemon logs)\n"
+        "  --count-requests       also count the FUSE requests each op costs, from the kernel's\n"
+        "                         fuse_request_send tracepoint (needs tracefs at %s)\n",
+        kTracing);
 }
 
 Options parse_options(int argc, char** argv) {
@@ -166,6 +172,8 @@ Options parse_options(int argc, char** argv) {
             o.before_measure = need(i);
         } else if (a == "--after-measure") {
             o.after_measure = need(i);
+        } else if (a == "--count-requests") {
+            o.count_requests = true;
         } else if (a == "--keep") {
             o.keep = true;
         } else if (a == "-h" || a == "--help") {
@@ -577,6 +585,7 @@ class Daemon {
     }
     pid_t pid() const { return pid_; }
     const std::string& name() const { return name_; }
+    const std::string& mountpoint() const { return mountpoint_; }
 
     void stop() {
         if (pid_ <= 0) {
@@ -622,6 +631,67 @@ class Daemon {
     std::string mountpoint_;
     std::string log_;
     pid_t pid_ = -1;
+};
+
+// ---------------------------------------------------------------------------------------
+// FUSE requests per operation, counted by the kernel's fuse_request_send tracepoint,
+// filtered to one connection (the mount's device number in the kernel's encoding).
+
+class RequestCounter {
+  public:
+    static bool available() {
+        return ::access((std::string(kTracing) + "/events/fuse/fuse_request_send/enable").c_str(),
+                        W_OK) == 0;
+    }
+    ~RequestCounter() {
+        put("events/fuse/fuse_request_send/enable", "0");
+        put("events/fuse/fuse_request_send/filter", "0");
+    }
+    // Counts by opcode name ("LOOKUP", ...) of what `body` made the kernel send to the
+    // file system mounted at `mountpoint`; async requests (RELEASE) get 20 ms to show up.
+    template <typename Body>
+    std::map<std::string, std::size_t> count(const std::string& mountpoint, Body&& body) {
+        struct stat st;
+        if (::stat(mountpoint.c_str(), &st) != 0) {
+            fail("stat " + mountpoint);
+        }
+        const unsigned long conn = (static_cast<unsigned long>(major(st.st_dev)) << 20) |
+                                   static_cast<unsigned long>(minor(st.st_dev));
+        put("events/fuse/fuse_request_send/filter", "connection == " + std::to_string(conn));
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));  // let stragglers pass
+        put("trace", "");
+        put("events/fuse/fuse_request_send/enable", "1");
+        body();
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        put("events/fuse/fuse_request_send/enable", "0");
+        std::map<std::string, std::size_t> counts;
+        std::ifstream in(std::string(kTracing) + "/trace");
+        std::string line;
+        while (std::getline(in, line)) {
+            const auto at = line.find("(FUSE_");
+            if (at != std::string::npos) {
+                const auto end = line.find(')', at);
+                ++counts[line.substr(at + 6, end - at - 6)];
+            }
+        }
+        return counts;
+    }
+
+  private:
+    static void put(const std::string& file, const std::string& text) {
+        const std::string path = std::string(kTracing) + "/" + file;
+        int fd = ::open(path.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC);
+        if (fd < 0) {
+            fail("open " + path);
+        }
+        if (::write(fd, text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
+            int e = errno;
+            ::close(fd);
+            errno = e;
+            fail("write " + path);
+        }
+        ::close(fd);
+    }
 };
 
 // ---------------------------------------------------------------------------------------
@@ -930,6 +1000,47 @@ int bench_main(const Options& o) {
                             hwm <= 16384 ? "met" : "NOT met");
             }
             std::printf("\n");
+        }
+    }
+
+    if (o.count_requests && !g_stop) {
+        std::printf("\nFUSE requests per op (kernel fuse_request_send; async RELEASE included)\n");
+        if (!RequestCounter::available()) {
+            std::printf("  not available: mount tracefs at %s (root only)\n", kTracing);
+        } else {
+            RequestCounter counter;
+            for (const auto& s : setups) {
+                for (const auto& [sys, mnt] :
+                     {std::pair<std::string, std::string>{
+                          "passthrough", s->passthrough ? s->passthrough->mountpoint() : ""},
+                      {"kvpfs", s->kvpfs ? s->kvpfs->mountpoint() : ""}}) {
+                    if (mnt.empty()) {
+                        continue;
+                    }
+                    Target& t = *s->targets.at(sys);
+                    for (Op op : ops) {
+                        const std::size_t reps = op == Op::readdir && s->keys.n > 100 ? 3 : 20;
+                        auto counts = counter.count(mnt, [&] {
+                            for (std::size_t k = 0; k < reps; ++k) {
+                                t.run(op, (k * 7919) % s->keys.n, static_cast<int>(k % 2));
+                            }
+                        });
+                        std::size_t total = 0;
+                        std::string detail;
+                        for (const auto& [name, c] : counts) {
+                            total += c;
+                            char buf[64];
+                            std::snprintf(buf, sizeof buf, " %s=%g", name.c_str(),
+                                          static_cast<double>(c) / static_cast<double>(reps));
+                            detail += buf;
+                        }
+                        std::printf("  %-12s n=%-6zu %-27s %6.1f:%s\n", sys.c_str(), s->keys.n,
+                                    op_label(op),
+                                    static_cast<double>(total) / static_cast<double>(reps),
+                                    detail.c_str());
+                    }
+                }
+            }
         }
     }
 
