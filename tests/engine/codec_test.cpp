@@ -1,0 +1,127 @@
+// The record codec: 2560-byte records, first-NUL semantics, zero-filled encoding.
+
+#include <gtest/gtest.h>
+
+#include <span>
+#include <stdexcept>
+#include <string>
+
+#include "record_format.hpp"
+#include "test_support.hpp"
+
+namespace {
+
+using kvptest::raw_field;
+using kvptest::raw_record;
+using kvptest::raw_record_garbage;
+
+kvp::Record decode(const std::string& bytes) {
+    EXPECT_EQ(bytes.size(), kvp::kRecordSize);
+    return kvp::decode_record(std::span<const char, kvp::kRecordSize>(bytes.data(), bytes.size()));
+}
+
+TEST(Codec, SizesMatchLinuxHypervHeader) {
+    EXPECT_EQ(kvp::kKeyFieldSize, 512u);
+    EXPECT_EQ(kvp::kValueFieldSize, 2048u);
+    EXPECT_EQ(kvp::kRecordSize, 2560u);
+    EXPECT_EQ(sizeof(kvp::RecordBytes), 2560u);
+}
+
+TEST(Codec, EncodeIsZeroFilledAndMatchesIndependentLayout) {
+    const auto bytes = kvp::encode_record("Status", "Ready");
+    const std::string got(bytes.data(), bytes.size());
+    EXPECT_EQ(got, raw_record("Status", "Ready"));
+}
+
+TEST(Codec, EncodeEmptyValueAndMaximumLengths) {
+    const std::string key(511, 'k');
+    const std::string value(2047, 'v');
+    const auto bytes = kvp::encode_record(key, value);
+    const std::string got(bytes.data(), bytes.size());
+    EXPECT_EQ(got, raw_record(key, value));
+    EXPECT_EQ(got[511], '\0');
+    EXPECT_EQ(got[2559], '\0');
+
+    const auto empty = kvp::encode_record("k", "");
+    EXPECT_EQ(std::string(empty.data(), empty.size()), raw_record("k", ""));
+}
+
+TEST(Codec, EncodeRefusesStringsThatLeaveNoRoomForTheTerminator) {
+    EXPECT_THROW((void)kvp::encode_record(std::string(512, 'k'), "v"), std::length_error);
+    EXPECT_THROW((void)kvp::encode_record("k", std::string(2048, 'v')), std::length_error);
+}
+
+TEST(Codec, DecodeRoundTripsEncode) {
+    for (const auto& [k, v] : std::vector<std::pair<std::string, std::string>>{
+             {"a", ""},
+             {"key with spaces", "value with\nnewline"},
+             {"CLOUD_INIT|1700000000|start|init-network/check-cache|abc", "{\"json\": 1}"},
+             {"\xc3\xa9t\xc3\xa9", "\xe2\x82\xac \xf0\x9f\x98\x80"},
+             {std::string(511, 'x'), std::string(2047, 'y')}}) {
+        const auto bytes = kvp::encode_record(k, v);
+        const std::string s(bytes.data(), bytes.size());
+        EXPECT_EQ(decode(s), (kvp::Record{k, v}));
+    }
+}
+
+TEST(Codec, DecodeStopsAtFirstNulAndHidesGarbage) {
+    const auto rec = decode(raw_record_garbage("abc", "value", 'G'));
+    EXPECT_EQ(rec.key, "abc");
+    EXPECT_EQ(rec.value, "value");
+
+    // A second string after the NUL (what a shorter rewrite leaves) never shows either.
+    std::string key_field = raw_field("short", 512, '\0');
+    const std::string old_tail = "er-and-longer-old-key";
+    key_field.replace(6, old_tail.size(), old_tail);
+    const auto rec2 = decode(key_field + raw_field("v", 2048, '\x7f'));
+    EXPECT_EQ(rec2.key, "short");
+    EXPECT_EQ(rec2.value, "v");
+}
+
+TEST(Codec, EmptyKeyFieldDecodesToEmptyKeyWhateverFollows) {
+    const auto rec = decode(raw_record_garbage("", "value", 'Z'));
+    EXPECT_EQ(rec.key, "");
+    EXPECT_EQ(rec.value, "value");
+}
+
+TEST(Codec, UnterminatedFieldIsTheWholeField) {
+    const std::string key_field(512, 'K');
+    const std::string value_field(2048, 'V');
+    const auto rec = decode(key_field + value_field);
+    EXPECT_EQ(rec.key, key_field);
+    EXPECT_EQ(rec.value, value_field);
+    EXPECT_TRUE(kvp::field_unterminated(std::span<const char>(key_field)));
+    EXPECT_TRUE(kvp::field_unterminated(std::span<const char>(value_field)));
+}
+
+TEST(Codec, DecodeFieldAndUnterminated) {
+    const std::string f1 = raw_field("hello", 16, 'x');
+    EXPECT_EQ(kvp::decode_field(std::span<const char>(f1)), "hello");
+    EXPECT_FALSE(kvp::field_unterminated(std::span<const char>(f1)));
+
+    const std::string f2(16, 'y');
+    EXPECT_EQ(kvp::decode_field(std::span<const char>(f2)), f2);
+
+    const std::string f3 = std::string("\0abc", 4);
+    EXPECT_EQ(kvp::decode_field(std::span<const char>(f3)), "");
+    EXPECT_FALSE(kvp::field_unterminated(std::span<const char>(f3)));
+
+    // A NUL in the very last byte terminates the field.
+    std::string f4(16, 'z');
+    f4[15] = '\0';
+    EXPECT_EQ(kvp::decode_field(std::span<const char>(f4)), std::string(15, 'z'));
+    EXPECT_FALSE(kvp::field_unterminated(std::span<const char>(f4)));
+}
+
+TEST(Codec, HighBytesSurviveDecoding) {
+    std::string key;
+    for (int b = 1; b < 256; ++b) {
+        key.push_back(static_cast<char>(b));
+    }
+    const auto bytes = kvp::encode_record(key, key);
+    const auto rec = decode(std::string(bytes.data(), bytes.size()));
+    EXPECT_EQ(rec.key, key);
+    EXPECT_EQ(rec.value, key);
+}
+
+}  // namespace
