@@ -1,5 +1,6 @@
 #include "daemon.hpp"
 
+#include <signal.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -118,9 +119,9 @@ int run_daemon(const Options& options) {
                     rc = fuse_session_loop_mt(se, cfg);
                     fuse_loop_cfg_destroy(cfg);
                 }
-                // A signal ends the loop with 0 (or the signal number in some versions);
-                // either way it is the clean way out.
-                status = (rc == 0 || fuse_session_exited(se)) ? 0 : 1;
+                // libfuse's signal handler ends the loop and reports the signal number
+                // (3.14: SIGTERM, SIGINT, SIGHUP): that is the clean way out.
+                status = (rc == 0 || rc == SIGTERM || rc == SIGINT || rc == SIGHUP) ? 0 : 1;
                 if (status != 0) {
                     kvp::log(kvp::LogLevel::error, "session loop failed: " + std::to_string(rc));
                 }

@@ -1,0 +1,175 @@
+// CONTRACT §3: locking and coherence with other writers of the pool files.
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+#include "mount_fixture.hpp"
+
+namespace kvptest {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Same size, same timestamp tick: mtime + size alone cannot see these changes.
+TEST_F(KvpfsTest, SameLengthChangeIsSeenAtOnceEveryTime) {
+    set_pool(1, {{"a", "x"}, {"k", "value-0000"}, {"z", "y"}});
+    ASSERT_EQ(cat("guest/k"), "value-0000\n");
+    for (int i = 1; i <= 300; ++i) {
+        char v[16];
+        std::snprintf(v, sizeof v, "value-%04d", i);
+        set_pool(1, {{"a", "x"}, {"k", v}, {"z", "y"}});
+        ASSERT_EQ(cat("guest/k"), std::string(v) + "\n") << "iteration " << i;
+    }
+}
+
+TEST_F(KvpfsTest, ForeignChangesShowInStatAndReaddir) {
+    set_pool(1, {{"a", "1"}});
+    EXPECT_EQ(list("guest"), std::vector<std::string>{"a"});
+    set_pool(1, {{"b", "22"}});
+    EXPECT_EQ(list("guest"), std::vector<std::string>{"b"});
+    EXPECT_EQ(stat_errno("guest/a"), ENOENT);
+    struct stat st {};
+    ASSERT_EQ(stat_errno("guest/b", &st), 0);
+    EXPECT_EQ(st.st_size, 3);
+    set_pool(1, {{"b", "4444"}});
+    ASSERT_EQ(stat_errno("guest/b", &st), 0);
+    EXPECT_EQ(st.st_size, 5);
+}
+
+// A writer rewrites the whole pool (truncate to zero, then the records in pieces) under
+// its locks, again and again; a reader through the mount must only ever see whole pools.
+TEST_F(KvpfsTest, ReaderNeverSeesAPartialRewrite) {
+    std::vector<Rec> recs;
+    for (int i = 0; i < 40; ++i) {
+        recs.push_back({"key" + std::to_string(i), "value" + std::to_string(i)});
+    }
+    set_pool(2, recs);
+    std::atomic<bool> stop{false};
+    std::atomic<int> rewrites{0};
+    const std::string path = pool_path(2);
+    std::thread writer([&] {
+        const std::string bytes = encode_all(recs);
+        int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+        while (!stop.load()) {
+            ::flock(fd, LOCK_EX);
+            struct flock fl {};
+            fl.l_type = F_WRLCK;
+            ::fcntl(fd, F_SETLKW, &fl);
+            (void)!::ftruncate(fd, 0);
+            for (std::size_t off = 0; off < bytes.size(); off += 1000) {
+                (void)!::pwrite(fd, bytes.data() + off,
+                                std::min<std::size_t>(1000, bytes.size() - off),
+                                static_cast<off_t>(off));
+            }
+            fl.l_type = F_UNLCK;
+            ::fcntl(fd, F_SETLK, &fl);
+            ::flock(fd, LOCK_UN);
+            rewrites.fetch_add(1);
+            // Pacing, as a real writer has: flock and fcntl locks are not fair, and a
+            // writer that relocks at once can starve readers past lock_timeout.
+            std::this_thread::sleep_for(std::chrono::microseconds(500));
+        }
+        ::close(fd);
+    });
+    int reads = 0;
+    const auto end = Clock::now() + std::chrono::milliseconds(1500);
+    bool ok = true;
+    while (Clock::now() < end && ok) {
+        auto names = list("auto");
+        ok = names.size() == recs.size();
+        EXPECT_EQ(names.size(), recs.size()) << "listing of a partial pool";
+        const int i = reads % 40;
+        std::string v;
+        try {
+            v = cat("auto/key" + std::to_string(i));
+        } catch (const std::exception& e) {
+            v = e.what();
+        }
+        EXPECT_EQ(v, "value" + std::to_string(i) + "\n");
+        ok = ok && v == "value" + std::to_string(i) + "\n";
+        ++reads;
+    }
+    stop = true;
+    writer.join();
+    EXPECT_GT(rewrites.load(), 10);
+    EXPECT_GT(reads, 10);
+    std::printf("  %d reads during %d whole-pool rewrites\n", reads, rewrites.load());
+}
+
+class LockTimeoutTest : public KvpfsTest {
+  protected:
+    std::vector<std::string> daemon_options() const override { return {"-o", "lock_timeout=0.5"}; }
+};
+
+TEST_F(LockTimeoutTest, ChangeFailsWithEagainPastTheTimeoutAndNamesTheHolder) {
+    set_pool(1, {{"k", "old"}});
+    ASSERT_EQ(cat("guest/k"), "old\n");
+    const std::string before = pool_raw(1);
+    // Another process holds both locks for longer than lock_timeout.
+    int ready[2];
+    ASSERT_EQ(::pipe(ready), 0);
+    int release[2];
+    ASSERT_EQ(::pipe(release), 0);
+    pid_t holder = ::fork();
+    ASSERT_GE(holder, 0);
+    if (holder == 0) {
+        {
+            HeldLock lock(pool_path(1));
+            (void)!::write(ready[1], "r", 1);
+            char c;
+            (void)!::read(release[0], &c, 1);
+        }
+        ::_exit(0);
+    }
+    char c;
+    ASSERT_EQ(::read(ready[0], &c, 1), 1);
+    // A read answers with the last released state at once.
+    EXPECT_EQ(cat("guest/k"), "old\n");
+    const auto t0 = Clock::now();
+    IoResult r = write_file("guest/k", "new\n");
+    const auto waited = Clock::now() - t0;
+    EXPECT_EQ(r.err, EAGAIN);
+    EXPECT_EQ(r.step, "close");
+    EXPECT_GE(waited, std::chrono::milliseconds(450));
+    EXPECT_LT(waited, std::chrono::seconds(5));
+    EXPECT_EQ(::unlink(mnt("guest/k").c_str()), -1);
+    EXPECT_EQ(errno, EAGAIN);
+    (void)!::write(release[1], "x", 1);
+    int status = 0;
+    ::waitpid(holder, &status, 0);
+    ::close(ready[0]);
+    ::close(ready[1]);
+    ::close(release[0]);
+    ::close(release[1]);
+    EXPECT_EQ(pool_raw(1), before);
+    EXPECT_NE(daemon_log().find(std::to_string(holder)), std::string::npos)
+        << "log should name the holder PID " << holder << ":\n"
+        << daemon_log();
+    // Once released, changes go through again.
+    ASSERT_EQ(write_file("guest/k", "new\n").err, 0);
+    EXPECT_EQ(pool_recs(1), (std::vector<Rec>{{"k", "new"}}));
+}
+
+TEST_F(KvpfsTest, ChangeWaitsForALockReleasedInTime) {
+    set_pool(1, {{"k", "old"}});
+    std::atomic<bool> held{false};
+    std::thread holder([&] {
+        HeldLock lock(pool_path(1));
+        held = true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the holder's work
+    });
+    while (!held.load()) {
+        std::this_thread::yield();
+    }
+    ASSERT_EQ(write_file("guest/k", "new\n").err, 0);
+    holder.join();
+    EXPECT_EQ(pool_recs(1), (std::vector<Rec>{{"k", "new"}}));
+}
+
+}  // namespace
+}  // namespace kvptest

@@ -1,0 +1,241 @@
+// CONTRACT §5 writing through guest/, and §2's rules for what a change rewrites.
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "mount_fixture.hpp"
+
+namespace kvptest {
+namespace {
+
+using Recs = std::vector<Rec>;
+
+TEST_F(KvpfsTest, EchoCreatesAndReplaces) {
+    ASSERT_EQ(write_file("guest/k", "hello\n").err, 0);
+    EXPECT_EQ(pool_recs(1), (Recs{{"k", "hello"}}));
+    EXPECT_EQ(cat("guest/k"), "hello\n");
+    ASSERT_EQ(write_file("guest/k", "bye\n").err, 0);
+    EXPECT_EQ(pool_recs(1), (Recs{{"k", "bye"}}));
+    // Every record kvpfs writes is zero-filled.
+    EXPECT_EQ(pool_raw(1), encode({"k", "bye"}));
+}
+
+TEST_F(KvpfsTest, TextModeDropsExactlyOneNewline) {
+    ASSERT_EQ(write_file("guest/a", "x\n\n").err, 0);
+    ASSERT_EQ(write_file("guest/b", "y").err, 0);
+    EXPECT_EQ(pool_recs(1), (Recs{{"a", "x\n"}, {"b", "y"}}));
+}
+
+TEST_F(KvpfsTest, CopyOfAValueEndingInNewlineIsExact) {
+    set_pool(1, {{"src", "line one\nline two\n"}});
+    std::string out;
+    ASSERT_EQ(run_program({"cp", mnt("guest/src"), mnt("guest/dst")}, &out), 0) << out;
+    EXPECT_EQ(pool_recs(1),
+              (Recs{{"src", "line one\nline two\n"}, {"dst", "line one\nline two\n"}}));
+    // And out of the mount and back in again.
+    ASSERT_EQ(run_program({"cp", mnt("guest/src"), base_dir() + "/copy"}, &out), 0) << out;
+    ASSERT_EQ(run_program({"cp", base_dir() + "/copy", mnt("guest/back")}, &out), 0) << out;
+    EXPECT_EQ(pool_recs(1).back(), (Rec{"back", "line one\nline two\n"}));
+}
+
+TEST_F(KvpfsTest, AppendAddsToTheCurrentValue) {
+    set_pool(1, {{"log", "a"}});
+    ASSERT_EQ(write_file("guest/log", "b\n", O_WRONLY | O_APPEND).err, 0);
+    EXPECT_EQ(cat("guest/log"), "a\nb\n");
+    EXPECT_EQ(pool_recs(1), (Recs{{"log", "a\nb"}}));
+}
+
+TEST_F(KvpfsTest, WritesAtOffsetsEditThePendingValue) {
+    set_pool(1, {{"k", "abcdef"}});
+    int fd = ::open(mnt("guest/k").c_str(), O_RDWR);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::pwrite(fd, "XY", 2, 2), 2);
+    char buf[16] = {};
+    ASSERT_EQ(::pread(fd, buf, sizeof buf, 0), 7);
+    EXPECT_EQ(std::string(buf, 7), "abXYef\n");
+    EXPECT_EQ(pool_recs(1), (Recs{{"k", "abcdef"}}));  // nothing committed before close
+    ASSERT_EQ(::pwrite(fd, "Z", 1, 9), -1);            // a hole would be NUL bytes
+    EXPECT_EQ(errno, EINVAL);
+    ::close(fd);
+    EXPECT_EQ(pool_recs(1), (Recs{{"k", "abcdef"}}));  // the refused handle committed nothing
+}
+
+TEST_F(KvpfsTest, ValueIsInThePoolBeforeCloseReturnsAndOnFsync) {
+    int fd = ::open(mnt("guest/k").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::write(fd, "one\n", 4), 4);
+    EXPECT_EQ(pool_recs(1), (Recs{{"k", ""}}));  // created empty, value pending
+    ASSERT_EQ(::fsync(fd), 0);
+    EXPECT_EQ(pool_recs(1), (Recs{{"k", "one"}}));
+    ASSERT_EQ(::pwrite(fd, "two\n", 4, 0), 4);
+    ASSERT_EQ(::close(fd), 0);
+    EXPECT_EQ(pool_recs(1), (Recs{{"k", "two"}}));
+}
+
+TEST_F(KvpfsTest, TouchCreatesEmptyAndChangesNothingWhenPresent) {
+    set_pool(1, {{"old", "keep"}});
+    const std::string before = pool_raw(1);
+    std::string out;
+    ASSERT_EQ(run_program({"touch", mnt("guest/old")}, &out), 0) << out;
+    EXPECT_EQ(pool_raw(1), before);
+    ASSERT_EQ(run_program({"touch", mnt("guest/new")}, &out), 0) << out;
+    EXPECT_EQ(pool_recs(1), (Recs{{"old", "keep"}, {"new", ""}}));
+    EXPECT_EQ(cat("guest/new"), "\n");
+}
+
+TEST_F(KvpfsTest, TruncateCutsAndGrowingFails) {
+    set_pool(1, {{"k", "abcdef"}});
+    ASSERT_EQ(::truncate(mnt("guest/k").c_str(), 3), 0);
+    EXPECT_EQ(pool_recs(1), (Recs{{"k", "abc"}}));
+    ASSERT_EQ(::truncate(mnt("guest/k").c_str(), 4), 0);  // value + its newline: no change
+    EXPECT_EQ(pool_recs(1), (Recs{{"k", "abc"}}));
+    const std::string before = pool_raw(1);
+    EXPECT_EQ(::truncate(mnt("guest/k").c_str(), 10), -1);
+    EXPECT_EQ(errno, EINVAL);
+    EXPECT_EQ(pool_raw(1), before);
+    std::string out;
+    ASSERT_EQ(run_program({"truncate", "-s", "1", mnt("guest/k")}, &out), 0) << out;
+    EXPECT_EQ(pool_recs(1), (Recs{{"k", "a"}}));
+    ASSERT_EQ(run_program({"truncate", "-s", "0", mnt("guest/k")}, &out), 0) << out;
+    EXPECT_EQ(pool_recs(1), (Recs{{"k", ""}}));
+}
+
+TEST_F(KvpfsTest, OTruncWithoutWriteEmptiesAtClose) {
+    set_pool(1, {{"k", "abc"}});
+    int fd = ::open(mnt("guest/k").c_str(), O_WRONLY | O_TRUNC);
+    ASSERT_GE(fd, 0);
+    EXPECT_EQ(pool_recs(1), (Recs{{"k", "abc"}}));  // atomic O_TRUNC: nothing yet
+    ASSERT_EQ(::close(fd), 0);
+    EXPECT_EQ(pool_recs(1), (Recs{{"k", ""}}));
+}
+
+TEST_F(KvpfsTest, WritingADuplicateKeyLeavesOneRecordInPlace) {
+    set_pool(1, {{"d", "1"}, {"x", "x"}, {"d", "2"}, {"y", "y"}, {"d", "3"}});
+    ASSERT_EQ(write_file("guest/d", "new\n").err, 0);
+    auto recs = pool_recs(1);
+    ASSERT_FALSE(recs.empty());
+    EXPECT_EQ(recs[0], (Rec{"d", "new"}));
+    EXPECT_EQ(std::count_if(recs.begin(), recs.end(), [](const Rec& r) { return r.key == "d"; }),
+              1);
+    EXPECT_EQ(recs.size(), 3u);
+}
+
+TEST_F(KvpfsTest, RmDeletesEveryRecord) {
+    set_pool(1, {{"d", "1"}, {"x", "x"}, {"d", "2"}});
+    ASSERT_EQ(::unlink(mnt("guest/d").c_str()), 0);
+    EXPECT_EQ(pool_recs(1), (Recs{{"x", "x"}}));
+    EXPECT_EQ(stat_errno("guest/d"), ENOENT);
+    EXPECT_EQ(::unlink(mnt("guest/d").c_str()), -1);
+    EXPECT_EQ(errno, ENOENT);
+}
+
+TEST_F(KvpfsTest, MvRenamesReplacingTheTarget) {
+    set_pool(1, {{"a", "A"}, {"b", "B"}, {"c", "C"}});
+    ASSERT_EQ(::rename(mnt("guest/a").c_str(), mnt("guest/b").c_str()), 0);
+    auto recs = pool_recs(1);
+    EXPECT_EQ(recs.size(), 2u);
+    EXPECT_EQ(cat("guest/b"), "A\n");
+    EXPECT_EQ(stat_errno("guest/a"), ENOENT);
+    std::string out;
+    ASSERT_EQ(run_program({"mv", mnt("guest/c"), mnt("guest/d%2Fe")}, &out), 0) << out;
+    EXPECT_EQ(cat("guest/d%2Fe"), "C\n");
+    bool found = false;
+    for (const Rec& r : pool_recs(1)) {
+        found = found || (r.key == "d/e" && r.value == "C");
+    }
+    EXPECT_TRUE(found);
+}
+
+TEST_F(KvpfsTest, CreatedNamesDecodeToKeys) {
+    ASSERT_EQ(write_file("guest/a%2Fb", "1\n").err, 0);
+    ASSERT_EQ(write_file("guest/%2E%2E", "2\n").err, 0);
+    ASSERT_EQ(write_file("guest/50%25", "3\n").err, 0);
+    EXPECT_EQ(pool_recs(1), (Recs{{"a/b", "1"}, {"..", "2"}, {"50%", "3"}}));
+    EXPECT_EQ(write_file("guest/bad%zz", "x").err, EINVAL);
+    EXPECT_EQ(pool_recs(1).size(), 3u);
+}
+
+TEST_F(KvpfsTest, ValueOverTheHostLimitIsEfbigAndNothingIsStored) {
+    set_pool(1, {{"k", "old"}});
+    const std::string before = pool_raw(1);
+    // 1022 UTF-16 units fit (plus the dropped newline); 1023 do not.
+    ASSERT_EQ(write_file("guest/fits", std::string(1022, 'a') + "\n").err, 0);
+    set_pool(1, {{"k", "old"}});
+    IoResult r = write_file("guest/k", std::string(1023, 'b'));
+    EXPECT_EQ(r.err, EFBIG);
+    EXPECT_EQ(r.step, "write");
+    EXPECT_EQ(pool_raw(1), before);
+    // Small writes that pass, then one that crosses: nothing of the handle is committed.
+    int fd = ::open(mnt("guest/k").c_str(), O_WRONLY | O_TRUNC);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::write(fd, "short", 5), 5);
+    const std::string big(2000, 'c');
+    EXPECT_EQ(::write(fd, big.data(), big.size()), -1);
+    EXPECT_EQ(errno, EFBIG);
+    ::close(fd);
+    EXPECT_EQ(pool_raw(1), before);
+    // Four-byte UTF-8 sequences count two units: 511 of them are 1022 units.
+    std::string emoji;
+    for (int i = 0; i < 512; ++i) {
+        emoji += "\xF0\x9F\x98\x80";
+    }
+    EXPECT_EQ(write_file("guest/k", emoji).err, EFBIG);
+    EXPECT_EQ(pool_raw(1), before);
+    EXPECT_NE(daemon_log().find("guest/k"), std::string::npos) << daemon_log();
+}
+
+TEST_F(KvpfsTest, NulByteInDataIsEinval) {
+    set_pool(1, {{"k", "old"}});
+    const std::string before = pool_raw(1);
+    IoResult r = write_file("guest/k", std::string("a\0b", 3));
+    EXPECT_EQ(r.err, EINVAL);
+    EXPECT_EQ(r.step, "write");
+    EXPECT_EQ(pool_raw(1), before);
+}
+
+TEST_F(KvpfsTest, InvalidUtf8FailsAtCloseUnderHostLimits) {
+    set_pool(1, {{"k", "old"}});
+    const std::string before = pool_raw(1);
+    IoResult r = write_file("guest/k", "bad \xC3\x28 utf8\n");
+    EXPECT_EQ(r.err, EINVAL);
+    EXPECT_EQ(r.step, "close");
+    EXPECT_EQ(pool_raw(1), before);
+}
+
+TEST_F(KvpfsTest, KeyOverTheHostLimitIsEnametoolong) {
+    const std::string before = pool_raw(1);
+    EXPECT_EQ(write_file("guest/" + std::string(255, 'k'), "v").err, ENAMETOOLONG);
+    EXPECT_EQ(write_file("guest/bad\xFFkey", "v").err, EINVAL);
+    EXPECT_EQ(pool_raw(1), before);
+    ASSERT_EQ(write_file("guest/" + std::string(254, 'k'), "v").err, 0);
+    EXPECT_EQ(pool_recs(1).size(), 1u);
+}
+
+TEST_F(KvpfsTest, RenameToAnOverlongKeyFailsAndChangesNothing) {
+    set_pool(1, {{"a", "A"}});
+    const std::string before = pool_raw(1);
+    EXPECT_EQ(::rename(mnt("guest/a").c_str(), mnt("guest/" + std::string(300, 'n')).c_str()), -1);
+    EXPECT_EQ(errno, ENAMETOOLONG);
+    EXPECT_EQ(pool_raw(1), before);
+}
+
+class PoolLimitsTest : public KvpfsTest {
+  protected:
+    std::vector<std::string> daemon_options() const override { return {"-o", "limits=pool"}; }
+};
+
+TEST_F(PoolLimitsTest, FormatLimitsApply) {
+    ASSERT_EQ(write_file("guest/k", std::string(2047, 'a') + "\n").err, 0);
+    EXPECT_EQ(pool_recs(1), (Recs{{"k", std::string(2047, 'a')}}));
+    const std::string before = pool_raw(1);
+    EXPECT_EQ(write_file("guest/k", std::string(2048, 'b')).err, EFBIG);
+    EXPECT_EQ(pool_raw(1), before);
+    ASSERT_EQ(write_file("guest/" + std::string(511, 'k'), "v").err, 0);
+    EXPECT_EQ(write_file("guest/" + std::string(512, 'k'), "v").err, ENAMETOOLONG);
+    ASSERT_EQ(write_file("guest/latin", "caf\xE9\n").err, 0);  // not UTF-8: fine here
+    EXPECT_EQ(pool_recs(1).back(), (Rec{"latin", "caf\xE9"}));
+}
+
+}  // namespace
+}  // namespace kvptest
