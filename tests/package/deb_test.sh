@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# The Debian package for real: cpack -G DEB, dpkg -i on this machine, the programs, man pages
+# and unit in place, mount -t fuse.kvpfs and the documented fstab line through mount.fuse3 with
+# the installed /usr/bin/kvpfs, then dpkg -r and nothing of the package left.
+# Usage: deb_test.sh BUILD_DIR SOURCE_DIR   (root; a kvpfs package already installed is
+# replaced by this build's and removed at the end)
+set -uo pipefail
+build=$(cd "$1" && pwd)
+src=$(cd "$2" && pwd)
+source "$src/tests/package/lib.sh"
+
+[[ $(id -u) -eq 0 ]] || skip "needs root (dpkg -i, mount)"
+[[ -c /dev/fuse ]] || skip "no /dev/fuse"
+for tool in cpack dpkg dpkg-deb mountpoint findmnt setpriv; do
+    command -v "$tool" >/dev/null || skip "no $tool"
+done
+[[ -x /sbin/mount.fuse3 || -x /usr/sbin/mount.fuse3 ]] || skip "no mount.fuse3 (package fuse3)"
+
+work=$(mktemp -d /tmp/kvpfs-deb.XXXXXX)
+chmod 755 "$work"
+installed_by_us=no
+cleanup() {
+    local pid
+    umount_tree "$work"
+    for pid in $(pids_of_exe /usr/bin/kvpfs "$work"); do kill -TERM "$pid" 2>/dev/null; done
+    if [[ $installed_by_us == yes ]] && dpkg-query -W kvpfs >/dev/null 2>&1; then
+        dpkg --purge kvpfs >/dev/null 2>&1 || say "cleanup: dpkg --purge kvpfs failed"
+    fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+if [[ $(dpkg-query -W -f='${Status}' kvpfs 2>/dev/null) == "install ok installed" ]]; then
+    say "note: kvpfs $(dpkg-query -W -f='${Version}' kvpfs) was installed; replacing it"
+fi
+
+# --- Build the package -------------------------------------------------------------------
+if ! (cd "$build" && cpack -G DEB -B "$work/cpack") >"$work/cpack.log" 2>&1; then
+    cat "$work/cpack.log"
+    fail "cpack -G DEB"
+    finish
+fi
+deb=$(echo "$work"/cpack/kvpfs_*.deb)
+check "cpack made $(basename "$deb")" test -f "$deb"
+version=$(dpkg-deb -f "$deb" Version)
+depends=$(dpkg-deb -f "$deb" Depends)
+say "Depends: $depends"
+for dep in fuse3 libfuse3-3 libboost-filesystem; do
+    check "package depends on $dep" grep -Eq "(^|, )$dep[^,]*" <<<"$depends"
+done
+contents=$(dpkg-deb -c "$deb")
+for f in usr/bin/kvpfs usr/bin/kvpctl usr/share/man/man8/kvpfs.8.gz \
+    usr/share/man/man1/kvpctl.1.gz usr/lib/systemd/system/kvpfs.service \
+    usr/share/doc/kvpfs/install.md usr/share/doc/kvpfs/containers.md; do
+    check "package holds /$f" grep -q " \./$f\$" <<<"$contents"
+done
+
+# --- Install -------------------------------------------------------------------------------
+installed_by_us=yes
+if ! DEBIAN_FRONTEND=noninteractive dpkg -i "$deb" >"$work/dpkg.log" 2>&1; then
+    cat "$work/dpkg.log"
+    fail "dpkg -i"
+    finish
+fi
+ok "dpkg -i $(basename "$deb")"
+expect_eq "dpkg status" "install ok installed" "$(dpkg-query -W -f='${Status}' kvpfs)"
+check "dpkg --verify kvpfs" dpkg --verify kvpfs
+expect_eq "kvpfs --version" "kvpfs $version" "$(/usr/bin/kvpfs --version | awk '{print $1, $2}')"
+expect_eq "kvpctl --version" "kvpctl $version" "$(/usr/bin/kvpctl --version | awk '{print $1, $2}')"
+expect_eq "kvpfs on PATH" /usr/bin/kvpfs "$(PATH=/usr/bin:/bin command -v kvpfs)"
+if command -v man >/dev/null; then
+    expect_eq "man -w kvpfs" /usr/share/man/man8/kvpfs.8.gz "$(man -w 8 kvpfs 2>&1)"
+    expect_eq "man -w kvpctl" /usr/share/man/man1/kvpctl.1.gz "$(man -w 1 kvpctl 2>&1)"
+    check "man kvpfs renders" bash -c "MANWIDTH=80 man 8 kvpfs 2>&1 | grep -q 'kvpfs - FUSE file system'"
+fi
+unit=/usr/lib/systemd/system/kvpfs.service
+check "unit installed" test -f "$unit"
+if command -v systemd-analyze >/dev/null; then
+    check "systemd-analyze verify kvpfs.service" systemd-analyze verify "$unit"
+fi
+
+# --- Mount through mount.fuse3 -------------------------------------------------------------
+pool=$work/pool
+mnt=$work/mnt
+mkdir -p "$pool" "$mnt"
+mount -t tmpfs -o size=4m,mode=0755 kvpfs-deb-pool "$pool"
+/usr/bin/kvpctl --pool-dir "$pool" init "$pool" --sample >/dev/null
+/usr/bin/kvpctl --pool-dir "$pool" set guest FromPackageTest yes
+host=$(/usr/bin/kvpctl --pool-dir "$pool" get parameter HostName)
+
+# mounted_checks HOW: the mount at $mnt is kvpfs served by /usr/bin/kvpfs, readable by anyone.
+mounted_checks() {
+    local how=$1 pid
+    check "$how: mounted" wait_until 10 is_mounted "$mnt"
+    expect_eq "$how: fstype" fuse.kvpfs "$(findmnt -n -o FSTYPE --mountpoint "$mnt")"
+    check "$how: allow_other, default_permissions" bash -c \
+        "findmnt -n -o OPTIONS --mountpoint '$mnt' | grep allow_other | grep -q default_permissions"
+    pid=$(pids_of_exe /usr/bin/kvpfs "$mnt" | head -n1)
+    check "$how: served by /usr/bin/kvpfs (pid ${pid:-none})" test -n "$pid"
+    expect_eq "$how: root reads parameter/HostName" "$host" "$(cat "$mnt/parameter/HostName")"
+    expect_eq "$how: nobody reads guest/FromPackageTest" yes \
+        "$(setpriv --reuid=65534 --regid=65534 --clear-groups cat "$mnt/guest/FromPackageTest")"
+    check "$how: root writes guest/" bash -c "echo '$how' > '$mnt/guest/Via'"
+    expect_eq "$how: the write is in the pool" "$how" \
+        "$(/usr/bin/kvpctl --pool-dir "$pool" get guest Via)"
+    check "$how: umount" umount "$mnt"
+    check "$how: unmounted" wait_until 10 is_not_mounted "$mnt"
+    [[ -z $pid ]] || check "$how: kvpfs exited after umount" wait_until 10 pid_gone "$pid"
+}
+
+if mount -t fuse.kvpfs "$pool" "$mnt" -o allow_other 2>"$work/mount.err"; then
+    ok "mount -t fuse.kvpfs POOL MNT -o allow_other"
+    mounted_checks "mount -t"
+else
+    fail "mount -t fuse.kvpfs: $(cat "$work/mount.err")"
+fi
+
+# The fstab line as docs/install.md gives it, with this test's paths.
+line=$(grep -E '^/var/lib/hyperv[[:space:]]+/kvp[[:space:]]+fuse\.kvpfs' "$src/docs/install.md" | head -n1)
+check "docs/install.md gives the fstab line" test -n "$line"
+if [[ -n $line ]]; then
+    say "fstab line: $line"
+    read -r _ _ fstype opts rest <<<"$line"
+    printf '%s %s %s %s %s\n' "$pool" "$mnt" "$fstype" "$opts" "$rest" >"$work/fstab"
+    if mount --fstab "$work/fstab" "$mnt" 2>"$work/mount.err"; then
+        ok "mount --fstab FILE MNT"
+        mounted_checks "fstab"
+    else
+        fail "mount --fstab: $(cat "$work/mount.err")"
+    fi
+fi
+# The boot-time variant: nofail and x-systemd.* options are mount(8)'s, kvpfs never sees them.
+printf '%s %s fuse.kvpfs allow_other,nofail,x-systemd.after=hv-kvp-daemon.service 0 0\n' \
+    "$pool" "$mnt" >"$work/fstab2"
+if mount --fstab "$work/fstab2" "$mnt" 2>"$work/mount.err"; then
+    ok "mount --fstab with nofail,x-systemd.after"
+    mounted_checks "fstab nofail"
+else
+    fail "mount --fstab with nofail,x-systemd.after: $(cat "$work/mount.err")"
+fi
+umount "$pool"
+
+# --- Remove --------------------------------------------------------------------------------
+files=$(dpkg-query -L kvpfs | while read -r f; do [[ -f $f ]] && echo "$f"; done)
+if dpkg -r kvpfs >"$work/dpkg.log" 2>&1; then
+    ok "dpkg -r kvpfs"
+else
+    cat "$work/dpkg.log"
+    fail "dpkg -r kvpfs"
+fi
+# A package with a postrm stays known to dpkg as "config-files" until purged, even without
+# conffiles; it must hold no conffile, and the purge must clear it.
+status=$(dpkg-query -W -f='${Status}' kvpfs 2>/dev/null)
+say "status after dpkg -r: ${status:-unknown}"
+expect_eq "no conffiles" "" "$(dpkg-query -W -f='${Conffiles}' kvpfs 2>/dev/null)"
+check "dpkg --purge kvpfs" dpkg --purge kvpfs && installed_by_us=no
+status=$(dpkg-query -W -f='${Status}' kvpfs 2>/dev/null)
+check "package gone (status: ${status:-unknown})" \
+    bash -c "[[ -z '$status' || '$status' == *not-installed ]]"
+left=$(for f in $files; do [[ -e $f ]] && echo "$f"; done)
+expect_eq "no file of the package left ($(wc -w <<<"$files") files installed)" "" "$left"
+check "no /usr/share/doc/kvpfs left" test ! -e /usr/share/doc/kvpfs
+finish
