@@ -1,0 +1,51 @@
+# Helpers of kvpctl.bats and sandbox.bats.
+
+# Appends one 2560-byte record to FILE: KEY, NUL-padded to 512 bytes, VALUE, NUL-padded
+# to 2048 bytes (printf's %s stops at nothing: keys and values here hold no NUL).
+kvpctl_record() {  # FILE KEY VALUE
+    {
+        printf '%s' "$2"
+        head -c $((512 - ${#2})) /dev/zero
+        printf '%s' "$3"
+        head -c $((2048 - ${#3})) /dev/zero
+    } >>"$1"
+}
+
+# Polls until FILE holds a line equal to TEXT (5 s at most). Prints the file on failure.
+kvpctl_wait_line() {  # FILE TEXT
+    local i
+    for ((i = 0; i < 500; i++)); do
+        grep -qxF -- "$2" "$1" 2>/dev/null && return 0
+        sleep 0.01
+    done
+    echo "timed out waiting for '$2' in $1:" >&2
+    cat "$1" >&2
+    return 1
+}
+
+# Polls until FILE contains TEXT anywhere (5 s at most).
+kvpctl_wait_text() {  # FILE TEXT
+    local i
+    for ((i = 0; i < 500; i++)); do
+        grep -qF -- "$2" "$1" 2>/dev/null && return 0
+        sleep 0.01
+    done
+    echo "timed out waiting for '$2' in $1:" >&2
+    cat "$1" >&2
+    return 1
+}
+
+# Waits for PID to end (5 s at most) and sets kvpctl_status to its exit status.
+kvpctl_wait_exit() {  # PID
+    local i
+    for ((i = 0; i < 500; i++)); do
+        if ! kill -0 "$1" 2>/dev/null || [[ $(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null) == Z ]]; then
+            wait "$1"
+            kvpctl_status=$?
+            return 0
+        fi
+        sleep 0.01
+    done
+    echo "process $1 did not end" >&2
+    return 1
+}

@@ -1,0 +1,129 @@
+#!/usr/bin/env bats
+# scripts/kvp-sandbox (CONTRACT §10): it runs CMD over a live kvpfs, passes CMD's exit
+# status through, and leaves nothing behind whatever happens: CMD failing, CMD killed,
+# the daemon killed, the sandbox itself signalled. Needs root, /dev/fuse (ctest label
+# `mount`), and KVPFS, KVPCTL, KVP_SANDBOX.
+
+load sandbox_helpers
+
+setup() {
+    : "${KVP_SANDBOX:?set KVP_SANDBOX to scripts/kvp-sandbox}"
+    : "${KVPFS:?set KVPFS}" "${KVPCTL:?set KVPCTL}"
+    export KVPFS KVPCTL
+    tmp=$(mktemp -d)
+    sandbox_pid=
+}
+
+teardown() {
+    [[ -n $sandbox_pid ]] && kill -KILL "$sandbox_pid" 2>/dev/null
+    rm -rf "$tmp"
+}
+
+@test "CMD runs over a live mount with KVP_MOUNT and KVP_POOL_DIR; all is removed after" {
+    sandbox_run -- '
+        [ "$(stat -f -c %T "$KVP_MOUNT")" = fuseblk ] || exit 10
+        [ "$(ls "$KVP_MOUNT" | tr "\n" " ")" = "auto external guest parameter " ] || exit 11
+        [ -f "$KVP_POOL_DIR/.kvp_pool_1" ] || exit 12
+        [ "$(stat -f -c %T "$KVP_POOL_DIR")" = tmpfs ] || exit 13
+        echo Ready >"$KVP_MOUNT/guest/Status" || exit 14
+        "$KVPCTL" get guest Status'
+    [ "$status" -eq 0 ]
+    [[ $output == *Ready* ]]
+    sandbox_assert_clean
+}
+
+@test "--sample fills parameter and auto" {
+    sandbox_run --sample -- '
+        cat "$KVP_MOUNT/parameter/HostingSystemOsMajor"
+        cat "$KVP_MOUNT/auto/ProcessorArchitecture"
+        ls "$KVP_MOUNT/parameter" | wc -l'
+    [ "$status" -eq 0 ]
+    [[ $output == *$'10\n'"$(uname -m)"$'\n16'* ]]
+    sandbox_assert_clean
+}
+
+@test "the exit status of CMD is the sandbox's" {
+    for code in 0 1 3 42 255; do
+        run "$KVP_SANDBOX" -- sh -c "exit $code"
+        [ "$status" -eq "$code" ]
+    done
+    run "$KVP_SANDBOX" -- false
+    [ "$status" -eq 1 ]
+}
+
+@test "cleanup after a failing CMD" {
+    sandbox_run -- 'echo Ready >"$KVP_MOUNT/guest/Status"; ls /nonexistent'
+    [ "$status" -eq 2 ]
+    sandbox_assert_clean
+}
+
+@test "cleanup after CMD is killed by a signal: exit 128+N" {
+    sandbox_run -- 'kill -KILL $$'
+    [ "$status" -eq 137 ]
+    sandbox_assert_clean
+    sandbox_run -- 'kill -TERM $$'
+    [ "$status" -eq 143 ]
+    sandbox_assert_clean
+}
+
+@test "cleanup when CMD leaves a process behind that keeps the mount busy" {
+    sandbox_run -- '(cd "$KVP_MOUNT/guest" && exec sleep 1 </dev/null >/dev/null 2>&1 &); exit 5'
+    [ "$status" -eq 5 ]
+    sandbox_assert_clean
+}
+
+@test "cleanup after the daemon is killed under CMD" {
+    sandbox_run -- '
+        kill -KILL "$KVPFS_PID"
+        while [ -e "/proc/$KVPFS_PID" ] && [ "$(cut -d" " -f3 "/proc/$KVPFS_PID/stat")" != Z ]; do
+            sleep 0.01
+        done
+        ls "$KVP_MOUNT" && exit 0
+        exit 7'
+    [ "$status" -eq 7 ]
+    [[ $output == *"kvpfs ended while the command ran"* ]]
+    sandbox_assert_clean
+}
+
+@test "cleanup when the sandbox itself gets SIGTERM or SIGINT" {
+    for sig in TERM:143 INT:130; do
+        expected=${sig#*:} sig=${sig%:*}
+        rm -f "$tmp/where"
+        # env resets SIGINT: a shell starts background jobs with it ignored.
+        env --default-signal=INT "$KVP_SANDBOX" -- bash -c 'printf "%s\n" "$KVP_MOUNT" "$KVP_POOL_DIR" "$KVPFS_PID" >"$0.new"
+            mv "$0.new" "$0"; exec sleep 60' "$tmp/where" >"$tmp/log" 2>&1 &
+        sandbox_pid=$!
+        for ((i = 0; i < 500; i++)); do [[ -e $tmp/where ]] && break; sleep 0.01; done
+        [[ -e $tmp/where ]]
+        kill -"$sig" "$sandbox_pid"
+        status=0
+        wait "$sandbox_pid" || status=$?
+        sandbox_pid=
+        [ "$status" -eq "$expected" ] || { cat "$tmp/log"; false; }
+        [[ $(cat "$tmp/log") == *"$sig received"* ]]
+        sandbox_assert_clean
+    done
+}
+
+@test "a clear error, exit 125, when there is no /dev/fuse" {
+    run unshare -m bash -c 'mount -t tmpfs none /dev && exec "$0" -- true' "$KVP_SANDBOX"
+    [ "$status" -eq 125 ]
+    [[ $output == *"/dev/fuse is missing"* ]]
+}
+
+@test "a clear error, exit 125, when mounting is not permitted" {
+    run setpriv --bounding-set=-sys_admin --inh-caps=-sys_admin "$KVP_SANDBOX" -- true
+    [ "$status" -eq 125 ]
+    [[ $output == *"cannot mount a tmpfs"* ]]
+    [[ $output == *"CAP_SYS_ADMIN"* ]]
+}
+
+@test "bad use: no command, unknown option" {
+    run "$KVP_SANDBOX"
+    [ "$status" -eq 125 ]
+    [[ $output == *usage:* ]]
+    run "$KVP_SANDBOX" --frob -- true
+    [ "$status" -eq 125 ]
+    run "$KVP_SANDBOX" --help
+    [ "$status" -eq 0 ]
+}
