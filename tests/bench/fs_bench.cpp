@@ -106,7 +106,7 @@ void usage(FILE* to) {
         "  --passthrough PATH     passthrough_ll binary (no passthrough system without it)\n"
         "  --sizes LIST           pool sizes (default 10,1000,10000)\n"
         "  --systems LIST         tmpfs,passthrough,kvpfs,scan (default all)\n"
-        "  --ops LIST             read,stat,write,readdir,missing (default all)\n"
+        "  --ops LIST             read,stat,write,readdir,missing (the default), write_held\n"
         "  --rounds N             measured rounds after one warm-up round (default 12)\n"
         "  --iterations N         max ops per cell and round (default 400)\n"
         "  --cell-ms MS           time budget per cell and round (default 60)\n"
@@ -277,7 +277,10 @@ void write_files(const std::string& dir, const KeySet& k) {
 // ---------------------------------------------------------------------------------------
 // Systems under test
 
-enum class Op { read, stat, write, readdir, missing };
+// write_held is not one of the loops: open(O_TRUNC)+write+close of a key while
+// another key of the same directory was opened for reading just before (untimed) and is
+// still open, as a concurrent reader would hold it. Off by default (--ops ...,write_held).
+enum class Op { read, stat, write, readdir, missing, write_held };
 
 Op parse_op(const std::string& s) {
     if (s == "read")
@@ -290,6 +293,8 @@ Op parse_op(const std::string& s) {
         return Op::readdir;
     if (s == "missing")
         return Op::missing;
+    if (s == "write_held")
+        return Op::write_held;
     throw std::runtime_error("unknown op " + s);
 }
 
@@ -305,6 +310,8 @@ const char* op_label(Op op) {
             return "readdir";
         case Op::missing:
             return "stat missing";
+        case Op::write_held:
+            return "write, a reader holds open";
     }
     return "?";
 }
@@ -318,6 +325,8 @@ class Target {
     // One operation on key `i`; `gen` picks the value a write stores. Throws on anything
     // unexpected: timing a file system that answers wrongly means nothing.
     virtual void run(Op op, std::size_t i, int gen) = 0;
+    // Untimed set-up before each run() of `op` on key `i`.
+    virtual void prepare(Op /*op*/, std::size_t /*i*/) {}
 
   protected:
     const KeySet& keys_;
@@ -333,6 +342,26 @@ class PathTarget : public Target {
             for (int g = 0; g < 2; ++g) {
                 contents_[g].push_back(keys.values[g][i] + "\n");
             }
+        }
+    }
+
+    ~PathTarget() override {
+        if (held_ >= 0) {
+            ::close(held_);
+        }
+    }
+
+    void prepare(Op op, std::size_t i) override {
+        if (op != Op::write_held) {
+            return;
+        }
+        if (held_ >= 0) {
+            ::close(held_);
+        }
+        const std::string& other = paths_[(i + 1) % paths_.size()];
+        held_ = ::open(other.c_str(), O_RDONLY | O_CLOEXEC);
+        if (held_ < 0) {
+            fail("open " + other);
         }
     }
 
@@ -362,7 +391,8 @@ class PathTarget : public Target {
                 }
                 break;
             }
-            case Op::write: {
+            case Op::write:
+            case Op::write_held: {
                 const std::string& c = contents_[gen][i];
                 int fd = ::open(paths_[i].c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC);
                 if (fd < 0) {
@@ -411,6 +441,7 @@ class PathTarget : public Target {
     std::vector<std::string> missing_;
     std::array<std::vector<std::string>, 2> contents_;
     char buffer_[4096];
+    int held_ = -1;  // the reader's descriptor for write_held
 };
 
 // The seed's sample: a classic fcntl lock on the whole pool file, records read one by one.
@@ -419,7 +450,7 @@ class ScanTarget : public Target {
     ScanTarget(const KeySet& keys, std::string pool) : Target(keys), pool_(std::move(pool)) {}
 
     void run(Op op, std::size_t i, int gen) override {
-        const bool writing = op == Op::write;
+        const bool writing = op == Op::write || op == Op::write_held;
         int fd = ::open(pool_.c_str(), (writing ? O_RDWR : O_RDONLY) | O_CLOEXEC);
         if (fd < 0) {
             fail("open " + pool_);
@@ -445,7 +476,7 @@ class ScanTarget : public Target {
                 hit = true;
                 if (op == Op::read) {
                     value_.assign(record_ + kKeyField, ::strnlen(record_ + kKeyField, kValueField));
-                } else if (op == Op::write) {
+                } else if (writing) {
                     std::memset(record_ + kKeyField, 0, kValueField);
                     const std::string& v = keys_.values[gen][i];
                     std::memcpy(record_ + kKeyField, v.data(), v.size());
@@ -864,6 +895,7 @@ int bench_main(const Options& o) {
             const std::size_t c = cell.cursor++;
             const std::size_t i = (c * stride) % n;
             const int gen = static_cast<int>((c / n + 1) % 2);
+            t.prepare(op, i);
             const auto t0 = std::chrono::steady_clock::now();
             t.run(op, i, gen);
             const auto t1 = std::chrono::steady_clock::now();
@@ -961,9 +993,9 @@ int bench_main(const Options& o) {
         std::printf("\ngoals (reported, not asserted)\n");
         if (st.count("passthrough")) {
             for (Op op : ops) {
-                const double limit = op == Op::read || op == Op::stat ? 0.8
-                                     : op == Op::write                ? 1.0
-                                                                      : 0;
+                const double limit = op == Op::read || op == Op::stat          ? 0.8
+                                     : op == Op::write || op == Op::write_held ? 1.0
+                                                                               : 0;
                 if (limit == 0) {
                     continue;
                 }
@@ -1022,7 +1054,9 @@ int bench_main(const Options& o) {
                         const std::size_t reps = op == Op::readdir && s->keys.n > 100 ? 3 : 20;
                         auto counts = counter.count(mnt, [&] {
                             for (std::size_t k = 0; k < reps; ++k) {
-                                t.run(op, (k * 7919) % s->keys.n, static_cast<int>(k % 2));
+                                const std::size_t i = (k * 7919) % s->keys.n;
+                                t.prepare(op, i);
+                                t.run(op, i, static_cast<int>(k % 2));
                             }
                         });
                         std::size_t total = 0;
