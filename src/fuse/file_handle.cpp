@@ -33,13 +33,13 @@ FileHandle::FileHandle(kvp::PoolId pool, std::string key,
       view_(value) {}
 
 FileHandle::FileHandle(kvp::PoolId pool, std::string key, std::string initial, bool append,
-                       bool dirty, bool raw, kvp::Limits limits)
+                       bool truncated, bool raw, kvp::Limits limits)
     : pool_(pool),
       key_(std::move(key)),
       writable_(true),
       raw_(raw),
       append_(append),
-      dirty_(dirty),
+      trunc_pending_(truncated),
       limits_(limits),
       pending_(std::move(initial)) {}
 

@@ -23,8 +23,9 @@ class FileHandle {
     // Read-only view of `value` inside `snapshot` (text mode adds the newline).
     FileHandle(kvp::PoolId pool, std::string key, std::shared_ptr<const kvp::PoolSnapshot> snapshot,
                std::string_view value, bool raw);
-    // Writable: `initial` is the pending content (already in its shown form).
-    FileHandle(kvp::PoolId pool, std::string key, std::string initial, bool append, bool dirty,
+    // Writable: `initial` is the pending content (already in its shown form);
+    // `truncated`: opened with O_TRUNC over an existing value (see trunc_pending()).
+    FileHandle(kvp::PoolId pool, std::string key, std::string initial, bool append, bool truncated,
                bool raw, kvp::Limits limits);
 
     [[nodiscard]] kvp::PoolId pool() const { return pool_; }
@@ -43,11 +44,17 @@ class FileHandle {
     int write(std::string_view data, std::size_t offset);
     // Cuts the pending content; growing is EINVAL.
     int truncate(std::size_t size);
-    [[nodiscard]] bool dirty() const { return dirty_ && !poisoned_; }
+    // Something to commit at all (fsync, release).
+    [[nodiscard]] bool dirty() const { return (dirty_ || trunc_pending_) && !poisoned_; }
+    // Something to commit at flush: written or truncated through this handle. An O_TRUNC
+    // with nothing written yet is not committed by flush, because the shell's `> file`
+    // closes a dup of the descriptor (flush) before the command writes: committing there
+    // would store an empty value first, and keep it if the later write is refused.
+    [[nodiscard]] bool flush_dirty() const { return dirty_ && !poisoned_; }
     [[nodiscard]] bool poisoned() const { return poisoned_; }
     // The value a commit stores (text mode drops exactly one trailing '\n').
     [[nodiscard]] std::string_view value_to_commit() const;
-    void committed() { dirty_ = false; }
+    void committed() { dirty_ = trunc_pending_ = false; }
 
   private:
     kvp::PoolId pool_;
@@ -56,6 +63,7 @@ class FileHandle {
     bool raw_;
     bool append_ = false;
     bool dirty_ = false;
+    bool trunc_pending_ = false;
     bool poisoned_ = false;
     kvp::Limits limits_ = kvp::Limits::host;
     std::shared_ptr<const kvp::PoolSnapshot> snapshot_;

@@ -32,9 +32,9 @@ std::unique_ptr<FileHandle> writable_handle(Filesystem& fs, kvp::PoolId pool,
                                             const std::string& key, int flags, bool created) {
     const Options& o = fs.options();
     std::string initial;
-    bool dirty = false;
+    bool truncated = false;
     if ((flags & O_TRUNC) != 0) {
-        dirty = !created;  // replacing a value with "" is a change; a new key already is ""
+        truncated = !created;  // replacing a value with "" is a change; a new key already is ""
     } else if (!created) {
         auto snap = fs.pool(pool).snapshot();
         const kvp::SnapshotRecord* rec = snap->find(key);
@@ -44,7 +44,7 @@ std::unique_ptr<FileHandle> writable_handle(Filesystem& fs, kvp::PoolId pool,
         initial = shown_content(rec->record.value, o.raw);
     }
     return std::make_unique<FileHandle>(pool, key, std::move(initial), (flags & O_APPEND) != 0,
-                                        dirty, o.raw, o.limits);
+                                        truncated, o.raw, o.limits);
 }
 
 // Creates `name` in `parent` if absent (touch, echo >, mknod S_IFREG). Returns the key;

@@ -11,7 +11,8 @@
 namespace kvpfs {
 
 int commit_handle(Filesystem& fs, FileHandle& h, const char* op) {
-    if (!h.dirty()) {
+    const bool at_flush = std::string_view(op) == "flush";
+    if (at_flush ? !h.flush_dirty() : !h.dirty()) {
         return 0;
     }
     const std::string_view value = h.value_to_commit();

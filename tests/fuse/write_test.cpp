@@ -4,6 +4,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <thread>
+
 #include "mount_fixture.hpp"
 
 namespace kvptest {
@@ -101,13 +104,44 @@ TEST_F(KvpfsTest, TruncateCutsAndGrowingFails) {
     EXPECT_EQ(pool_recs(1), (Recs{{"k", ""}}));
 }
 
-TEST_F(KvpfsTest, OTruncWithoutWriteEmptiesAtClose) {
+TEST_F(KvpfsTest, OTruncWithoutWriteEmptiesAtTheLastClose) {
     set_pool(1, {{"k", "abc"}});
     int fd = ::open(mnt("guest/k").c_str(), O_WRONLY | O_TRUNC);
     ASSERT_GE(fd, 0);
     EXPECT_EQ(pool_recs(1), (Recs{{"k", "abc"}}));  // atomic O_TRUNC: nothing yet
     ASSERT_EQ(::close(fd), 0);
+    // Committed by release, which the kernel sends just after the last close returns.
+    const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (pool_recs(1) != Recs{{"k", ""}} && std::chrono::steady_clock::now() < end) {
+        std::this_thread::yield();
+    }
     EXPECT_EQ(pool_recs(1), (Recs{{"k", ""}}));
+}
+
+// The shell's `cmd > guest/k`: open(O_TRUNC) as fd 3, dup2 to 1, close(3) (a flush),
+// then the command writes. That first flush must not store an empty value.
+TEST_F(KvpfsTest, ShellRedirectionCommitsOnlyTheWrittenValue) {
+    set_pool(1, {{"k", "old"}});
+    const std::string before = pool_raw(1);
+    int fd = ::open(mnt("guest/k").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ASSERT_GE(fd, 0);
+    int dup = ::dup(fd);
+    ASSERT_EQ(::close(fd), 0);
+    EXPECT_EQ(pool_raw(1), before);
+    const std::string big(1500, 'a');
+    EXPECT_EQ(::write(dup, big.data(), big.size()), -1);
+    EXPECT_EQ(errno, EFBIG);
+    ::close(dup);
+    EXPECT_EQ(pool_raw(1), before);
+    // And a good value through the same pattern.
+    fd = ::open(mnt("guest/k").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ASSERT_GE(fd, 0);
+    dup = ::dup(fd);
+    ASSERT_EQ(::close(fd), 0);
+    EXPECT_EQ(pool_raw(1), before);
+    ASSERT_EQ(::write(dup, "new\n", 4), 4);
+    ASSERT_EQ(::close(dup), 0);
+    EXPECT_EQ(pool_recs(1), (Recs{{"k", "new"}}));
 }
 
 TEST_F(KvpfsTest, WritingADuplicateKeyLeavesOneRecordInPlace) {
