@@ -6,10 +6,12 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -122,6 +124,8 @@ std::string value_of_length(int i, std::size_t len) {
 void same_size_same_tick(const std::string& pool, Family family, kvp::PoolFile& p) {
     constexpr std::size_t kLen = 12;
     write_file(pool, raw_pool({{"other", "x"}, {"k", value_of_length(0, kLen)}, {"z", "y"}}));
+    // An old mtime, put back after every write: only the content (and ctime) changes.
+    kvptest::set_mtime(pool, {1'600'000'000, 0});
     ASSERT_EQ(p.get("k"), value_of_length(0, kLen));
     const struct stat before = stat_of(pool);
     std::uint64_t generation = p.snapshot()->generation();
@@ -379,3 +383,72 @@ TEST_F(ChangeDetectionTest, ChangedAtIsKeptWhenAnotherProcessRewritesTheSameValu
 }
 
 }  // namespace
+
+// ---- Without inotify (ChangeWatch's fallback on the file's stat fields).
+
+namespace {
+
+// Builds the object while the process has no free file descriptor, so inotify_init1 fails
+// with EMFILE and the object's ChangeWatch falls back to stat; then frees the descriptors.
+template <typename T, typename... Args>
+std::unique_ptr<T> make_without_inotify(Args&&... args) {
+    struct rlimit old {};
+    if (::getrlimit(RLIMIT_NOFILE, &old) != 0) {
+        throw std::runtime_error("getrlimit");
+    }
+    struct rlimit low = old;
+    low.rlim_cur = 256;
+    if (::setrlimit(RLIMIT_NOFILE, &low) != 0) {
+        throw std::runtime_error("setrlimit");
+    }
+    std::vector<int> fillers;
+    for (;;) {
+        const int fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            break;
+        }
+        fillers.push_back(fd);
+    }
+    std::unique_ptr<T> made;
+    try {
+        made = std::make_unique<T>(std::forward<Args>(args)...);
+    } catch (...) {
+    }
+    for (const int fd : fillers) {
+        ::close(fd);
+    }
+    ::setrlimit(RLIMIT_NOFILE, &old);
+    return made;
+}
+
+}  // namespace
+
+TEST_F(ChangeDetectionTest, FallbackWatchWithoutInotifySeesSameTickRewrites) {
+    write_file(pool(), raw_pool({{"k", "aaaa"}}));
+    kvptest::set_mtime(pool(), {1'600'000'000, 0});
+    auto w = make_without_inotify<kvp::ChangeWatch>(dir(), std::string(".kvp_pool_1"));
+    ASSERT_NE(w, nullptr);
+    ASSERT_FALSE(w->using_inotify()) << "could not make inotify fail";
+    for (int i = 0; i < 30; ++i) {
+        const struct stat st = stat_of(pool());
+        w->mark_loaded(&st);
+        ASSERT_EQ(same_tick_rewrite(pool(), kKey, i % 2 == 0 ? "bbbb" : "aaaa", Family::fcntl), 0);
+        ASSERT_TRUE(w->maybe_changed()) << "round " << i;
+    }
+}
+
+TEST_F(ChangeDetectionTest, PoolFileWithoutInotifySeesSameTickRewrites) {
+    write_file(pool(), "");
+    kvp::PoolOptions options;
+    options.lock_timeout = std::chrono::milliseconds(2000);
+    kvptest::clear_captured_log();
+    auto p = make_without_inotify<kvp::PoolFile>(pool(), options);
+    ASSERT_NE(p, nullptr);
+    bool warned = false;
+    for (const auto& line : kvptest::captured_log()) {
+        warned = warned || (line.level == kvp::LogLevel::warning &&
+                            line.text.find("inotify") != std::string::npos);
+    }
+    ASSERT_TRUE(warned) << "inotify did not fail, so this would not test the fallback";
+    same_size_same_tick(pool(), Family::fcntl, *p);
+}

@@ -279,6 +279,25 @@ TEST_F(LockingTest, ReadUnderAWriterAnswersTheLastReleasedStateOrWaits) {
     EXPECT_EQ(p->get("k"), "done");
 }
 
+TEST_F(LockingTest, FirstReadWaitsForAWriterAndNeverShowsItsHalfDoneChange) {
+    // A writer holds its lock across a two-step change (first "HALF", later "done"): a
+    // reader with nothing cached has no released state to answer with, so it must wait
+    // for the lock and then show the finished value - never the half-done one.
+    for (const auto kind : {LockKind::fcntl_write, LockKind::flock_exclusive}) {
+        SCOPED_TRACE(kind == LockKind::fcntl_write ? "fcntl" : "flock");
+        kvptest::write_file(pool(), raw_pool({{"k", "old"}}));
+        LockHolder holder(
+            pool(), kind, [](int fd) { (void)!::pwrite(fd, "done", 5, kvptest::kKey); },
+            [](int fd) { (void)!::pwrite(fd, "HALF", 4, kvptest::kKey); });
+        auto p = open_pool(10s);
+        auto read = std::async(std::launch::async, [&] { return p->get("k"); });
+        EXPECT_EQ(read.wait_for(300ms), std::future_status::timeout)
+            << "the read did not wait for the writer's lock";
+        EXPECT_EQ(holder.release(), 0);
+        EXPECT_EQ(read.get(), "done");
+    }
+}
+
 TEST_F(LockingTest, EngineHoldsNoLockBetweenOperations) {
     auto p = open_pool(1s);
     (void)p->get("k");

@@ -240,7 +240,8 @@ int run_in_child(const std::function<int()>& body) {
 }
 
 LockHolder::LockHolder(const std::string& path, LockKind kind,
-                       std::function<void(int fd)> while_locked) {
+                       std::function<void(int fd)> while_locked,
+                       std::function<void(int fd)> once_locked) {
     int ready[2];
     int release[2];
     if (::pipe2(ready, O_CLOEXEC) != 0) {
@@ -276,6 +277,9 @@ LockHolder::LockHolder(const std::string& path, LockKind kind,
                     return 12;
                 }
                 break;
+        }
+        if (once_locked) {
+            once_locked(fd);
         }
         const char byte = 'L';
         if (::write(ready[1], &byte, 1) != 1) {

@@ -80,8 +80,11 @@ enum class LockKind { fcntl_read, fcntl_write, flock_shared, flock_exclusive };
 // the child with the lock still held, right before it unlocks (it gets the child's fd).
 class LockHolder {
   public:
+    // `once_locked`, if given, runs in the child right after it took the lock, before it
+    // tells the parent (a writer's first half of a change).
     LockHolder(const std::string& path, LockKind kind,
-               std::function<void(int fd)> while_locked = {});
+               std::function<void(int fd)> while_locked = {},
+               std::function<void(int fd)> once_locked = {});
     LockHolder(const LockHolder&) = delete;
     LockHolder& operator=(const LockHolder&) = delete;
     ~LockHolder();

@@ -1,0 +1,95 @@
+// ChangeWatch on its own: a fresh watch reports "maybe changed"; after mark_loaded nothing
+// is pending; any change to the watched file (content, attributes, creation, removal,
+// replacement) is reported; changes to other files in the directory are not.
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <string>
+
+#include "change_watch.hpp"
+#include "test_support.hpp"
+
+namespace {
+
+class ChangeWatchTest : public kvptest::PoolDirTest {
+  protected:
+    void loaded(kvp::ChangeWatch& w) {
+        if (kvptest::exists(pool())) {
+            const struct stat st = kvptest::stat_of(pool());
+            w.mark_loaded(&st);
+        } else {
+            w.mark_loaded(nullptr);
+        }
+    }
+};
+
+TEST_F(ChangeWatchTest, UsesInotifyAndStartsDirty) {
+    kvptest::write_file(pool(), kvptest::raw_record("k", "v"));
+    kvp::ChangeWatch w(dir(), ".kvp_pool_1");
+    EXPECT_TRUE(w.using_inotify());
+    EXPECT_TRUE(w.maybe_changed()) << "nothing was loaded yet";
+    loaded(w);
+    EXPECT_FALSE(w.maybe_changed());
+    EXPECT_FALSE(w.maybe_changed());
+}
+
+TEST_F(ChangeWatchTest, SameSizeSameMtimeWriteIsReported) {
+    kvptest::write_file(pool(), kvptest::raw_record("k", "aaaa"));
+    kvp::ChangeWatch w(dir(), ".kvp_pool_1");
+    loaded(w);
+    for (int i = 0; i < 100; ++i) {
+        const struct stat before = kvptest::stat_of(pool());
+        const int fd = ::open(pool().c_str(), O_WRONLY | O_CLOEXEC);
+        ASSERT_GE(fd, 0);
+        ASSERT_EQ(::pwrite(fd, i % 2 == 0 ? "bbbb" : "aaaa", 4, kvptest::kKey), 4);
+        const struct timespec times[2] = {before.st_atim, before.st_mtim};
+        ASSERT_EQ(::futimens(fd, times), 0);
+        ::close(fd);
+        ASSERT_TRUE(w.maybe_changed()) << "round " << i;
+        // Still pending until the next load.
+        ASSERT_TRUE(w.maybe_changed());
+        loaded(w);
+        ASSERT_FALSE(w.maybe_changed());
+    }
+}
+
+TEST_F(ChangeWatchTest, CreationRemovalAndReplacementAreReported) {
+    kvp::ChangeWatch w(dir(), ".kvp_pool_1");
+    loaded(w);
+    EXPECT_FALSE(w.maybe_changed());
+    kvptest::write_file(pool(), kvptest::raw_record("k", "v"));
+    EXPECT_TRUE(w.maybe_changed()) << "creation";
+    loaded(w);
+    ASSERT_EQ(::chmod(pool().c_str(), 0600), 0);
+    EXPECT_TRUE(w.maybe_changed()) << "attributes";
+    loaded(w);
+    const std::string tmp = dir() + "/tmp";
+    kvptest::write_file(tmp, kvptest::raw_record("k", "w"));
+    loaded(w);  // the temporary file's own events are not about the pool
+    ASSERT_EQ(::rename(tmp.c_str(), pool().c_str()), 0);
+    EXPECT_TRUE(w.maybe_changed()) << "replacement by rename";
+    loaded(w);
+    ASSERT_EQ(::truncate(pool().c_str(), 0), 0);
+    EXPECT_TRUE(w.maybe_changed()) << "truncation";
+    loaded(w);
+    ASSERT_EQ(::unlink(pool().c_str()), 0);
+    EXPECT_TRUE(w.maybe_changed()) << "removal";
+    loaded(w);
+    EXPECT_FALSE(w.maybe_changed());
+}
+
+TEST_F(ChangeWatchTest, OtherFilesOfTheDirectoryAreIgnored) {
+    kvptest::write_file(pool(), kvptest::raw_record("k", "v"));
+    kvp::ChangeWatch w(dir(), ".kvp_pool_1");
+    loaded(w);
+    kvptest::write_file(pool_path(0), kvptest::raw_record("x", "y"));
+    kvptest::write_file(pool_path(2), kvptest::raw_record("x", "y"));
+    kvptest::write_file(dir() + "/.kvp_pool_1.bak", "z");
+    kvptest::write_file(dir() + "/.kvp_pool_10", "z");
+    ASSERT_EQ(::unlink(pool_path(0).c_str()), 0);
+    EXPECT_FALSE(w.maybe_changed());
+}
+
+}  // namespace
