@@ -1,0 +1,107 @@
+#pragma once
+// Support for the reliability tests: an independent pool decoder/encoder (not the
+// engine's), a sandbox that mounts a tmpfs pool directory and runs the real kvpfs daemon
+// on a fresh mountpoint (readiness by polling statfs for the FUSE magic, teardown that
+// always unmounts), forked worker processes with bounded waits, self-checking values, and
+// syscall helpers that report the errno of the step that failed.
+
+#include <fcntl.h>
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace kvpstress {
+
+inline constexpr std::size_t kKeyField = 512;
+inline constexpr std::size_t kValueField = 2048;
+inline constexpr std::size_t kRecord = kKeyField + kValueField;
+
+struct Rec {
+    std::string key;
+    std::string value;
+    bool operator==(const Rec&) const = default;
+};
+
+// One zero-filled record; `garbage` fills the bytes after each NUL instead of zeros.
+std::string encode_record(std::string_view key, std::string_view value, char garbage = '\0');
+// Every whole record, each field up to its first NUL.
+std::vector<Rec> decode_records(std::string_view bytes);
+
+std::string read_file(const std::string& path);  // throws std::runtime_error
+void write_file(const std::string& path, std::string_view bytes);
+std::string printable(std::string_view s, std::size_t max = 60);
+std::string errno_name(int e);
+
+// --- Self-checking values: "V|<tag>|<seq>|<len>|<hash>|<padding>", exactly <len> bytes.
+// A torn or mixed value fails verify(); the (tag, seq) id names the write that made it.
+std::string make_value(std::string_view tag, std::uint64_t seq, std::size_t length);
+// The value's id "<tag>|<seq>", or nullopt when the value is not whole.
+std::optional<std::string> verify_value(std::string_view value);
+
+// --- Processes.
+// Runs `body` in a forked child that leaves with _exit(body()).
+pid_t spawn(const std::function<int()>& body);
+// Waits at most `limit`; SIGKILLs and reaps on timeout. Returns the exit status, 128+signal
+// when killed by one, or -1 on timeout.
+int wait_for(pid_t pid, std::chrono::milliseconds limit);
+
+// --- Syscalls through the mount. 0, or the errno; `step` says which call failed.
+struct Io {
+    int err = 0;
+    std::string step;
+};
+Io write_value(const std::string& path, std::string_view data,
+               int flags = O_WRONLY | O_CREAT | O_TRUNC, std::size_t chunk = 0);
+// The file's content, or the errno of open/read.
+struct ReadResult {
+    int err = 0;
+    std::string data;
+};
+ReadResult read_value(const std::string& path);
+
+// The FUSE mount of a kvpfs daemon over a tmpfs pool directory.
+class Sandbox {
+  public:
+    Sandbox();  // makes base/pool (tmpfs) and base/mnt; throws on failure
+    Sandbox(const Sandbox&) = delete;
+    Sandbox& operator=(const Sandbox&) = delete;
+    ~Sandbox();  // stops the daemon, detaches the mount, unmounts tmpfs, removes dirs
+
+    // Starts `[wrapper...] kvpfs -f [options] POOL MNT`, its stderr into log(); waits (at
+    // most 10 s) until MNT is a FUSE mount. Throws if the daemon dies or never mounts.
+    void start(const std::vector<std::string>& options = {},
+               const std::vector<std::string>& wrapper = {});
+    // Unmounts (the daemon then exits) and reaps the daemon; returns its exit status.
+    int stop();
+    // SIGKILLs the daemon (no clean-up of its own), reaps it, detaches the dead mount.
+    void kill_daemon();
+    [[nodiscard]] bool mounted() const;
+    [[nodiscard]] bool daemon_running() const { return daemon_ > 0; }
+
+    [[nodiscard]] const std::string& base() const { return base_; }
+    [[nodiscard]] const std::string& pool_dir() const { return pool_; }
+    [[nodiscard]] std::string pool(int n) const;
+    [[nodiscard]] std::string mnt(const std::string& rel = "") const;
+    [[nodiscard]] std::string log() const;
+
+  private:
+    void detach_mount();
+    std::string base_, pool_, mnt_, log_path_;
+    pid_t daemon_ = -1;
+    bool tmpfs_ = false;
+};
+
+[[nodiscard]] std::string kvpfs_binary();
+// Seconds from the environment variable `name`, or `fallback`.
+[[nodiscard]] double env_seconds(const char* name, double fallback);
+[[nodiscard]] long env_long(const char* name, long fallback);
+
+}  // namespace kvpstress
