@@ -23,7 +23,7 @@ const CLI::Validator kPoolValidator(
         }
         return "unknown pool '" + text + "' (use external, guest, auto, parameter or 0-4)";
     },
-    "POOL", "pool");
+    "", "pool");
 
 kvp::PoolId to_pool(const std::string& text) {
     return *kvp::parse_pool(text);
@@ -74,19 +74,19 @@ int run(int argc, const char* const* argv, std::ostream& out, std::ostream& err)
     bool sample = false;
 
     auto* list = app.add_subcommand("list", "Print the keys of a pool, one per line");
-    list->add_option("POOL", pool_arg, kPoolHelp)->required()->check(kPoolValidator);
+    list->add_option("POOL", pool_arg, kPoolHelp)->required()->check(kPoolValidator)->type_name("");
     list->callback(
         [&] { action = [&](const Context& c) { return cmd_list(c, to_pool(pool_arg)); }; });
 
     auto* get = app.add_subcommand("get", "Print a key's value and a newline (exit 1 if absent)");
-    get->add_option("POOL", pool_arg, kPoolHelp)->required()->check(kPoolValidator);
+    get->add_option("POOL", pool_arg, kPoolHelp)->required()->check(kPoolValidator)->type_name("");
     get->add_option("KEY", key, "The key")->required();
     get->callback(
         [&] { action = [&](const Context& c) { return cmd_get(c, to_pool(pool_arg), key); }; });
 
     auto* set = app.add_subcommand(
         "set", "Create or replace a key in any pool (creates the pool file if missing)");
-    set->add_option("POOL", pool_arg, kPoolHelp)->required()->check(kPoolValidator);
+    set->add_option("POOL", pool_arg, kPoolHelp)->required()->check(kPoolValidator)->type_name("");
     set->add_option("KEY", key, "The key")->required();
     set->add_option("VALUE", value, "The value (stored without a trailing newline)")->required();
     set->add_option("--limits", limits,
@@ -102,7 +102,7 @@ int run(int argc, const char* const* argv, std::ostream& out, std::ostream& err)
     });
 
     auto* del = app.add_subcommand("delete", "Remove every record of a key (exit 1 if absent)");
-    del->add_option("POOL", pool_arg, kPoolHelp)->required()->check(kPoolValidator);
+    del->add_option("POOL", pool_arg, kPoolHelp)->required()->check(kPoolValidator)->type_name("");
     del->add_option("KEY", key, "The key")->required();
     del->callback(
         [&] { action = [&](const Context& c) { return cmd_delete(c, to_pool(pool_arg), key); }; });
@@ -111,7 +111,7 @@ int run(int argc, const char* const* argv, std::ostream& out, std::ostream& err)
         "dump",
         "Print every record as it is in the file, in file order: empty keys, duplicates, "
         "unterminated fields and a partial tail included (all pools if none is named)");
-    dump->add_option("POOL", pool_arg, kPoolHelp)->check(kPoolValidator);
+    dump->add_option("POOL", pool_arg, kPoolHelp)->check(kPoolValidator)->type_name("");
     dump->add_flag("--json", json,
                    "A JSON array of objects: pool, index, offset, key, value, partial, ...");
     dump->callback([&] {
@@ -122,7 +122,7 @@ int run(int argc, const char* const* argv, std::ostream& out, std::ostream& err)
         "check",
         "Name every problem with its record index: duplicates, partial tail, fields without "
         "a NUL, bad UTF-8 (exit 1 if any; all pools if none is named)");
-    check->add_option("POOL", pool_arg, kPoolHelp)->check(kPoolValidator);
+    check->add_option("POOL", pool_arg, kPoolHelp)->check(kPoolValidator)->type_name("");
     check->callback([&] {
         action = [&](const Context& c) { return cmd_check(c, to_optional_pool(pool_arg)); };
     });
@@ -130,7 +130,10 @@ int run(int argc, const char* const* argv, std::ostream& out, std::ostream& err)
     auto* compact = app.add_subcommand(
         "compact",
         "Drop duplicate records (keeping the first) and a partial tail; say what changed");
-    compact->add_option("POOL", pool_arg, kPoolHelp)->required()->check(kPoolValidator);
+    compact->add_option("POOL", pool_arg, kPoolHelp)
+        ->required()
+        ->check(kPoolValidator)
+        ->type_name("");
     compact->callback(
         [&] { action = [&](const Context& c) { return cmd_compact(c, to_pool(pool_arg)); }; });
 
@@ -146,7 +149,7 @@ int run(int argc, const char* const* argv, std::ostream& out, std::ostream& err)
         "watch",
         "Print one line per key added, changed or removed, as it happens, until SIGINT or "
         "SIGTERM (all pools if none is named)");
-    watch->add_option("POOL", pool_arg, kPoolHelp)->check(kPoolValidator);
+    watch->add_option("POOL", pool_arg, kPoolHelp)->check(kPoolValidator)->type_name("");
     watch->callback([&] {
         action = [&](const Context& c) { return cmd_watch(c, to_optional_pool(pool_arg)); };
     });
