@@ -123,6 +123,44 @@ std::string printable(std::string_view s, std::size_t max) {
     return out;
 }
 
+std::string escape_key(const std::string& key) {
+    if (key == ".")
+        return "%2E";
+    if (key == "..")
+        return "%2E%2E";
+    std::string out;
+    for (const char c : key) {
+        if (c == '%') {
+            out += "%25";
+        } else if (c == '/') {
+            out += "%2F";
+        } else {
+            out += c;
+        }
+    }
+    return out;
+}
+
+std::string unescape_name(const std::string& name) {
+    if (name == "%2E")
+        return ".";
+    if (name == "%2E%2E")
+        return "..";
+    std::string out;
+    for (std::size_t i = 0; i < name.size(); ++i) {
+        if (name.compare(i, 3, "%25") == 0) {
+            out += '%';
+            i += 2;
+        } else if (name.compare(i, 3, "%2F") == 0) {
+            out += '/';
+            i += 2;
+        } else {
+            out += name[i];
+        }
+    }
+    return out;
+}
+
 std::string errno_name(int e) {
     switch (e) {
         case 0:
