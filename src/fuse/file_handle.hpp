@@ -32,6 +32,9 @@ class FileHandle {
     [[nodiscard]] const std::string& key() const { return key_; }
     [[nodiscard]] bool writable() const { return writable_; }
     [[nodiscard]] std::mutex& mutex() { return mutex_; }
+    // Created by open(O_CREAT|O_TRUNC) and not yet in the pool (Filesystem's pending list).
+    [[nodiscard]] bool pending_create() const { return pending_create_; }
+    void set_pending_create() { pending_create_ = true; }
 
     // --- under mutex() ---
     // The shown content: [head, tail) pieces for a zero-copy reply.
@@ -65,6 +68,7 @@ class FileHandle {
     bool dirty_ = false;
     bool trunc_pending_ = false;
     bool poisoned_ = false;
+    bool pending_create_ = false;
     kvp::Limits limits_ = kvp::Limits::host;
     std::shared_ptr<const kvp::PoolSnapshot> snapshot_;
     std::string_view view_;  // into *snapshot_ (read-only handles)

@@ -74,6 +74,36 @@ void Filesystem::fill_handle_attr(Ino ino, FileHandle& handle, struct timespec m
     fill_file(options_, ino, handle.pool(), handle.size(), mtime, st);
 }
 
+namespace {
+std::string pending_key(kvp::PoolId pool, std::string_view key) {
+    std::string k(1, static_cast<char>('0' + kvp::pool_number(pool)));
+    k.append(key);
+    return k;
+}
+}  // namespace
+
+void Filesystem::add_pending_create(kvp::PoolId pool, std::string_view key) {
+    std::lock_guard lock(pending_mutex_);
+    ++pending_creates_[pending_key(pool, key)];
+}
+
+void Filesystem::remove_pending_create(kvp::PoolId pool, std::string_view key) {
+    std::lock_guard lock(pending_mutex_);
+    auto it = pending_creates_.find(pending_key(pool, key));
+    if (it != pending_creates_.end() && --it->second <= 0) {
+        pending_creates_.erase(it);
+    }
+}
+
+bool Filesystem::pending_create(kvp::PoolId pool, std::string_view key) const {
+    std::lock_guard lock(pending_mutex_);
+    return !pending_creates_.empty() && pending_creates_.count(pending_key(pool, key)) != 0;
+}
+
+void Filesystem::fill_pending_attr(Ino ino, kvp::PoolId pool, struct stat& st) const {
+    fill_file(options_, ino, pool, options_.raw ? 0 : 1, started_, st);
+}
+
 int Filesystem::attr_of(Ino ino, struct stat& st) {
     if (ino == kRootIno) {
         fill_root_attr(st);
@@ -90,6 +120,10 @@ int Filesystem::attr_of(Ino ino, struct stat& st) {
     auto snap = pools_.pool(ref->pool).snapshot();
     const kvp::SnapshotRecord* rec = snap->find(ref->key);
     if (rec == nullptr) {
+        if (pending_create(ref->pool, ref->key)) {
+            fill_pending_attr(ino, ref->pool, st);
+            return 0;
+        }
         return ENOENT;
     }
     fill_key_attr(ino, ref->pool, *rec, st);

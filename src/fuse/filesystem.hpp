@@ -9,7 +9,9 @@
 
 #include <ctime>
 #include <exception>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -53,11 +55,22 @@ class Filesystem {
     // EACCES outside guest/, 0 when the change may go ahead.
     [[nodiscard]] int change_refusal(std::optional<kvp::PoolId> pool) const;
 
+    // Keys created by open(O_CREAT|O_TRUNC) whose first value is not committed yet: they
+    // exist for lookup/stat/open (as empty files) but not in the pool, so a refused write
+    // leaves the pool byte-identical. Counted per open handle.
+    void add_pending_create(kvp::PoolId pool, std::string_view key);
+    void remove_pending_create(kvp::PoolId pool, std::string_view key);
+    [[nodiscard]] bool pending_create(kvp::PoolId pool, std::string_view key) const;
+    // Attributes of a pending created key (an empty value).
+    void fill_pending_attr(Ino ino, kvp::PoolId pool, struct stat& st) const;
+
   private:
     Options options_;
     kvp::PoolDirectory pools_;
     InodeTable inodes_;
     struct timespec started_ {};
+    mutable std::mutex pending_mutex_;
+    std::map<std::string, int, std::less<>> pending_creates_;
 };
 
 [[nodiscard]] inline Filesystem& fs_of(fuse_req_t req) {

@@ -63,40 +63,40 @@ void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct f
     guarded(req, "readdir", [&] {
         Filesystem& fs = fs_of(req);
         DirHandle& dh = *dir_of(fi);
-        std::lock_guard lock(dh.mutex);
         std::vector<char> buf;
         buf.reserve(size);
-        // Offsets: 0 ".", 1 "..", then 2 + i for the i-th entry.
-        if (off < 1 && !add(req, buf, size, ".", ino, S_IFDIR, 1)) {
-            fuse_reply_buf(req, buf.data(), buf.size());
-            return;
-        }
-        if (off < 2 && !add(req, buf, size, "..", kRootIno, S_IFDIR, 2)) {
-            fuse_reply_buf(req, buf.data(), buf.size());
-            return;
-        }
-        const std::size_t first = off < 2 ? 0 : static_cast<std::size_t>(off - 2);
-        if (!dh.pool) {
-            for (std::size_t i = first; i < kvp::kShownPools.size(); ++i) {
-                const kvp::PoolId id = kvp::kShownPools[i];
-                const std::string name(kvp::pool_name(id));
-                if (!add(req, buf, size, name.c_str(), pool_dir_ino(id), S_IFDIR,
-                         static_cast<off_t>(i + 3))) {
-                    break;
+        {
+            // The reply is sent after the lock is dropped: once it is out, a releasedir on
+            // another thread may free the handle.
+            std::unique_lock lock(dh.mutex);
+            // Offsets: 0 ".", 1 "..", then 2 + i for the i-th entry.
+            const bool dots_fit = (off >= 1 || add(req, buf, size, ".", ino, S_IFDIR, 1)) &&
+                                  (off >= 2 || add(req, buf, size, "..", kRootIno, S_IFDIR, 2));
+            const std::size_t first = off < 2 ? 0 : static_cast<std::size_t>(off - 2);
+            if (!dots_fit) {
+                // the buffer is full already
+            } else if (!dh.pool) {
+                for (std::size_t i = first; i < kvp::kShownPools.size(); ++i) {
+                    const kvp::PoolId id = kvp::kShownPools[i];
+                    const std::string name(kvp::pool_name(id));
+                    if (!add(req, buf, size, name.c_str(), pool_dir_ino(id), S_IFDIR,
+                             static_cast<off_t>(i + 3))) {
+                        break;
+                    }
                 }
-            }
-        } else {
-            if (off == 0 || !dh.snapshot) {
-                dh.snapshot = fs.pool(*dh.pool).snapshot();
-            }
-            const auto& listing = dh.snapshot->listing();
-            const auto& records = dh.snapshot->records();
-            for (std::size_t i = first; i < listing.size(); ++i) {
-                const std::string& key = records[listing[i]].record.key;
-                const std::string name = kvp::key_to_name(key);
-                if (!add(req, buf, size, name.c_str(), fs.inodes().peek(*dh.pool, key), S_IFREG,
-                         static_cast<off_t>(i + 3))) {
-                    break;
+            } else {
+                if (off == 0 || !dh.snapshot) {
+                    dh.snapshot = fs.pool(*dh.pool).snapshot();
+                }
+                const auto& listing = dh.snapshot->listing();
+                const auto& records = dh.snapshot->records();
+                for (std::size_t i = first; i < listing.size(); ++i) {
+                    const std::string& key = records[listing[i]].record.key;
+                    const std::string name = kvp::key_to_name(key);
+                    if (!add(req, buf, size, name.c_str(), fs.inodes().peek(*dh.pool, key), S_IFREG,
+                             static_cast<off_t>(i + 3))) {
+                        break;
+                    }
                 }
             }
         }

@@ -57,7 +57,7 @@ void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
         }
         auto snap = fs.pool(*pool).snapshot();
         const kvp::SnapshotRecord* rec = snap->find(*key);
-        if (rec == nullptr) {
+        if (rec == nullptr && !fs.pending_create(*pool, *key)) {
             // Not cached (no negative entry): the key may appear at any time.
             reply_error(req, "lookup", ENOENT, describe_key(*pool, *key));
             return;
@@ -65,7 +65,11 @@ void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
         e.ino = fs.inodes().acquire(*pool, *key);
         e.attr_timeout = kKeyTimeout;
         e.entry_timeout = kKeyTimeout;
-        fs.fill_key_attr(e.ino, *pool, *rec, e.attr);
+        if (rec != nullptr) {
+            fs.fill_key_attr(e.ino, *pool, *rec, e.attr);
+        } else {
+            fs.fill_pending_attr(e.ino, *pool, e.attr);
+        }
         if (fuse_reply_entry(req, &e) != 0) {
             fs.inodes().forget(e.ino, 1);  // the kernel never got it
         }

@@ -36,16 +36,20 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
             const auto size = static_cast<std::size_t>(attr->st_size);
             FileHandle* h = handle_of(fi);
             if (h != nullptr && h->writable()) {
-                std::lock_guard lock(h->mutex());
-                if (int err = h->truncate(size); err != 0) {
+                struct stat st {};
+                int err = 0;
+                {
+                    std::lock_guard lock(h->mutex());
+                    err = h->truncate(size);
+                    fs.fill_handle_attr(ino, *h, fs.started(), st);
+                }
+                if (err != 0) {
                     reply_error(req, "setattr", err,
                                 what + ": truncate to " + std::to_string(size) +
                                     (err == EINVAL ? ": growing a value is not possible"
                                                    : ": an earlier write was refused"));
                     return;
                 }
-                struct stat st {};
-                fs.fill_handle_attr(ino, *h, fs.started(), st);
                 fuse_reply_attr(req, &st, kKeyTimeout);
                 return;
             }

@@ -267,6 +267,10 @@ ParseResult parse_options(int argc, char** argv) {
     // owner writes guest/ (CONTRACT §8). fsname/subtype make `mount` show fuse.kvpfs.
     o.fuse_args.emplace_back("-odefault_permissions");
     o.fuse_args.emplace_back("-osubtype=kvpfs");
+    if (o.debug) {
+        // libfuse's own trace: every request and its result (errno or reply size).
+        o.fuse_args.emplace_back("-odebug");
+    }
     return result;
 }
 

@@ -134,6 +134,18 @@ void KvpfsTest::TearDown() {
 }
 
 void KvpfsTest::cleanup() {
+    if (daemon_ >= 0) {
+        // A daemon that died during the test is a failure of its own, whatever the test saw.
+        int status = 0;
+        if (::waitpid(daemon_, &status, WNOHANG) == daemon_) {
+            daemon_ = -1;
+            ADD_FAILURE() << "kvpfs died during the test: "
+                          << (WIFSIGNALED(status) ? "signal " + std::to_string(WTERMSIG(status))
+                                                  : "exit " + std::to_string(WEXITSTATUS(status)))
+                          << "\n"
+                          << daemon_log();
+        }
+    }
     if (!mnt_.empty()) {
         // Detach first: a live daemon then sees ENODEV and exits; a dead one leaves a
         // broken mount that only a detach removes.
@@ -155,6 +167,11 @@ void KvpfsTest::cleanup() {
         tmpfs_ = false;
     }
     if (!base_.empty()) {
+        // A sanitizer build of the daemon reports into its log: any report fails the test.
+        if (const std::string log = daemon_log(); log.find("Sanitizer") != std::string::npos ||
+                                                  log.find("runtime error:") != std::string::npos) {
+            ADD_FAILURE() << "kvpfs sanitizer report:\n" << log;
+        }
         std::error_code ec;
         ::rmdir(mnt_.c_str());
         std::filesystem::remove_all(base_, ec);

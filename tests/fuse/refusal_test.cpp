@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <array>
@@ -151,6 +152,50 @@ TEST_F(ReadOnlyTest, EveryChangeIsErofs) {
     // The order of precedence: EPERM and EXDEV come first.
     expect_refused("mkdir", ::mkdir(mnt("guest/d").c_str(), 0755), EPERM);
     expect_refused("cross rename", ::rename(k.c_str(), mnt("auto/k").c_str()), EXDEV);
+}
+
+class AllowOtherTest : public KvpfsTest {
+  protected:
+    std::vector<std::string> daemon_options() const override { return {"-o", "allow_other"}; }
+};
+
+// default_permissions is always on: with allow_other another user reads every pool but
+// the kernel refuses its writes by the mode bits (files 0644/0444, owner root).
+TEST_F(AllowOtherTest, OtherUsersReadButDoNotWrite) {
+    set_pool(1, {{"g", "guest value"}});
+    set_pool(3, {{"p", "param"}});
+    const std::string before = pool_raw(1);
+    ASSERT_EQ(::chmod(base_dir().c_str(), 0755), 0);  // mkdtemp made it 0700
+    pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        if (::setgid(65534) != 0 || ::setuid(65534) != 0) {
+            ::_exit(10);
+        }
+        try {
+            if (read_bytes(mnt("guest/g")) != "guest value\n" ||
+                read_bytes(mnt("parameter/p")) != "param\n") {
+                ::_exit(11);
+            }
+        } catch (...) {
+            ::_exit(15);
+        }
+        if (::open(mnt("guest/g").c_str(), O_WRONLY) != -1 || errno != EACCES) {
+            ::_exit(12);
+        }
+        if (::open(mnt("guest/new").c_str(), O_WRONLY | O_CREAT, 0644) != -1 || errno != EACCES) {
+            ::_exit(13);
+        }
+        if (::unlink(mnt("guest/g").c_str()) != -1 || errno != EACCES) {
+            ::_exit(14);
+        }
+        ::_exit(0);
+    }
+    int status = 0;
+    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 0) << "step that failed: " << WEXITSTATUS(status);
+    EXPECT_EQ(pool_raw(1), before);
 }
 
 }  // namespace

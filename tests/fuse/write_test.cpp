@@ -68,7 +68,7 @@ TEST_F(KvpfsTest, ValueIsInThePoolBeforeCloseReturnsAndOnFsync) {
     int fd = ::open(mnt("guest/k").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     ASSERT_GE(fd, 0);
     ASSERT_EQ(::write(fd, "one\n", 4), 4);
-    EXPECT_EQ(pool_recs(1), (Recs{{"k", ""}}));  // created empty, value pending
+    EXPECT_EQ(pool_raw(1), "");  // value pending, the new key with it
     ASSERT_EQ(::fsync(fd), 0);
     EXPECT_EQ(pool_recs(1), (Recs{{"k", "one"}}));
     ASSERT_EQ(::pwrite(fd, "two\n", 4, 0), 4);
@@ -142,6 +142,31 @@ TEST_F(KvpfsTest, ShellRedirectionCommitsOnlyTheWrittenValue) {
     ASSERT_EQ(::write(dup, "new\n", 4), 4);
     ASSERT_EQ(::close(dup), 0);
     EXPECT_EQ(pool_recs(1), (Recs{{"k", "new"}}));
+}
+
+TEST_F(KvpfsTest, NewKeyWhoseWriteIsRefusedIsNotCreated) {
+    set_pool(1, {{"other", "o"}});
+    const std::string before = pool_raw(1);
+    IoResult r = write_file("guest/new", std::string(1500, 'a'));
+    EXPECT_EQ(r.err, EFBIG);
+    EXPECT_EQ(pool_raw(1), before);
+    EXPECT_EQ(stat_errno("guest/new"), ENOENT);
+    r = write_file("guest/new", std::string("a\0", 2));
+    EXPECT_EQ(r.err, EINVAL);
+    EXPECT_EQ(pool_raw(1), before);
+}
+
+TEST_F(KvpfsTest, NewKeyIsThereForItsWriterBeforeTheFirstCommit) {
+    int fd = ::open(mnt("guest/new").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ASSERT_GE(fd, 0);
+    struct stat st {};
+    EXPECT_EQ(stat_errno("guest/new", &st), 0);
+    EXPECT_EQ(st.st_size, 1);
+    EXPECT_EQ(cat("guest/new"), "\n");
+    EXPECT_EQ(pool_raw(1), "");  // not in the pool yet
+    ASSERT_EQ(::write(fd, "v\n", 2), 2);
+    ASSERT_EQ(::close(fd), 0);
+    EXPECT_EQ(pool_recs(1), (Recs{{"new", "v"}}));
 }
 
 TEST_F(KvpfsTest, WritingADuplicateKeyLeavesOneRecordInPlace) {
