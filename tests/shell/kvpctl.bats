@@ -191,10 +191,10 @@ b'
 @test "lock held by another process: fails after --lock-timeout with exit 2" {
     "$KVPCTL" set guest K v
     # cloud-init's kind of lock, held by a process that is only `sleep` (killed below).
-    bash -c 'exec 9<"$1"; flock -x 9; exec sleep 30' _ "$KVP_POOL_DIR/.kvp_pool_1" \
-        >/dev/null 2>&1 &
+    bash -c 'exec 9<"$1"; flock -x 9; echo locked; exec sleep 30' _ "$KVP_POOL_DIR/.kvp_pool_1" \
+        >"$tmp/holder" 2>&1 &
     holder=$!
-    kvpctl_wait_text /proc/locks "$(stat -c %i "$KVP_POOL_DIR/.kvp_pool_1")"
+    kvpctl_wait_line "$tmp/holder" locked
     run "$KVPCTL" --lock-timeout 1 get guest K
     kill "$holder"
     wait "$holder" || true
