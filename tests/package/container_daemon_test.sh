@@ -79,6 +79,20 @@ kill -TERM "$pid"
 wait "$pid"
 expect_eq "docker stop (SIGTERM): kvpfs exits 0" 0 "$?"
 check "docker stop (SIGTERM): unmounted" is_not_mounted "$mnt"
+
+# -v /var/lib/hyperv:/var/lib/hyperv:ro with kvpfs -o ro: reads work, changes are EROFS.
+mount -o remount,bind,ro "$pool"
+setpriv --bounding-set="$docker_caps,+sys_admin" --inh-caps=-all \
+    "$ctr/bin/kvpfs" -f -o allow_other,ro "$pool" "$mnt" 2>>"$WORK/kvpfs.log" &
+pid=$!
+check "read-only pool dir, -o ro: mounted" wait_until 10 is_mounted "$mnt"
+expect_eq "read-only pool dir: reads guest/FromContainer" inside \
+    "$(cat "$mnt/guest/FromContainer" 2>&1)"
+expect_refused "read-only pool dir: root writes guest/" "Read-only file system" \
+    bash -c "echo x > '$mnt/guest/FromContainer'"
+kill -TERM "$pid"
+wait "$pid"
+expect_eq "read-only pool dir: kvpfs exits 0 on SIGTERM" 0 "$?"
 finish
 INSIDE
 

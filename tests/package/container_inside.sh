@@ -21,6 +21,18 @@ mount --bind "$HOST/kvp" "$CTR/robind"
 mount -o remount,bind,ro "$CTR/robind"
 mount --rbind "$HOST" "$CTR/share"
 mount --make-rslave "$CTR/share"
+mount --rbind "$HOST" "$CTR/share-ro"
+mount --make-rslave "$CTR/share-ro"
+mount -o remount,bind,ro "$CTR/share-ro"
+
+# ro_not_inherited WHEN: a read-only bind of the parent does not make the kvpfs mounts below
+# it read-only (what the docs warn about): the container's root still writes guest/.
+ro_not_inherited() {
+    check "$1: share-ro itself is read-only" \
+        bash -c "findmnt -n -o OPTIONS --mountpoint '$CTR/share-ro' | grep -q '^ro'"
+    check "$1: share-ro/kvp is not: container root writes guest/ there" \
+        bash -c "echo x > '$CTR/share-ro/kvp/guest/NotReadOnly' && rm '$CTR/share-ro/kvp/guest/NotReadOnly'"
+}
 
 # reads VIEW: anyone reads every pool.
 reads() {
@@ -60,6 +72,7 @@ ro_views=("$CTR/robind" "$CTR/share/kvp-ro")
 say "--- first round"
 for v in "${rw_views[@]}"; do reads "$v"; user_refused "$v" "$denied"; done
 for v in "${ro_views[@]}"; do reads "$v"; user_refused "$v" "$erofs|$denied"; root_refused "$v"; done
+ro_not_inherited "first round"
 dev_before=$(stat -c %d "$CTR/share/kvp")
 touch "$WORK/phase1.done"
 
@@ -76,6 +89,7 @@ user_refused "$CTR/share/kvp" "$denied"
 reads "$CTR/share/kvp-ro"
 user_refused "$CTR/share/kvp-ro" "$erofs|$denied"
 root_refused "$CTR/share/kvp-ro"
+ro_not_inherited "after the restart"
 # What the docs warn about: a bind of the mountpoint itself keeps the dead mount.
 expect_refused "bind: left on the dead mount" "$enotconn|No such file" cat "$CTR/bind/parameter/HostName"
 expect_refused "robind: left on the dead mount" "$enotconn|No such file" cat "$CTR/robind/parameter/HostName"

@@ -10,9 +10,11 @@
 # its root (container_inside.sh):
 #   bind       the kvpfs mountpoint itself                  (-v /kvp:/kvp)
 #   robind     the same, read-only                          (-v /kvp:/kvp:ro)
-#   share      the parent, recursive, slave propagation     (-v /run/kvp:/run/kvp:rslave)
+#   share      the parent, recursive, slave propagation     (-v /run/kvpfs:/run/kvpfs:rslave)
+#   share-ro   the same, read-only                          (... :ro,rslave)
 # Then the host restarts both daemons, and the container checks again: through `share` it
-# sees the new mounts with the same permissions; the direct binds are left on the dead mount.
+# sees the new mounts with the same permissions; the direct binds are left on the dead mount;
+# the read-only flag of share-ro never reaches the kvpfs mounts below it (use kvp-ro).
 # Usage: container_test.sh BUILD_DIR SOURCE_DIR
 set -uo pipefail
 build=$(cd "$1" && pwd)
@@ -71,7 +73,7 @@ start_daemons() {
 start_daemons
 
 # The container's mount points (made on the host, as an image would have them).
-mkdir -p "$ctr/bind" "$ctr/robind" "$ctr/share"
+mkdir -p "$ctr/bind" "$ctr/robind" "$ctr/share" "$ctr/share-ro"
 unshare --mount --pid --fork --mount-proc --propagation slave \
     env HOST="$host" CTR="$ctr" WORK="$work" HOSTNAME_VALUE="$hostname_value" \
     bash "$src/tests/package/container_inside.sh" "$src/tests/package/lib.sh" \
