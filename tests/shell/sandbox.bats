@@ -42,6 +42,29 @@ teardown() {
     sandbox_assert_clean
 }
 
+@test "writes through the mount land in the pool: kvpctl watch sees each one" {
+    sandbox_run -- '
+        seen() {  # polls 10 s at most
+            for i in $(seq 1000); do grep -qxF "$1" "$0.watch" && return; sleep 0.01; done
+            exit 21
+        }
+        "$KVPCTL" watch guest >"$0.watch" 2>"$0.err" &
+        watcher=$!
+        for i in $(seq 1000); do grep -q "kvpctl: watching" "$0.err" && break; sleep 0.01; done
+        echo Ready >"$KVP_MOUNT/guest/Status"
+        seen "guest added Status=Ready"
+        echo Done >"$KVP_MOUNT/guest/Status"
+        seen "guest changed Status=Done"
+        rm "$KVP_MOUNT/guest/Status"
+        seen "guest removed Status"
+        kill -INT "$watcher"
+        wait "$watcher" || exit 20
+        cp "$0.watch" "$0.result"'
+    [ "$status" -eq 0 ]
+    [ "$(cat "$tmp/where.result")" = $'guest added Status=Ready\nguest changed Status=Done\nguest removed Status' ]
+    sandbox_assert_clean
+}
+
 @test "the exit status of CMD is the sandbox's" {
     for code in 0 1 3 42 255; do
         run "$KVP_SANDBOX" -- sh -c "exit $code"
