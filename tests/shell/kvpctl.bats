@@ -101,12 +101,11 @@ start_watch() {
     "$KVPCTL" set parameter HostName host1
     run "$KVPCTL" dump --json
     [ "$status" -eq 0 ]
-    python3 -c '
-import json, sys
-records = json.loads(sys.argv[1])
-assert [(r["pool"], r["index"], r["key"], r["value"]) for r in records] == \
-    [("guest", 0, "Status", "Ready"), ("parameter", 0, "HostName", "host1")], records
-' "$output"
+    # (tests/kvpctl parses it with nlohmann-json; here: its shape, without python or jq)
+    [ "${lines[0]}" = "[" ]
+    [ "${lines[${#lines[@]} - 1]}" = "]" ]
+    [[ $output == *$'"pool": "guest",\n    "index": 0,\n    "offset": 0,\n    "key": "Status",\n    "value": "Ready",'* ]]
+    [[ $output == *$'"pool": "parameter",\n    "index": 0,\n    "offset": 0,\n    "key": "HostName",\n    "value": "host1",'* ]]
 }
 
 @test "check names problems with record indexes and exits 1; compact repairs and says what" {
