@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <map>
@@ -496,6 +497,9 @@ TEST(Hostile, NoPathOutsideThePoolFilesIsOpened) {
     const int refused = run_refused(sb);
     const int accepted = run_accepted(sb);
     EXPECT_EQ(sb.stop(), 0);
+    if (const char* keep = std::getenv("KVPFS_STRESS_KEEP_TRACE")) {
+        write_file(keep, read_file(trace));
+    }
 
     const std::set<std::string> pool_paths = {sb.pool_dir(), sb.pool(0), sb.pool(1),
                                               sb.pool(2),    sb.pool(3), sb.pool(4)};

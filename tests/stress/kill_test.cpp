@@ -54,10 +54,9 @@ int writer(const Sandbox& sb, int iteration, unsigned seed, const std::string& j
             const std::string value =
                 make_value(tag, static_cast<std::uint64_t>(op), 40 + rng() % 900);
             const std::string id = *verify_value(value);
-            const bool present = state.count(keys[k]) != 0;
             note(jfd, "B write " + std::to_string(k) + " - " + id);
             const Io io = write_value(path(k), rng() % 2 ? value + "\n" : value,
-                                      present ? O_WRONLY | O_TRUNC : O_WRONLY | O_CREAT | O_EXCL,
+                                      O_WRONLY | O_CREAT | O_TRUNC,  // as `echo V > K`
                                       rng() % 2 ? 64 : 0);
             err = io.err;
             if (err == 0)
