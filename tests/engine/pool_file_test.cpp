@@ -100,6 +100,15 @@ TEST_F(PoolFileTest, ChangesToAMissingFileFailWithENOENTUnlessCreationIsAllowed)
     EXPECT_TRUE(kvptest::dir_entries(dir()).empty());
 }
 
+TEST_F(PoolFileTest, OperationsWithNothingToDoOnAMissingFileCreateNothing) {
+    auto p = open_pool(true);  // even where a change may create the file
+    EXPECT_FALSE(p->remove("k"));
+    EXPECT_FALSE(p->rename("k", "j"));
+    EXPECT_EQ(p->compact(), 0u);
+    EXPECT_FALSE(kvptest::exists(pool()));
+    EXPECT_TRUE(kvptest::dir_entries(dir()).empty());
+}
+
 TEST_F(PoolFileTest, CreateIfAbsentOnMissingPool1CreatesIt) {
     auto p = open_pool(true);
     EXPECT_TRUE(p->create_if_absent("k"));
@@ -516,6 +525,57 @@ TEST_F(PoolFileTest, ConcurrentWritersThroughTwoObjectsLoseNothing) {
     EXPECT_EQ(sorted(decode_pool(bytes)), sorted(expected));
     EXPECT_EQ(p1->list().size(), expected.size());
     EXPECT_EQ(p2->list().size(), expected.size());
+}
+
+TEST_F(PoolFileTest, ReadersKeepConsistentSnapshotsWhileAWriterChangesThePool) {
+    write_pool({});
+    auto p = open_pool();
+    std::atomic<bool> stop{false};
+    std::atomic<int> bad{0};
+    std::atomic<int> reads{0};
+    const auto well_formed = [](const std::string& v) {
+        return v.size() >= 4 && v[0] == 'k' && v.find('=') != std::string::npos;
+    };
+    auto reader = [&] {
+        while (!stop.load()) {
+            const auto s = p->snapshot();
+            // Every value is "k<m>=<n>" (a rename carries a value to another key).
+            for (const std::size_t i : s->listing()) {
+                const auto& r = s->records()[i].record;
+                if (!well_formed(r.value) || s->find(r.key) != &s->records()[i]) {
+                    ++bad;
+                }
+            }
+            const auto keys = p->list();
+            for (const auto& k : keys) {
+                const auto v = p->get(k);
+                if (v && !well_formed(*v)) {
+                    ++bad;
+                }
+            }
+            ++reads;
+        }
+    };
+    std::thread r1(reader);
+    std::thread r2(reader);
+    while (reads.load() < 2) {  // the readers run before the writes start
+        std::this_thread::yield();
+    }
+    for (int i = 0; i < 300; ++i) {
+        const std::string key = "k" + std::to_string(i % 17);
+        if (i % 5 == 4) {
+            (void)p->remove(key);
+        } else if (i % 7 == 6) {
+            (void)p->rename(key, "k" + std::to_string((i + 3) % 17));
+        } else {
+            p->set(key, key + "=" + std::to_string(i));
+        }
+    }
+    stop = true;
+    r1.join();
+    r2.join();
+    EXPECT_EQ(bad.load(), 0);
+    expect_cache_matches_file(*p);
 }
 
 TEST_F(PoolFileTest, ConcurrentWriterProcessesLoseNothing) {
