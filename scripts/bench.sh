@@ -105,6 +105,10 @@ if [ "$run_fs" = 1 ]; then
     trap cleanup EXIT INT TERM
     [ "$quick" = 0 ] || fs_args=(--quick "${fs_args[@]}")
     [ -z "$out" ] || fs_args+=(--csv "$out/fs.csv")
+    # FUSE requests per op, when the kernel's fuse tracepoints can be read (root, tracefs).
+    if [ -w /sys/kernel/tracing/events/fuse/fuse_request_send/enable ]; then
+        fs_args+=(--count-requests)
+    fi
     "$build/tests/bench/kvp_fs_bench" --kvpfs "$build/kvpfs" --passthrough "$build/passthrough_ll" \
         --work "$scratch" "${fs_args[@]}"
 fi

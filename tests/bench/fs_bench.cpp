@@ -68,10 +68,10 @@ struct Options {
     std::vector<std::size_t> sizes{10, 1000, 10000};
     std::vector<std::string> systems{"tmpfs", "passthrough", "kvpfs", "scan"};
     std::vector<std::string> ops{"read", "stat", "write", "readdir", "missing"};
-    int rounds = 12;               // measured rounds (one warm-up round comes first)
-    std::size_t iterations = 400;  // at most this many ops per cell and round ...
-    double cell_ms = 60;           // ... or until this much time has passed (min 3 ops)
-    int cpu = 0;                   // -1: do not pin
+    int rounds = 20;                // measured rounds (one warm-up round comes first)
+    std::size_t iterations = 1000;  // at most this many ops per cell and round ...
+    double cell_ms = 80;            // ... or until this much time has passed (min 3 ops)
+    int cpu = 0;                    // -1: do not pin
     std::string kvpfs = "build/kvpfs";
     std::vector<std::string> kvpfs_options;  // extra arguments for kvpfs
     std::vector<std::string> kvpfs_wrapper;  // e.g. valgrind --tool=callgrind
@@ -107,9 +107,9 @@ void usage(FILE* to) {
         "  --sizes LIST           pool sizes (default 10,1000,10000)\n"
         "  --systems LIST         tmpfs,passthrough,kvpfs,scan (default all)\n"
         "  --ops LIST             read,stat,write,readdir,missing (the default), write_held\n"
-        "  --rounds N             measured rounds after one warm-up round (default 12)\n"
-        "  --iterations N         max ops per cell and round (default 400)\n"
-        "  --cell-ms MS           time budget per cell and round (default 60)\n"
+        "  --rounds N             measured rounds after one warm-up round (default 20)\n"
+        "  --iterations N         max ops per cell and round (default 1000)\n"
+        "  --cell-ms MS           time budget per cell and round (default 80)\n"
         "  --quick                --rounds 3 --iterations 100 --cell-ms 15\n"
         "  --cpu N | --no-pin     pin client and daemons to CPU N (default 0)\n"
         "  --work DIR             where to make the scratch directory (default /dev/shm)\n"
