@@ -99,7 +99,9 @@ bool ChangeWatch::maybe_changed() {
 }
 
 void ChangeWatch::mark_loaded(const struct stat* st) {
-    if (inotify_) {
+    // A missing file was found without a lock: a creation racing with that look must stay
+    // pending, so only a locked load drains what came before it.
+    if (inotify_ && st != nullptr) {
         drain_events();
     }
     pending_change_ = false;

@@ -22,8 +22,8 @@ class ChangeWatch {
     // Drains the pending events; cheap (one non-blocking read) when nothing happened.
     [[nodiscard]] bool maybe_changed();
     // Records the state just loaded: call under the lock, right after reading the file,
-    // with its fstat (or nullptr when the file does not exist). Drains events first:
-    // whatever they described is in what was just read.
+    // with its fstat; drains the events, whose writes are in what was just read. With nullptr
+    // (the file was missing, no lock to hold) queued events stay pending.
     void mark_loaded(const struct stat* st);
     [[nodiscard]] bool using_inotify() const { return static_cast<bool>(inotify_); }
 

@@ -30,6 +30,21 @@ void write_all(int fd, const char* data, std::size_t size, off_t offset, const s
     }
 }
 
+void read_all(int fd, char* data, std::size_t size, off_t offset, const std::string& what) {
+    while (size > 0) {
+        const ssize_t n = ::pread(fd, data, size, offset);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            throw Error(n < 0 ? errno : EIO, "read of " + what + " came up short");
+        }
+        data += n;
+        size -= static_cast<std::size_t>(n);
+        offset += n;
+    }
+}
+
 struct stat fstat_or_throw(int fd, const std::string& what) {
     struct stat st {};
     if (::fstat(fd, &st) != 0) {
@@ -88,19 +103,20 @@ class PoolFile::Editor {
         }
         before_write();
         std::sort(indices.begin(), indices.end(), std::greater<>());
-        std::size_t count = snapshot_.records().size();
         for (const std::size_t hole : indices) {
-            const std::size_t last = count - 1;
+            const std::size_t last = snapshot_.records().size() - 1;
             if (hole != last) {
-                const Record& moved = snapshot_.records()[last].record;
-                const RecordBytes bytes = encode_record(moved.key, moved.value);
+                // The moved record's bytes go as they are (garbage after a NUL, unterminated
+                // fields and all): a move must not rewrite what it was not asked to.
+                RecordBytes bytes{};
+                read_all(fd_, bytes.data(), bytes.size(), static_cast<off_t>(last * kRecordSize),
+                         name_);
                 write_all(fd_, bytes.data(), bytes.size(), static_cast<off_t>(hole * kRecordSize),
                           name_);
             }
-            --count;
+            snapshot_.remove_by_filling({hole});
         }
-        truncate_to(count * kRecordSize);
-        snapshot_.remove_by_filling(std::move(indices));
+        truncate_to(snapshot_.records().size() * kRecordSize);
     }
 
     void cut_partial_tail() {
