@@ -102,12 +102,12 @@ int run_daemon(const Options& options) {
     int status = 1;
     if (fuse_set_signal_handlers(se) == 0) {
         if (fuse_session_mount(se, options.mountpoint.c_str()) == 0) {
-            kvp::log(kvp::LogLevel::info,
-                     "mounted " + options.pool_dir + " on " + options.mountpoint);
             if (!options.foreground) {
                 openlog("kvpfs", LOG_PID, LOG_DAEMON);
                 kvp::set_log_sink(syslog_sink);
             }
+            kvp::log(kvp::LogLevel::info,
+                     "mounted " + options.pool_dir + " on " + options.mountpoint);
             if (fuse_daemonize(options.foreground ? 1 : 0) == 0) {
                 int rc = 0;
                 if (options.single_thread) {

@@ -31,6 +31,10 @@ class FileHandle {
     [[nodiscard]] kvp::PoolId pool() const { return pool_; }
     [[nodiscard]] const std::string& key() const { return key_; }
     [[nodiscard]] bool writable() const { return writable_; }
+    // The snapshot a read-only handle's content lives in.
+    [[nodiscard]] const std::shared_ptr<const kvp::PoolSnapshot>& snapshot() const {
+        return snapshot_;
+    }
     [[nodiscard]] std::mutex& mutex() { return mutex_; }
     // Created by open(O_CREAT|O_TRUNC) and not yet in the pool (Filesystem's pending list).
     [[nodiscard]] bool pending_create() const { return pending_create_; }

@@ -23,6 +23,35 @@ Filesystem::Filesystem(const Options& options)
     clock_gettime(CLOCK_REALTIME, &started_);
 }
 
+Filesystem::~Filesystem() {
+    for (FileHandle* h : handles_) {
+        delete h;
+    }
+    for (DirHandle* d : dir_handles_) {
+        delete d;
+    }
+}
+
+void Filesystem::track(FileHandle* h) {
+    std::lock_guard lock(handles_mutex_);
+    handles_.insert(h);
+}
+
+void Filesystem::untrack(FileHandle* h) {
+    std::lock_guard lock(handles_mutex_);
+    handles_.erase(h);
+}
+
+void Filesystem::track_dir(DirHandle* d) {
+    std::lock_guard lock(handles_mutex_);
+    dir_handles_.insert(d);
+}
+
+void Filesystem::untrack_dir(DirHandle* d) {
+    std::lock_guard lock(handles_mutex_);
+    dir_handles_.erase(d);
+}
+
 void Filesystem::fill_root_attr(struct stat& st) const {
     st = {};
     st.st_ino = kRootIno;

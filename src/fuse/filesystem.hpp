@@ -15,6 +15,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 
 #include "error.hpp"
 #include "file_handle.hpp"
@@ -31,6 +32,13 @@ namespace kvpfs {
 // never cached, so every open/stat/readdir asks us and we ask the engine (CONTRACT §3).
 inline constexpr double kDirTimeout = 86400.0;
 inline constexpr double kKeyTimeout = 0.0;
+
+// An open directory: the snapshot its listing comes from (op_dir.cpp).
+struct DirHandle {
+    std::optional<kvp::PoolId> pool;  // nullopt: the root
+    std::shared_ptr<const kvp::PoolSnapshot> snapshot;
+    std::mutex mutex;
+};
 
 class Filesystem {
   public:
@@ -64,11 +72,24 @@ class Filesystem {
     // Attributes of a pending created key (an empty value).
     void fill_pending_attr(Ino ino, kvp::PoolId pool, struct stat& st) const;
 
+    // Open handles the kernel has not released yet. Only for shutdown: a signal may end
+    // the session with releases still queued, and those handles are freed at exit.
+    void track(FileHandle* h);
+    void untrack(FileHandle* h);
+    void track_dir(DirHandle* d);
+    void untrack_dir(DirHandle* d);
+    ~Filesystem();
+    Filesystem(const Filesystem&) = delete;
+    Filesystem& operator=(const Filesystem&) = delete;
+
   private:
     Options options_;
     kvp::PoolDirectory pools_;
     InodeTable inodes_;
     struct timespec started_ {};
+    std::mutex handles_mutex_;
+    std::unordered_set<FileHandle*> handles_;
+    std::unordered_set<DirHandle*> dir_handles_;
     mutable std::mutex pending_mutex_;
     std::map<std::string, int, std::less<>> pending_creates_;
 };

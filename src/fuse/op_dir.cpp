@@ -14,12 +14,6 @@
 namespace kvpfs {
 namespace {
 
-struct DirHandle {
-    std::optional<kvp::PoolId> pool;  // nullopt: the root
-    std::shared_ptr<const kvp::PoolSnapshot> snapshot;
-    std::mutex mutex;
-};
-
 DirHandle* dir_of(const struct fuse_file_info* fi) {
     return reinterpret_cast<DirHandle*>(fi->fh);
 }
@@ -53,8 +47,11 @@ void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
             }
         }
         fi->fh = reinterpret_cast<uint64_t>(dh.get());
+        fs_of(req).track_dir(dh.get());
         if (fuse_reply_open(req, fi) == 0) {
             dh.release();
+        } else {
+            fs_of(req).untrack_dir(dh.get());
         }
     });
 }
@@ -105,6 +102,7 @@ void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct f
 }
 
 void op_releasedir(fuse_req_t req, fuse_ino_t /*ino*/, struct fuse_file_info* fi) {
+    fs_of(req).untrack_dir(dir_of(fi));
     delete dir_of(fi);
     fuse_reply_err(req, 0);
 }

@@ -135,8 +135,11 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
         }
         set_open_flags(fi, write);
         fi->fh = reinterpret_cast<uint64_t>(h.get());
+        fs.track(h.get());
         if (fuse_reply_open(req, fi) == 0) {
             h.release();
+        } else {
+            fs.untrack(h.get());
         }
         trace_ok("open", describe_key(ref->pool, ref->key));
     });
@@ -172,9 +175,11 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t /*mod
         }
         set_open_flags(fi, true);
         fi->fh = reinterpret_cast<uint64_t>(h.get());
+        fs.track(h.get());
         if (fuse_reply_create(req, &e, fi) == 0) {
             h.release();
         } else {
+            fs.untrack(h.get());
             fs.inodes().forget(e.ino, 1);
             if (h->pending_create()) {
                 fs.remove_pending_create(pool, *key);
@@ -232,7 +237,11 @@ void op_read(fuse_req_t req, fuse_ino_t /*ino*/, size_t size, off_t off,
         fuse_reply_buf(req, copy.data(), copy.size());
         return;
     }
-    // A read-only handle's content is immutable: no lock, no copy.
+    // A read-only handle's content is immutable: no lock, no copy. The local reference
+    // keeps it alive until the reply is out even if the caller closes at once (the kernel
+    // has copied the data before the caller can close; this also keeps sanitizers, whose
+    // writev interceptor checks the buffers after the call, from seeing a freed buffer).
+    const std::shared_ptr<const kvp::PoolSnapshot> keep = h.snapshot();
     const std::string_view head = h.head();
     const std::string_view tail = h.tail();
     struct iovec iov[2];
@@ -255,6 +264,7 @@ void op_read(fuse_req_t req, fuse_ino_t /*ino*/, size_t size, off_t off,
 
 void op_release(fuse_req_t req, fuse_ino_t /*ino*/, struct fuse_file_info* fi) {
     std::unique_ptr<FileHandle> h(handle_of(fi));
+    fs_of(req).untrack(h.get());
     if (h->writable()) {
         std::lock_guard lock(h->mutex());
         if (h->dirty()) {
