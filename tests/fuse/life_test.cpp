@@ -120,10 +120,11 @@ TEST_F(MountOptionsAfterPathsTest, GenericMountOptionsAreAccepted) {
     EXPECT_NE(line.find("nodev"), std::string::npos) << line;
 }
 
-// The fstab/mount(8) route: mount.fuse3 runs `kvpfs POOL MNT -o OPTS` (options after the
-// paths), and kvpfs detaches and logs to syslog. mount(8) gives helpers a fixed PATH, so
-// this runs mount.fuse3 with the build dir on PATH (what `-t fuse.kvpfs` does once kvpfs
-// is installed), and mount(8) itself with the `-t fuse PROGRAM#SOURCE` form.
+// The fstab/mount(8) route: mount(8) runs mount.fuse3, which runs `kvpfs POOL MNT -o OPTS`
+// (options after the paths) found on PATH; kvpfs detaches and logs to syslog. mount(8)
+// runs helpers with its own PATH (/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:
+// /sbin:/bin), so `-t fuse.kvpfs` needs an installed kvpfs; these tests run mount.fuse3
+// with the build dir on PATH, and mount(8) with the `-t fuse PROGRAM#SOURCE` form.
 class MountHelperTest : public ::testing::Test {
   protected:
     void SetUp() override {

@@ -273,7 +273,14 @@ int run_program(const std::vector<std::string>& argv_in, std::string* output,
     auto argv = cstrings(args);
     std::vector<std::string> env;
     for (char** e = environ; *e != nullptr; ++e) {
-        env.emplace_back(*e);
+        const std::string var = *e;
+        const std::string name = var.substr(0, var.find('='));
+        const bool replaced = std::any_of(env_extra.begin(), env_extra.end(), [&](const auto& x) {
+            return x.compare(0, name.size() + 1, name + "=") == 0;
+        });
+        if (!replaced) {
+            env.push_back(var);
+        }
     }
     for (const auto& e : env_extra) {
         env.push_back(e);
