@@ -3,7 +3,6 @@
 #include <CLI/CLI.hpp>
 #include <exception>
 #include <functional>
-#include <stdexcept>
 
 #include "commands.hpp"
 #include "error.hpp"
@@ -181,13 +180,6 @@ int run(int argc, const char* const* argv, std::ostream& out, std::ostream& err)
     } catch (const kvp::Error& e) {
         out.flush();
         err << "kvpctl: " << e.what() << '\n';
-    } catch (const std::length_error& e) {
-        // The engine re-encodes a record it moves; one whose key or value field has no NUL
-        // does not fit a zero-terminated record (kvpctl check names such records).
-        out.flush();
-        err << "kvpctl: " << e.what()
-            << ": the pool holds a record whose key or value field has no NUL terminator, "
-               "which the engine cannot move (see kvpctl check)\n";
     } catch (const std::exception& e) {
         out.flush();
         err << "kvpctl: " << e.what() << '\n';
