@@ -5,6 +5,7 @@
 // in), no key appears that nobody wrote, and the daemon mounts again.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -39,8 +40,10 @@ void note(int fd, const std::string& line) {
     (void)!::write(fd, l.data(), l.size());
 }
 
-int writer(const Sandbox& sb, int iteration, unsigned seed, const std::string& journal,
-           State state) {
+// `trigger_op` >= 0: right before that operation's commit (close, unlink, rename) the writer
+// writes a byte to `trigger_fd`, so that the kill lands within microseconds of the commit.
+int writer(const Sandbox& sb, int iteration, unsigned seed, const std::string& journal, State state,
+           int trigger_fd, int trigger_op) {
     const int jfd = ::open(journal.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0644);
     std::mt19937 rng(seed);
     const auto& keys = universe();
@@ -49,6 +52,11 @@ int writer(const Sandbox& sb, int iteration, unsigned seed, const std::string& j
         const std::size_t k = rng() % keys.size();
         const int r = static_cast<int>(rng() % 100);
         int err = 0;
+        const auto trigger = [&] {
+            if (op == trigger_op) {
+                (void)!::write(trigger_fd, "k", 1);
+            }
+        };
         if (r < 70) {
             const std::string tag = "w" + std::to_string(iteration);
             const std::string value =
@@ -57,12 +65,13 @@ int writer(const Sandbox& sb, int iteration, unsigned seed, const std::string& j
             note(jfd, "B write " + std::to_string(k) + " - " + id);
             const Io io = write_value(path(k), rng() % 2 ? value + "\n" : value,
                                       O_WRONLY | O_CREAT | O_TRUNC,  // as `echo V > K`
-                                      rng() % 2 ? 64 : 0);
+                                      rng() % 2 ? 64 : 0, trigger);
             err = io.err;
             if (err == 0)
                 state[keys[k]] = id;
         } else if (r < 85) {
             note(jfd, "B delete " + std::to_string(k) + " - -");
+            trigger();
             if (::unlink(path(k).c_str()) != 0) {
                 err = errno;
                 if (err == ENOENT && state.count(keys[k]) == 0)
@@ -73,6 +82,7 @@ int writer(const Sandbox& sb, int iteration, unsigned seed, const std::string& j
         } else {
             const std::size_t to = rng() % keys.size();
             note(jfd, "B rename " + std::to_string(k) + " " + std::to_string(to) + " -");
+            trigger();
             if (::rename(path(k).c_str(), path(to).c_str()) != 0) {
                 err = errno;
                 if (err == ENOENT && state.count(keys[k]) == 0)
@@ -159,12 +169,31 @@ TEST(Kill, SigkillDuringWritesLeavesWholeRecordsAndOldOrNewValues) {
         if (Clock::now() - start > std::chrono::duration<double>(budget))
             break;
         ASSERT_NO_THROW(sb.start()) << "remount after kill " << it;
-        const pid_t w =
-            spawn([&] { return writer(sb, static_cast<int>(it), seed + it, journal, committed); });
-        // The random moment: from at once to a few hundred operations in.
-        const long delay_us = static_cast<long>(rng() % (it % 4 == 0 ? 2000 : 120000));
+        // Every other kill is aimed: a few microseconds after the writer starts the commit
+        // of a random operation. The others fall anywhere in the first 120 ms.
+        const bool aimed = it % 2 == 1;
+        int pipe_fds[2];
+        ASSERT_EQ(::pipe2(pipe_fds, O_CLOEXEC), 0);
+        const int trigger_op = aimed ? static_cast<int>(rng() % 200) : -1;
+        const pid_t w = spawn([&] {
+            ::close(pipe_fds[0]);
+            return writer(sb, static_cast<int>(it), seed + it, journal, committed, pipe_fds[1],
+                          trigger_op);
+        });
+        ::close(pipe_fds[1]);
+        long delay_us = 0;
+        if (aimed) {
+            struct pollfd p {
+                pipe_fds[0], POLLIN, 0
+            };
+            EXPECT_EQ(::poll(&p, 1, 10'000), 1) << "the writer never reached its trigger";
+            delay_us = static_cast<long>(rng() % 400);
+        } else {
+            delay_us = static_cast<long>(rng() % (it % 4 == 0 ? 2000 : 120000));
+        }
         ::usleep(static_cast<useconds_t>(delay_us));
         sb.kill_daemon();
+        ::close(pipe_fds[0]);
         ++kills;
         ASSERT_EQ(wait_for(w, std::chrono::seconds(20)), 0) << "writer after kill " << it;
 

@@ -295,7 +295,8 @@ int wait_for(pid_t pid, std::chrono::milliseconds limit) {
     return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : -3;
 }
 
-Io write_value(const std::string& path, std::string_view data, int flags, std::size_t chunk) {
+Io write_value(const std::string& path, std::string_view data, int flags, std::size_t chunk,
+               const std::function<void()>& before_close) {
     const int fd = ::open(path.c_str(), flags | O_CLOEXEC, 0644);
     if (fd < 0) {
         return {errno, "open"};
@@ -310,6 +311,9 @@ Io write_value(const std::string& path, std::string_view data, int flags, std::s
             break;
         }
         done += static_cast<std::size_t>(w);
+    }
+    if (before_close) {
+        before_close();
     }
     if (::close(fd) != 0 && result.err == 0) {
         result = {errno, "close"};

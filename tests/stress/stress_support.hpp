@@ -61,8 +61,10 @@ struct Io {
     int err = 0;
     std::string step;
 };
+// `before_close`, if given, runs after the last write and before close() (the commit).
 Io write_value(const std::string& path, std::string_view data,
-               int flags = O_WRONLY | O_CREAT | O_TRUNC, std::size_t chunk = 0);
+               int flags = O_WRONLY | O_CREAT | O_TRUNC, std::size_t chunk = 0,
+               const std::function<void()>& before_close = {});
 // The file's content, or the errno of open/read.
 struct ReadResult {
     int err = 0;
