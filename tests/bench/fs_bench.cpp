@@ -75,7 +75,12 @@ struct Options {
     std::string kvpfs = "build/kvpfs";
     std::vector<std::string> kvpfs_options;  // extra arguments for kvpfs
     std::vector<std::string> kvpfs_wrapper;  // e.g. valgrind --tool=callgrind
-    std::string passthrough;                 // passthrough_ll binary; empty: skip the system
+    // An optional second kvpfs ("kvpfs2": another build, options or environment), measured
+    // in the same interleaved rounds: a before/after comparison that machine noise hits alike.
+    std::string kvpfs2;
+    std::vector<std::string> kvpfs2_options;
+    std::vector<std::string> kvpfs2_env;  // VAR=VALUE for the kvpfs2 daemon only
+    std::string passthrough;              // passthrough_ll binary; empty: skip the system
     std::string work = "/dev/shm";
     std::string csv;
     std::string before_measure;   // shell command run after the warm-up round
@@ -104,6 +109,10 @@ void usage(FILE* to) {
         "  --kvpfs-opt ARG        extra argument for kvpfs (repeatable, e.g. -o raw)\n"
         "  --kvpfs-wrapper CMD    run kvpfs under CMD (space-separated, e.g. valgrind ...)\n"
         "  --passthrough PATH     passthrough_ll binary (no passthrough system without it)\n"
+        "  --kvpfs2 PATH          also measure a second kvpfs (system kvpfs2; with only\n"
+        "                         --kvpfs2-opt/--kvpfs2-env, the same binary as --kvpfs)\n"
+        "  --kvpfs2-opt ARG       extra argument for kvpfs2 (repeatable)\n"
+        "  --kvpfs2-env VAR=VAL   environment variable for the kvpfs2 daemon (repeatable)\n"
         "  --sizes LIST           pool sizes (default 10,1000,10000)\n"
         "  --systems LIST         tmpfs,passthrough,kvpfs,scan (default all)\n"
         "  --ops LIST             read,stat,write,readdir,missing (the default), write_held\n"
@@ -137,6 +146,12 @@ Options parse_options(int argc, char** argv) {
             o.kvpfs = need(i);
         } else if (a == "--kvpfs-opt") {
             o.kvpfs_options.push_back(need(i));
+        } else if (a == "--kvpfs2") {
+            o.kvpfs2 = need(i);
+        } else if (a == "--kvpfs2-opt") {
+            o.kvpfs2_options.push_back(need(i));
+        } else if (a == "--kvpfs2-env") {
+            o.kvpfs2_env.push_back(need(i));
         } else if (a == "--kvpfs-wrapper") {
             o.kvpfs_wrapper = split(need(i), ' ');
         } else if (a == "--passthrough") {
@@ -187,6 +202,13 @@ Options parse_options(int argc, char** argv) {
     }
     if (o.passthrough.empty()) {
         std::erase(o.systems, "passthrough");
+    }
+    if (o.kvpfs2.empty() && (!o.kvpfs2_options.empty() || !o.kvpfs2_env.empty())) {
+        o.kvpfs2 = o.kvpfs;
+    }
+    if (!o.kvpfs2.empty() &&
+        std::find(o.systems.begin(), o.systems.end(), "kvpfs2") == o.systems.end()) {
+        o.systems.push_back("kvpfs2");
     }
     for (std::size_t n : o.sizes) {
         if (n == 0) {
@@ -558,7 +580,7 @@ int run_command(const std::vector<std::string>& argv) {
 class Daemon {
   public:
     Daemon(std::string name, const std::vector<std::string>& argv, std::string mountpoint,
-           const std::string& log)
+           const std::string& log, const std::vector<std::string>& env = {})
         : name_(std::move(name)), mountpoint_(std::move(mountpoint)), log_(log) {
         pid_ = ::fork();
         if (pid_ < 0) {
@@ -571,6 +593,9 @@ class Daemon {
             if (fd >= 0) {
                 ::dup2(fd, 1);
                 ::dup2(fd, 2);
+            }
+            for (const auto& e : env) {
+                ::putenv(const_cast<char*>(e.c_str()));
             }
             std::vector<char*> args;
             for (const auto& a : argv) {
@@ -762,6 +787,7 @@ struct SizeSetup {
     std::map<std::string, std::unique_ptr<Target>> targets;
     std::unique_ptr<Daemon> passthrough;
     std::unique_ptr<Daemon> kvpfs;
+    std::unique_ptr<Daemon> kvpfs2;
 };
 
 std::string fmt_ns(double ns) {
@@ -849,22 +875,30 @@ int bench_main(const Options& o) {
                 mnt, base + "/passthrough.log");
             s->targets["passthrough"] = std::make_unique<PathTarget>(s->keys, mnt);
         }
-        if (has(o.systems, "kvpfs")) {
+        for (const std::string sys : {"kvpfs", "kvpfs2"}) {
+            if (!has(o.systems, sys)) {
+                continue;
+            }
+            const bool second = sys == "kvpfs2";
             // Two full pools (external and guest), as the RSS goal asks.
-            const std::string pools = base + "/pools";
+            const std::string pools = base + "/pools-" + sys;
             ::mkdir(pools.c_str(), 0755);
             write_pool(pools + "/.kvp_pool_0", s->keys);
             write_pool(pools + "/.kvp_pool_1", s->keys);
-            const std::string mnt = base + "/kvp-mnt";
+            const std::string mnt = base + "/mnt-" + sys;
             ::mkdir(mnt.c_str(), 0755);
-            std::vector<std::string> argv = o.kvpfs_wrapper;
-            argv.push_back(o.kvpfs);
+            std::vector<std::string> argv = second ? std::vector<std::string>{} : o.kvpfs_wrapper;
+            argv.push_back(second ? o.kvpfs2 : o.kvpfs);
             argv.push_back("-f");
-            argv.insert(argv.end(), o.kvpfs_options.begin(), o.kvpfs_options.end());
+            const auto& extra = second ? o.kvpfs2_options : o.kvpfs_options;
+            argv.insert(argv.end(), extra.begin(), extra.end());
             argv.push_back(pools);
             argv.push_back(mnt);
-            s->kvpfs = std::make_unique<Daemon>("kvpfs", argv, mnt, base + "/kvpfs.log");
-            s->targets["kvpfs"] = std::make_unique<PathTarget>(s->keys, mnt + "/guest");
+            auto daemon =
+                std::make_unique<Daemon>(sys, argv, mnt, base + "/" + sys + ".log",
+                                         second ? o.kvpfs2_env : std::vector<std::string>{});
+            (second ? s->kvpfs2 : s->kvpfs) = std::move(daemon);
+            s->targets[sys] = std::make_unique<PathTarget>(s->keys, mnt + "/guest");
             // Make the daemon load both pools: the RSS goal counts both.
             PathTarget external(s->keys, mnt + "/external");
             external.run(Op::readdir, 0, 0);
@@ -878,7 +912,7 @@ int bench_main(const Options& o) {
     }
 
     std::vector<std::string> systems;
-    for (const auto& name : {"tmpfs", "passthrough", "kvpfs", "scan"}) {
+    for (const auto& name : {"tmpfs", "passthrough", "kvpfs", "kvpfs2", "scan"}) {
         if (has(o.systems, name)) {
             systems.emplace_back(name);
         }
@@ -966,6 +1000,9 @@ int bench_main(const Options& o) {
         }
         if (med) {
             std::printf(" %10s", "kvpfs/pt");
+            if (st.count("kvpfs2")) {
+                std::printf(" %10s %10s", "kvpfs2/pt", "k2/kvpfs");
+            }
         }
         std::printf("\n");
         for (Op op : ops) {
@@ -981,6 +1018,13 @@ int bench_main(const Options& o) {
                         r = st["kvpfs"][n][op].median / st["passthrough"][n][op].median;
                     }
                     std::printf(" %10s", fmt_ratio(r).c_str());
+                    if (st.count("kvpfs2")) {
+                        const double k2 = st["kvpfs2"][n][op].median;
+                        const double pt =
+                            st.count("passthrough") ? st["passthrough"][n][op].median : 0;
+                        std::printf(" %10s %10s", fmt_ratio(pt > 0 ? k2 / pt : 0).c_str(),
+                                    fmt_ratio(k2 / st["kvpfs"][n][op].median).c_str());
+                    }
                 }
                 std::printf("\n");
             }
@@ -1020,14 +1064,15 @@ int bench_main(const Options& o) {
 
     std::printf("\ndaemon memory (VmHWM = peak RSS, VmRSS = now), KiB\n");
     for (const auto& s : setups) {
-        for (const Daemon* d : {s->kvpfs.get(), s->passthrough.get()}) {
+        for (const Daemon* d : {s->kvpfs.get(), s->kvpfs2.get(), s->passthrough.get()}) {
             if (d == nullptr) {
                 continue;
             }
             auto [hwm, rss] = d->rss_kib();
             std::printf("  %-15s n=%-6zu VmHWM %7ld  VmRSS %7ld", d->name().c_str(), s->keys.n, hwm,
                         rss);
-            if (d == s->kvpfs.get() && s->keys.n == n_big && o.kvpfs_wrapper.empty()) {
+            if ((d == s->kvpfs.get() || d == s->kvpfs2.get()) && s->keys.n == n_big &&
+                o.kvpfs_wrapper.empty()) {
                 std::printf("  (goal <= 16384 with %zu records in each of two pools) %s", s->keys.n,
                             hwm <= 16384 ? "met" : "NOT met");
             }
@@ -1045,7 +1090,8 @@ int bench_main(const Options& o) {
                 for (const auto& [sys, mnt] :
                      {std::pair<std::string, std::string>{
                           "passthrough", s->passthrough ? s->passthrough->mountpoint() : ""},
-                      {"kvpfs", s->kvpfs ? s->kvpfs->mountpoint() : ""}}) {
+                      {"kvpfs", s->kvpfs ? s->kvpfs->mountpoint() : ""},
+                      {"kvpfs2", s->kvpfs2 ? s->kvpfs2->mountpoint() : ""}}) {
                     if (mnt.empty()) {
                         continue;
                     }
