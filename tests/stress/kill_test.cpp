@@ -239,8 +239,17 @@ TEST(Kill, SigkillDuringWritesLeavesWholeRecordsAndOldOrNewValues) {
             ADD_FAILURE() << "journal ends inside an operation";
         }
 
-        const Observed o = observe(read_file(sb.pool(1)));
-        EXPECT_TRUE(o.whole) << "kill " << it << ": pool is not whole records";
+        const std::string pool_bytes = read_file(sb.pool(1));
+        const Observed o = observe(pool_bytes);
+        EXPECT_TRUE(o.whole) << "kill " << it << (aimed ? " (aimed, " : " (") << delay_us
+                             << " us): pool is not whole records: " << pool_bytes.size()
+                             << " bytes = " << pool_bytes.size() / kRecord << " records + "
+                             << pool_bytes.size() % kRecord << " bytes; interrupted op: " << kind
+                             << " " << printable(universe()[k]);
+        if (o.identical_duplicates > 0) {
+            std::printf("kill %ld: %ld identical duplicate record(s); interrupted op: %s\n", it,
+                        o.identical_duplicates, kind.c_str());
+        }
         for (const auto& p : o.problems)
             ADD_FAILURE() << "kill " << it << ": " << p;
         duplicates += o.identical_duplicates;
