@@ -81,6 +81,8 @@ class Filesystem {
     ~Filesystem();
     Filesystem(const Filesystem&) = delete;
     Filesystem& operator=(const Filesystem&) = delete;
+    Filesystem(Filesystem&&) = delete;
+    Filesystem& operator=(Filesystem&&) = delete;
 
   private:
     Options options_;
@@ -98,7 +100,10 @@ class Filesystem {
     return *static_cast<Filesystem*>(fuse_req_userdata(req));
 }
 [[nodiscard]] inline FileHandle* handle_of(const struct fuse_file_info* fi) {
-    return fi != nullptr ? reinterpret_cast<FileHandle*>(fi->fh) : nullptr;
+    // fh is the 64-bit handle libfuse gives back: it holds our pointer.
+    return fi != nullptr
+               ? reinterpret_cast<FileHandle*>(fi->fh)  // NOLINT(performance-no-int-to-ptr)
+               : nullptr;
 }
 
 // "guest/KEY" style name for log lines.

@@ -15,7 +15,7 @@ namespace kvpfs {
 namespace {
 
 DirHandle* dir_of(const struct fuse_file_info* fi) {
-    return reinterpret_cast<DirHandle*>(fi->fh);
+    return reinterpret_cast<DirHandle*>(fi->fh);  // NOLINT(performance-no-int-to-ptr)
 }
 
 // Adds one entry; false when the reply buffer is full.
@@ -49,7 +49,7 @@ void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
         fi->fh = reinterpret_cast<uint64_t>(dh.get());
         fs_of(req).track_dir(dh.get());
         if (fuse_reply_open(req, fi) == 0) {
-            dh.release();
+            (void)dh.release();  // owned by the kernel's handle until releasedir
         } else {
             fs_of(req).untrack_dir(dh.get());
         }

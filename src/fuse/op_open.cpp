@@ -137,7 +137,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
         fi->fh = reinterpret_cast<uint64_t>(h.get());
         fs.track(h.get());
         if (fuse_reply_open(req, fi) == 0) {
-            h.release();
+            (void)h.release();  // owned by the kernel's handle until release
         } else {
             fs.untrack(h.get());
         }
@@ -177,7 +177,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t /*mod
         fi->fh = reinterpret_cast<uint64_t>(h.get());
         fs.track(h.get());
         if (fuse_reply_create(req, &e, fi) == 0) {
-            h.release();
+            (void)h.release();  // owned by the kernel's handle until release
         } else {
             fs.untrack(h.get());
             fs.inodes().forget(e.ino, 1);
