@@ -6,6 +6,10 @@
 #   cpack --config build/CPackConfig.cmake -G DEB # kvpfs_<version>_<arch>.deb
 include(GNUInstallDirs)
 
+# cpack (and `make install`) install what is built and do not build "all" first: the .deb
+# test packages the tree the suite is testing, without rebuilding every test target.
+set(CMAKE_SKIP_INSTALL_ALL_DEPENDENCY ON)
+
 # --- Man pages ------------------------------------------------------------------------------
 # The version in their header comes from project(); they are compressed with gzip -9n at
 # build time, as Debian installs them.
