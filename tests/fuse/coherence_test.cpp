@@ -160,20 +160,27 @@ TEST_F(LockTimeoutTest, ChangeFailsWithEagainPastTheTimeoutAndNamesTheHolder) {
     EXPECT_EQ(pool_recs(1), (std::vector<Rec>{{"k", "new"}}));
 }
 
-TEST_F(KvpfsTest, ChangeWaitsForALockReleasedInTime) {
+// A change through the mount waits for a foreign exclusive lock, and what the holder
+// wrote under it is kept: the engine re-reads the file under its own lock.
+TEST_F(KvpfsTest, ChangeWaitsForALockAndKeepsTheHoldersChange) {
     set_pool(1, {{"k", "old"}});
+    ASSERT_EQ(cat("guest/k"), "old\n");  // the daemon has the old pool cached
     std::atomic<bool> held{false};
     std::thread holder([&] {
         HeldLock lock(pool_path(1));
         held = true;
         std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the holder's work
+        const std::string bytes = encode_all({{"k", "old"}, {"holder", "was here"}});
+        (void)!::pwrite(lock.fd(), bytes.data(), bytes.size(), 0);
     });
     while (!held.load()) {
         std::this_thread::yield();
     }
+    const auto t0 = Clock::now();
     ASSERT_EQ(write_file("guest/k", "new\n").err, 0);
+    EXPECT_GE(Clock::now() - t0, std::chrono::milliseconds(250));  // it waited
     holder.join();
-    EXPECT_EQ(pool_recs(1), (std::vector<Rec>{{"k", "new"}}));
+    EXPECT_EQ(pool_recs(1), (std::vector<Rec>{{"k", "new"}, {"holder", "was here"}}));
 }
 
 }  // namespace
