@@ -227,7 +227,7 @@ void PoolFile::load_locked(int fd) {
 std::shared_ptr<const PoolSnapshot> PoolFile::snapshot() {
     const std::lock_guard guard(mutex_);
     if (cache_ != nullptr && !watch_.maybe_changed()) {
-        return cache_;
+        return lend_cache();
     }
     UniqueFd fd(::open(name_.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
     if (!fd) {
@@ -240,11 +240,23 @@ std::shared_ptr<const PoolSnapshot> PoolFile::snapshot() {
         cache_ = std::make_shared<PoolSnapshot>(std::vector<SnapshotRecord>{}, false, 0, timespec{},
                                                 generation_);
         watch_.mark_loaded(nullptr);
-        return cache_;
+        return lend_cache();
     }
     const FileLock lock(fd.get(), LockMode::shared, options_.lock_timeout, name_);
     load_locked(fd.get());
-    return cache_;
+    return lend_cache();
+}
+
+std::shared_ptr<const PoolSnapshot> PoolFile::lend_cache() {
+    // Counted so that modify() knows, with acquire/release ordering, when no reader is left
+    // and the snapshot may be edited in place. The handle keeps the snapshot alive too.
+    cache_->readers_.fetch_add(1, std::memory_order_relaxed);
+    std::shared_ptr<PoolSnapshot> keep = cache_;
+    const PoolSnapshot* raw = keep.get();
+    return {raw, [keep = std::move(keep)](const PoolSnapshot* snapshot) mutable {
+                snapshot->readers_.fetch_sub(1, std::memory_order_release);
+                keep.reset();
+            }};
 }
 
 UniqueFd PoolFile::open_for_change(bool create) {
@@ -291,7 +303,7 @@ auto PoolFile::modify(bool create, Change&& change) {
                                                 generation_);
         watch_.mark_loaded(nullptr);
     }
-    if (cache_.use_count() > 1) {
+    if (cache_->readers_.load(std::memory_order_acquire) != 0) {
         cache_ = std::make_shared<PoolSnapshot>(*cache_);  // a reader holds the old one
     }
     try {

@@ -69,13 +69,15 @@ class PoolFile {
     // Reads the whole locked file into a new snapshot (mutex_ held).
     void load_locked(int fd);
     [[nodiscard]] UniqueFd open_for_change(bool create);
+    // A reader's handle on cache_ (mutex_ held).
+    [[nodiscard]] std::shared_ptr<const PoolSnapshot> lend_cache();
 
     boost::filesystem::path path_;
     std::string name_;  // for messages
     PoolOptions options_;
     std::mutex mutex_;
     ChangeWatch watch_;
-    std::shared_ptr<PoolSnapshot> cache_;  // edited in place only while unshared
+    std::shared_ptr<PoolSnapshot> cache_;  // edited in place only while no reader holds it
     std::uint64_t generation_ = 0;
 };
 

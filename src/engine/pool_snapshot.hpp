@@ -8,6 +8,7 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
@@ -82,6 +83,7 @@ class PoolSnapshot {
     std::uint64_t file_size_ = 0;
     struct timespec mtime_ {};
     std::uint64_t generation_ = 0;
+    mutable std::atomic<int> readers_{0};  // handles lent out by PoolFile
     mutable std::mutex listing_mutex_;
     mutable std::optional<std::vector<std::size_t>> listing_;
 };
