@@ -163,6 +163,7 @@ TEST(Kill, SigkillDuringWritesLeavesWholeRecordsAndOldOrNewValues) {
     State committed;
     const std::string journal = sb.base() + "/journal";
     const auto start = Clock::now();
+    bool dumped = false;
     long kills = 0, ops_done = 0, in_flight = 0, landed_new = 0, stayed_old = 0, empties = 0,
          duplicates = 0;
     for (long it = 0; it < iterations; ++it) {
@@ -276,6 +277,16 @@ TEST(Kill, SigkillDuringWritesLeavesWholeRecordsAndOldOrNewValues) {
         if (after) {
             ++in_flight;
             matched_new ? ++landed_new : ++stayed_old;
+        }
+        if (::testing::Test::HasFailure() && !dumped) {
+            dumped = true;  // the first failing kill: its journal tail and the pool
+            const std::string j = read_file(journal);
+            std::printf("journal of kill %ld (last 1500 bytes):\n%s\npool records:\n", it,
+                        j.substr(j.size() > 1500 ? j.size() - 1500 : 0).c_str());
+            for (const auto& r : decode_records(pool_bytes)) {
+                std::printf("  %s = %s\n", printable(r.key).c_str(),
+                            verify_value(r.value).value_or(printable(r.value, 40)).c_str());
+            }
         }
         committed = o.state;  // go on from what the pool really holds
         if (::testing::Test::HasFatalFailure())
