@@ -35,6 +35,23 @@ if [[ $(dpkg-query -W -f='${Status}' kvpfs 2>/dev/null) == "install ok installed
     say "note: kvpfs $(dpkg-query -W -f='${Version}' kvpfs) was installed; replacing it"
 fi
 
+# --- cmake --install into a scratch prefix --------------------------------------------------
+prefix=$work/prefix
+if cmake --install "$build" --prefix "$prefix" >"$work/install.log" 2>&1; then
+    ok "cmake --install --prefix PREFIX"
+    for f in bin/kvpfs bin/kvpctl share/man/man8/kvpfs.8.gz share/man/man1/kvpctl.1.gz \
+        lib/systemd/system/kvpfs.service share/doc/kvpfs/install.md share/doc/kvpfs/containers.md; do
+        check "cmake --install: PREFIX/$f" test -s "$prefix/$f"
+    done
+    expect_eq "cmake --install: kvpfs found on PATH=PREFIX/bin" "$prefix/bin/kvpfs" \
+        "$(PATH="$prefix/bin" command -v kvpfs)"
+    check "cmake --install: man finds kvpfs(8) under PREFIX" \
+        bash -c "MANPATH='$prefix/share/man' man -w 8 kvpfs | grep -q '^$prefix/'"
+else
+    cat "$work/install.log"
+    fail "cmake --install --prefix PREFIX"
+fi
+
 # --- Build the package -------------------------------------------------------------------
 if ! (cd "$build" && cpack -G DEB -B "$work/cpack") >"$work/cpack.log" 2>&1; then
     cat "$work/cpack.log"
