@@ -45,6 +45,7 @@ TEST_F(KvpfsTest, ForeignChangesShowInStatAndReaddir) {
 // its locks, again and again; a reader through the mount must only ever see whole pools.
 TEST_F(KvpfsTest, ReaderNeverSeesAPartialRewrite) {
     std::vector<Rec> recs;
+    recs.reserve(40);
     for (int i = 0; i < 40; ++i) {
         recs.push_back({"key" + std::to_string(i), "value" + std::to_string(i)});
     }

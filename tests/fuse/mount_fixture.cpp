@@ -46,6 +46,7 @@ int reap(pid_t pid, std::chrono::milliseconds limit) {
 
 std::vector<char*> cstrings(std::vector<std::string>& v) {
     std::vector<char*> out;
+    out.reserve(v.size() + 1);
     for (auto& s : v) {
         out.push_back(s.data());
     }

@@ -56,8 +56,7 @@ TEST_F(KvpfsTest, ReadsAtOffsetsAndInSmallPieces) {
     EXPECT_EQ(::pread(fd, buf, 16, 7), 0);
     EXPECT_EQ(::pread(fd, buf, 16, 100), 0);
     std::string all;
-    ssize_t n;
-    while ((n = ::read(fd, buf, 1)) > 0) {
+    while (::read(fd, buf, 1) > 0) {
         all.append(buf, 1);
     }
     EXPECT_EQ(all, "abcdef\n");
@@ -146,6 +145,7 @@ TEST_F(KvpfsTest, FiveThousandKeysListedExactlyOnce) {
 
 TEST_F(KvpfsTest, ListingStaysWholeWhileThePoolChanges) {
     std::vector<Rec> recs;
+    recs.reserve(2000);
     for (int i = 0; i < 2000; ++i) {
         recs.push_back({"k" + std::to_string(i), "v"});
     }
