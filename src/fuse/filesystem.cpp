@@ -185,6 +185,12 @@ void reply_error(fuse_req_t req, const char* op, int err, const std::string& why
     fuse_reply_err(req, err);
 }
 
+void trace_ok(const char* op, kvp::PoolId pool, std::string_view key, const char* suffix) {
+    if (kvp::log_debug_enabled()) {
+        trace_ok(op, describe_key(pool, key) + suffix);
+    }
+}
+
 void trace_ok(const char* op, const std::string& what) {
     if (kvp::log_debug_enabled()) {
         kvp::log(kvp::LogLevel::debug, std::string(op) + ": " + what + ": ok");

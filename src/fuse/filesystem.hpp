@@ -114,6 +114,8 @@ class Filesystem {
 void reply_error(fuse_req_t req, const char* op, int err, const std::string& why);
 // -d tracing of a successful request.
 void trace_ok(const char* op, const std::string& what);
+// The same for a key, building the text only when -d is on (these sit on hot paths).
+void trace_ok(const char* op, kvp::PoolId pool, std::string_view key, const char* suffix = "");
 
 // Runs `body`, turning exceptions into error replies (the FUSE boundary).
 template <typename Body>

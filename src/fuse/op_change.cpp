@@ -56,7 +56,7 @@ void op_unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
             return;
         }
         fuse_reply_err(req, 0);
-        trace_ok("unlink", describe_key(pool, *key));
+        trace_ok("unlink", pool, *key);
     });
 }
 

@@ -59,7 +59,11 @@ void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
         const kvp::SnapshotRecord* rec = snap->find(*key);
         if (rec == nullptr && !fs.pending_create(*pool, *key)) {
             // Not cached (no negative entry): the key may appear at any time.
-            reply_error(req, "lookup", ENOENT, describe_key(*pool, *key));
+            if (kvp::log_debug_enabled()) {
+                reply_error(req, "lookup", ENOENT, describe_key(*pool, *key));
+            } else {
+                fuse_reply_err(req, ENOENT);  // the hot "does it exist?" path: no strings
+            }
             return;
         }
         e.ino = fs.inodes().acquire(*pool, *key);
@@ -73,7 +77,7 @@ void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
         if (fuse_reply_entry(req, &e) != 0) {
             fs.inodes().forget(e.ino, 1);  // the kernel never got it
         }
-        trace_ok("lookup", describe_key(*pool, *key));
+        trace_ok("lookup", *pool, *key);
     });
 }
 

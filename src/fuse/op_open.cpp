@@ -141,7 +141,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
         } else {
             fs.untrack(h.get());
         }
-        trace_ok("open", describe_key(ref->pool, ref->key));
+        trace_ok("open", ref->pool, ref->key);
     });
 }
 
@@ -185,7 +185,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t /*mod
                 fs.remove_pending_create(pool, *key);
             }
         }
-        trace_ok("create", describe_key(pool, *key));
+        trace_ok("create", pool, *key);
     });
 }
 
@@ -214,7 +214,7 @@ void op_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
         if (fuse_reply_entry(req, &e) != 0) {
             fs.inodes().forget(e.ino, 1);
         }
-        trace_ok("mknod", describe_key(pool, *key));
+        trace_ok("mknod", pool, *key);
     });
 }
 

@@ -33,7 +33,7 @@ int commit_handle(Filesystem& fs, FileHandle& h, const char* op) {
         throw;
     }
     h.committed();
-    trace_ok(op, describe_key(h.pool(), h.key()) + " committed");
+    trace_ok(op, h.pool(), h.key(), " committed");
     return 0;
 }
 
