@@ -132,6 +132,26 @@ void BM_Set(benchmark::State& state) {
     }
 }
 
+// set() while a reader holds the current snapshot (as an open file or directory handle of
+// the daemon does): the change cannot edit the shared snapshot in place.
+void BM_SetWhileSnapshotHeld(benchmark::State& state) {
+    const auto n = static_cast<std::size_t>(state.range(0));
+    ScratchPool scratch(n);
+    kvp::PoolFile pool(scratch.path(), options());
+    std::size_t c = 0;
+    for (auto _ : state) {
+        state.PauseTiming();
+        auto held = pool.snapshot();
+        state.ResumeTiming();
+        const std::size_t i = (c * stride_for(n)) % n;
+        pool.set(key_of(i), value_of(i, static_cast<int>((c / n + 1) % 2)));
+        ++c;
+        state.PauseTiming();
+        held.reset();  // the reader goes away (freeing the old snapshot, untimed)
+        state.ResumeTiming();
+    }
+}
+
 // Delete one key, then (untimed) put it back, so the pool keeps its size.
 void BM_Delete(benchmark::State& state) {
     const auto n = static_cast<std::size_t>(state.range(0));
@@ -200,6 +220,7 @@ void BM_DetectExternalChange(benchmark::State& state) {
 BENCHMARK(BM_Get)->KVP_SIZES;
 BENCHMARK(BM_GetMissing)->KVP_SIZES;
 BENCHMARK(BM_Set)->KVP_SIZES;
+BENCHMARK(BM_SetWhileSnapshotHeld)->KVP_SIZES;
 BENCHMARK(BM_Delete)->KVP_SIZES;
 BENCHMARK(BM_List)->KVP_SIZES;
 BENCHMARK(BM_DetectUnchanged)->KVP_SIZES;
