@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <string>
 
@@ -68,6 +69,27 @@ TEST_F(EngineRegression, CompactingTwoDuplicatesKeepsTheOtherKeys) {
     ASSERT_EQ(recs.size(), 2U);
     EXPECT_EQ(recs[0], (Rec{"a", "1"}));
     EXPECT_EQ(recs[1], (Rec{"c", "keep me"}));
+}
+
+// fuzz_pool_ops, regressions/fuzz_pool_ops/remove-reorders-duplicates-of-another-key:
+// [a, y="first", y="second"]; removing a moves the last record (the later duplicate of y)
+// into a's hole, ahead of y's first record, so y then reads "second": `rm guest/a` changes
+// what `cat guest/y` shows. CONTRACT §2 says both "the first record (lowest offset) is the
+// one read" and "Delete = move the file's last record into the hole": with duplicates the
+// two collide, and "nothing else is ever rewritten that the operation did not ask for".
+TEST_F(EngineRegression, RemovingAKeyDoesNotChangeWhatAnotherKeyReads) {
+    write_file(path(), encode_record("a", "1") + encode_record("y", "first") +
+                           encode_record("y", "second"));
+    kvp::PoolFile pool(path(), kvp::PoolOptions{});
+    EXPECT_EQ(pool.get("y"), "first");
+    EXPECT_TRUE(pool.remove("a"));
+    EXPECT_EQ(pool.get("y"), "first");
+    const auto recs = decode_records(read_file(path()));
+    ASSERT_FALSE(recs.empty());
+    const auto first_y =
+        std::find_if(recs.begin(), recs.end(), [](const Rec& r) { return r.key == "y"; });
+    ASSERT_NE(first_y, recs.end());
+    EXPECT_EQ(first_y->value, "first") << "the first record of y in the file";
 }
 
 }  // namespace
