@@ -437,6 +437,25 @@ TEST(Hostile, UnderPoolLimitsOnlyTheFormatLimitsHold) {
     EXPECT_EQ(write_value(sb.mnt("guest/" + std::string(511, 'k')), "x").err, 0);
 }
 
+TEST(Hostile, RawModeKeepsTheLimitsAndStoresNewlines) {
+    Sandbox sb;
+    populate(sb);
+    sb.start({"-o", "raw"});
+    const auto before = snapshot_files(sb);
+    EXPECT_EQ(write_value(sb.mnt("guest/victim"), std::string(1022, 'v') + "\n").err, EFBIG);
+    EXPECT_EQ(write_value(sb.mnt("guest/victim"), std::string("a\0b", 3)).err, EINVAL);
+    EXPECT_EQ(write_value(sb.mnt("guest/victim"), "\xff").err, EINVAL);
+    EXPECT_EQ(before, snapshot_files(sb));
+    EXPECT_EQ(write_value(sb.mnt("guest/victim"), "two\n\n").err, 0);
+    EXPECT_EQ(write_value(sb.mnt("guest/max"), std::string(1022, 'v')).err, 0);
+    std::map<std::string, std::string> m;
+    for (const auto& r : decode_records(read_file(sb.pool(1))))
+        m.emplace(r.key, r.value);
+    EXPECT_EQ(m["victim"], "two\n\n");
+    EXPECT_EQ(m["max"], std::string(1022, 'v'));
+    EXPECT_EQ(read_value(sb.mnt("guest/victim")).data, "two\n\n");
+}
+
 // strace -f -ttt output: "PID SECONDS.USEC syscall("path", ...) = ..."; each quoted path of
 // a file-name syscall, with the time it was made.
 struct Opened {
