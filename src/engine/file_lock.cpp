@@ -13,7 +13,6 @@
 #include <thread>
 
 #include "error.hpp"
-#include "log.hpp"
 
 namespace kvp {
 namespace {
@@ -116,8 +115,7 @@ FileLock::FileLock(int fd, LockMode mode, std::chrono::milliseconds timeout,
                               " ms waiting for the " + family + " lock on " + what;
         message += holder > 0 ? " (held by PID " + std::to_string(holder) + ")"
                               : " (holder's PID not reported by the kernel)";
-        log(LogLevel::warning, message);
-        throw Error(EAGAIN, message);
+        throw Error(EAGAIN, message);  // the caller logs it, once, naming what it was doing
     };
     if (!wait_for([&] { return try_flock(fd, mode); }, deadline)) {
         fail("flock");

@@ -146,6 +146,7 @@ int Filesystem::attr_of(Ino ino, struct stat& st) {
     if (!ref) {
         return ENOENT;
     }
+    set_request_subject(ref->pool, ref->key);
     auto snap = pools_.pool(ref->pool).snapshot();
     const kvp::SnapshotRecord* rec = snap->find(ref->key);
     if (rec == nullptr) {
@@ -174,6 +175,39 @@ std::string describe_key(kvp::PoolId pool, std::string_view key) {
     s.push_back('/');
     s.append(kvp::key_to_name(key));
     return s;
+}
+
+namespace {
+struct RequestSubject {
+    bool set = false;
+    kvp::PoolId pool = kvp::PoolId::guest;
+    std::string key;  // keeps its capacity: no allocation per request after warm-up
+};
+thread_local RequestSubject t_subject;
+}  // namespace
+
+void set_request_subject(kvp::PoolId pool, std::string_view key) {
+    t_subject.set = true;
+    t_subject.pool = pool;
+    t_subject.key.assign(key);
+}
+
+void clear_request_subject() {
+    t_subject.set = false;
+}
+
+std::string request_subject_prefix() {
+    return t_subject.set ? describe_key(t_subject.pool, t_subject.key) + ": " : std::string();
+}
+
+std::string error_reason(const kvp::Error& e) {
+    std::string what = e.what();
+    const std::string suffix = ": " + e.code().message();
+    if (what.size() >= suffix.size() &&
+        what.compare(what.size() - suffix.size(), suffix.size(), suffix) == 0) {
+        what.resize(what.size() - suffix.size());
+    }
+    return what;
 }
 
 void reply_error(fuse_req_t req, const char* op, int err, const std::string& why) {

@@ -117,13 +117,24 @@ void trace_ok(const char* op, const std::string& what);
 // The same for a key, building the text only when -d is on (these sit on hot paths).
 void trace_ok(const char* op, kvp::PoolId pool, std::string_view key, const char* suffix = "");
 
+// The key the current request is about, named in its error line when the engine fails
+// (a lock timeout, an I/O error). Set where a name or inode becomes a key; guarded() resets
+// it. Thread-local: a request runs on one thread from start to reply.
+void set_request_subject(kvp::PoolId pool, std::string_view key);
+void clear_request_subject();
+// "guest/KEY: " for the current request, or "" when it is about no key.
+[[nodiscard]] std::string request_subject_prefix();
+// An engine error's sentence without the strerror text reply_error adds itself.
+[[nodiscard]] std::string error_reason(const kvp::Error& e);
+
 // Runs `body`, turning exceptions into error replies (the FUSE boundary).
 template <typename Body>
 void guarded(fuse_req_t req, const char* op, Body&& body) {
+    clear_request_subject();
     try {
         body();
     } catch (const kvp::Error& e) {
-        reply_error(req, op, e.errno_value(), e.what());
+        reply_error(req, op, e.errno_value(), request_subject_prefix() + error_reason(e));
     } catch (const std::bad_alloc&) {
         reply_error(req, op, ENOMEM, "out of memory");
     } catch (const std::exception& e) {

@@ -33,6 +33,8 @@ std::optional<std::string> key_for_change(fuse_req_t req, const char* op, fuse_i
         reply_error(
             req, op, EINVAL,
             dir_name(dir) + "/" + name + ": not a canonical key name (% must be %25, %2F or %2E)");
+    } else if (auto pool = pool_of_dir_ino(dir)) {
+        set_request_subject(*pool, *key);
     }
     return key;
 }

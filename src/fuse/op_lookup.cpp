@@ -55,6 +55,7 @@ void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
                             ": not a canonical key name (% must be %25, %2F or %2E)");
             return;
         }
+        set_request_subject(*pool, *key);
         auto snap = fs.pool(*pool).snapshot();
         const kvp::SnapshotRecord* rec = snap->find(*key);
         if (rec == nullptr && !fs.pending_create(*pool, *key)) {

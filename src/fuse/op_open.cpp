@@ -75,6 +75,7 @@ std::optional<std::string> create_key(fuse_req_t req, const char* op, fuse_ino_t
                         ": not a canonical key name (% must be %25, %2F or %2E)");
         return std::nullopt;
     }
+    set_request_subject(kvp::PoolId::guest, *key);
     const bool exclusive = (flags & O_EXCL) != 0;
     if ((flags & O_TRUNC) != 0) {
         const bool exists =
@@ -111,6 +112,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
                         "inode " + std::to_string(ino));
             return;
         }
+        set_request_subject(ref->pool, ref->key);
         const bool write = wants_write(fi->flags);
         std::unique_ptr<FileHandle> h;
         if (write) {

@@ -16,6 +16,9 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
             reply_error(req, "setattr", ENOENT, "inode " + std::to_string(ino));
             return;
         }
+        if (ref) {
+            set_request_subject(ref->pool, ref->key);
+        }
         const std::string what = ref ? describe_key(ref->pool, ref->key)
                                      : std::string(ino == kRootIno ? "/" : "a pool directory");
         if (int err = fs.change_refusal(ref ? std::optional(ref->pool) : std::nullopt); err != 0) {

@@ -63,6 +63,7 @@ static void commit_reply(fuse_req_t req, struct fuse_file_info* fi, const char* 
         return;
     }
     guarded(req, op, [&] {
+        set_request_subject(h->pool(), h->key());
         int err = 0;
         {
             std::lock_guard lock(h->mutex());

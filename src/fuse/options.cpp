@@ -293,6 +293,12 @@ std::string check_paths(Options& o) {
     if (!S_ISDIR(st.st_mode)) {
         return "MOUNTPOINT '" + o.mountpoint + "': not a directory";
     }
+    // Absolute, as libfuse's own parser makes it: unmounting at exit runs after the daemon
+    // changed its directory to /, where a relative path would name something else.
+    if (char* real = ::realpath(o.mountpoint.c_str(), nullptr); real != nullptr) {
+        o.mountpoint = real;
+        std::free(real);
+    }
     return "";
 }
 

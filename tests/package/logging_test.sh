@@ -81,15 +81,10 @@ check "refusal: names key and pool (parameter/HostName) and a reason" \
     grep -Eq 'parameter/HostName.*(writable|read-only|Permission denied)' "$log"
 timeouts=$(grep -ci 'timed out\|timeout' "$log")
 with_key=$(grep -i 'timed out\|timeout' "$log" | grep -c 'guest/Held')
-# Known daemon issues (reported to the lead): the timeout is logged twice (the lock's warning
-# and the operation's error) and the error line does not name the key. Set
-# KVPFS_STRICT_LOG_CHECKS=1 to count them as failures.
 if [[ $timeouts -eq 1 && $with_key -eq 1 ]]; then
     ok "lock timeout: logged once, naming guest/Held"
-elif [[ ${KVPFS_STRICT_LOG_CHECKS:-0} == 1 ]]; then
-    fail "lock timeout: $timeouts line(s), $with_key naming guest/Held (want 1 and 1)"
 else
-    say "KNOWN lock timeout: $timeouts line(s), $with_key naming guest/Held (want 1 and 1)"
+    fail "lock timeout: $timeouts line(s), $with_key naming guest/Held (want 1 and 1)"
 fi
 check "lock timeout: names the pool file and the holder's PID" \
     grep -Eq "timed out.*\\.kvp_pool_1.*PID [0-9]+" "$log"
