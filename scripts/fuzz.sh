@@ -15,8 +15,10 @@ CC=${CC:-clang} CXX=${CXX:-clang++} cmake -S tests/fuzz -B "$build_dir" \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build_dir" -j2 --target "${targets[@]}"
 
-work=$(mktemp -d /tmp/kvpfs-fuzz.XXXXXX)
+# Corpus copies and the targets' scratch pools live on tmpfs when there is one.
+work=$(mktemp -d /dev/shm/kvpfs-fuzz.XXXXXX 2>/dev/null || mktemp -d /tmp/kvpfs-fuzz.XXXXXX)
 trap 'rm -rf "$work"' EXIT
+export KVPFS_FUZZ_SCRATCH="$work"
 crashes="$build_dir/crashes"
 mkdir -p "$crashes"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}

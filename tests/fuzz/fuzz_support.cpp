@@ -175,9 +175,13 @@ std::string printable(std::string_view text, std::size_t max) {
 
 const std::string& scratch_dir() {
     static const std::string dir = [] {
-        char tmpl[] = "/dev/shm/kvpfuzz.XXXXXX";
-        if (::mkdtemp(tmpl) == nullptr) {
-            std::perror("mkdtemp /dev/shm");
+        // Under $KVPFS_FUZZ_SCRATCH when set (scripts/fuzz.sh removes it, also after a crash,
+        // when atexit handlers do not run), else on /dev/shm.
+        const char* parent = std::getenv("KVPFS_FUZZ_SCRATCH");
+        std::string tmpl = std::string(parent != nullptr && *parent != '\0' ? parent : "/dev/shm") +
+                           "/kvpfuzz.XXXXXX";
+        if (::mkdtemp(tmpl.data()) == nullptr) {
+            std::perror(("mkdtemp " + tmpl).c_str());
             std::abort();
         }
         std::string made = tmpl;
