@@ -78,25 +78,38 @@ class PoolFile::Editor {
     [[nodiscard]] bool changed() const { return changed_; }
     [[nodiscard]] const std::vector<std::string>& touched_keys() const { return touched_; }
 
+    // Replaces the record at `index` so that a kill at any moment leaves the key reading its
+    // old or its new value, never a mix (a kill stops a write at a page boundary, and records
+    // are not page-aligned). The same key with a new value is rewritten in place in an order
+    // that keeps it readable (write_value_in_place); otherwise a copy of the new record is
+    // staged at the end first, then the old record is hidden and rewritten (write_revealed).
+    // Callers remove the key's later duplicates before, so nothing else can surface meanwhile.
     void overwrite(std::size_t index, std::string_view key, std::string_view value) {
         before_write();
         const RecordBytes bytes = encode_record(key, value);
-        write_all(fd_, bytes.data(), bytes.size(), static_cast<off_t>(index * kRecordSize), name_);
+        const Record& old = snapshot_.records()[index].record;
+        if (old.key != key || !write_value_in_place(index, bytes, old.value.size(), value.size())) {
+            const std::size_t end = snapshot_.records().size();
+            write_appended(end, bytes);
+            write_revealed(index, bytes);
+            truncate_to(end * kRecordSize);
+        }
         snapshot_.overwrite(index, Record{std::string(key), std::string(value)}, {});
         touched_.emplace_back(key);
     }
 
     void append(std::string_view key, std::string_view value) {
         before_write();
-        const std::size_t index = snapshot_.records().size();
-        const RecordBytes bytes = encode_record(key, value);
-        write_all(fd_, bytes.data(), bytes.size(), static_cast<off_t>(index * kRecordSize), name_);
+        write_appended(snapshot_.records().size(), encode_record(key, value));
         snapshot_.append(Record{std::string(key), std::string(value)}, {});
         touched_.emplace_back(key);
     }
 
     // Each hole, highest first, takes the file's last record; then the file is cut once.
-    // A crash in between leaves whole records (at worst a moved record twice).
+    // A kill in between leaves whole records (at worst a moved record twice, reading the same).
+    // A last record that is a later duplicate of a key whose first record lies above the hole
+    // is dropped instead of moved: moved, it would become that key's first record and change
+    // what the key reads (it was never read, so dropping it changes nothing anyone sees).
     void remove(std::vector<std::size_t> indices) {
         if (indices.empty()) {
             return;
@@ -104,17 +117,26 @@ class PoolFile::Editor {
         before_write();
         std::sort(indices.begin(), indices.end(), std::greater<>());
         for (const std::size_t hole : indices) {
-            const std::size_t last = snapshot_.records().size() - 1;
-            if (hole != last) {
-                // The moved record's bytes go as they are (garbage after a NUL, unterminated
-                // fields and all): a move must not rewrite what it was not asked to.
-                RecordBytes bytes{};
-                read_all(fd_, bytes.data(), bytes.size(), static_cast<off_t>(last * kRecordSize),
-                         name_);
-                write_all(fd_, bytes.data(), bytes.size(), static_cast<off_t>(hole * kRecordSize),
-                          name_);
+            for (;;) {
+                const std::size_t last = snapshot_.records().size() - 1;
+                if (hole != last && would_overtake(last, hole)) {
+                    log(LogLevel::info, name_ + ": dropped a hidden duplicate of key \"" +
+                                            snapshot_.records()[last].record.key.substr(0, 64) +
+                                            "\" (record " + std::to_string(last) + ")");
+                    snapshot_.remove_by_filling({last});
+                    continue;
+                }
+                if (hole != last) {
+                    // The moved record's bytes go as they are (garbage after a NUL, unterminated
+                    // fields and all): a move must not rewrite what it was not asked to.
+                    RecordBytes bytes{};
+                    read_all(fd_, bytes.data(), bytes.size(),
+                             static_cast<off_t>(last * kRecordSize), name_);
+                    write_revealed(hole, bytes);
+                }
+                snapshot_.remove_by_filling({hole});
+                break;
             }
-            snapshot_.remove_by_filling({hole});
         }
         truncate_to(snapshot_.records().size() * kRecordSize);
     }
@@ -137,6 +159,66 @@ class PoolFile::Editor {
     }
 
   private:
+    [[nodiscard]] bool would_overtake(std::size_t last, std::size_t hole) const {
+        const std::string& key = snapshot_.records()[last].record.key;
+        if (key.empty()) {
+            return false;
+        }
+        const std::size_t first = snapshot_.positions(key)->front();
+        return first < last && hole < first;
+    }
+
+    // The key stays, so only the value field is written, in at most two writes that each lie
+    // within one page (a write within a page is all or nothing under SIGKILL). With the field
+    // split at the page boundary into A and B: B first when the old value ends in A (the read
+    // still stops at the old NUL), A first when the new value ends in A (the read already stops
+    // at the new NUL). False when both values cross the boundary: no order is safe.
+    bool write_value_in_place(std::size_t index, const RecordBytes& bytes, std::size_t old_length,
+                              std::size_t new_length) {
+        constexpr std::size_t kPage = 4096;
+        const std::size_t field = index * kRecordSize + kKeyFieldSize;
+        const std::size_t split = (field / kPage + 1) * kPage - field;
+        const char* value = bytes.data() + kKeyFieldSize;
+        const auto write_part = [&](std::size_t from, std::size_t to) {
+            write_all(fd_, value + from, to - from, static_cast<off_t>(field + from), name_);
+        };
+        if (split < kValueFieldSize && old_length >= split && new_length >= split) {
+            return false;
+        }
+        // The key's bytes up to its NUL are the same, so however this write is cut the key
+        // reads the same; it zero-fills what another writer left after the NUL.
+        write_all(fd_, bytes.data(), kKeyFieldSize, static_cast<off_t>(index * kRecordSize), name_);
+        if (split >= kValueFieldSize) {
+            write_part(0, kValueFieldSize);
+        } else if (old_length < split) {
+            write_part(split, kValueFieldSize);
+            write_part(0, split);
+        } else {
+            write_part(0, split);
+            write_part(split, kValueFieldSize);
+        }
+        return true;
+    }
+
+    // A kill stops a write at a page boundary, and records are not page-aligned, so one pwrite
+    // of a record can land in part. Records are therefore written hidden: an empty key is not a
+    // key, so the record's first key byte is zeroed (one byte: all or nothing), the rest
+    // written, and the first byte written last. Every moment shows the old record, no record,
+    // or the new one.
+    void write_revealed(std::size_t index, const RecordBytes& bytes) {
+        const auto at = static_cast<off_t>(index * kRecordSize);
+        const char hidden = '\0';
+        write_all(fd_, &hidden, 1, at, name_);
+        write_all(fd_, bytes.data() + 1, bytes.size() - 1, at + 1, name_);
+        write_all(fd_, bytes.data(), 1, at, name_);
+    }
+
+    // Appends at `index` (the current end) with one write: a kill inside it can leave only a
+    // partial record at the end, which every reader ignores and the next change cuts off.
+    void write_appended(std::size_t index, const RecordBytes& bytes) {
+        write_all(fd_, bytes.data(), bytes.size(), static_cast<off_t>(index * kRecordSize), name_);
+    }
+
     void before_write() {
         cut_partial_tail();
         changed_ = true;
@@ -346,21 +428,28 @@ std::vector<std::string> PoolFile::list() {
     return keys;
 }
 
+namespace {
+// The positions of `key` after its first record (copied: editing moves records).
+std::vector<std::size_t> later_duplicates(const std::vector<std::size_t>* at) {
+    return at == nullptr ? std::vector<std::size_t>{}
+                         : std::vector<std::size_t>(at->begin() + 1, at->end());
+}
+}  // namespace
+
 void PoolFile::set(std::string_view key, std::string_view value, Limits limits) {
     check_or_throw(check_key(key, limits), true, key);
     check_or_throw(check_value(value, limits), false, key);
     modify(true, [&](Editor& editor) {
-        const auto* at = editor.snapshot().positions(key);
-        if (at == nullptr) {
+        if (editor.snapshot().positions(key) == nullptr) {
             editor.append(key, value);
             return 0;
         }
-        const std::vector<std::size_t> positions = *at;
-        const Record& current = editor.snapshot().records()[positions.front()].record;
-        if (current.value != value) {
-            editor.overwrite(positions.front(), key, value);
+        // Later duplicates go first: none may surface while the first record is rewritten.
+        editor.remove(later_duplicates(editor.snapshot().positions(key)));
+        const std::size_t first = editor.snapshot().positions(key)->front();
+        if (editor.snapshot().records()[first].record.value != value) {
+            editor.overwrite(first, key, value);
         }
-        editor.remove({positions.begin() + 1, positions.end()});
         return 0;
     });
 }
@@ -390,28 +479,24 @@ bool PoolFile::remove(std::string_view key) {
 bool PoolFile::rename(std::string_view from, std::string_view to, Limits limits) {
     check_or_throw(check_key(to, limits), true, to);
     return modify(false, [&](Editor& editor) {
-        const auto* from_at = editor.snapshot().positions(from);
-        if (from_at == nullptr) {
+        PoolSnapshot& snap = editor.snapshot();
+        if (snap.positions(from) == nullptr) {
             return false;
         }
         if (from == to) {
             return true;
         }
-        const std::vector<std::size_t> sources = *from_at;
-        const std::string value = editor.snapshot().records()[sources.front()].record.value;
-        const auto* to_at = editor.snapshot().positions(to);
-        std::vector<std::size_t> drop;
-        if (to_at == nullptr) {
-            // One record write renames: the old key's first record becomes the new key.
-            editor.overwrite(sources.front(), to, value);
-            drop.assign(sources.begin() + 1, sources.end());
+        // Steps ordered so that a kill between any two leaves `from` or `to` holding the value.
+        editor.remove(later_duplicates(snap.positions(from)));
+        const std::string value = snap.records()[snap.positions(from)->front()].record.value;
+        if (snap.positions(to) == nullptr) {
+            // The source's record becomes the target's.
+            editor.overwrite(snap.positions(from)->front(), to, value);
         } else {
-            const std::vector<std::size_t> targets = *to_at;
-            editor.overwrite(targets.front(), to, value);
-            drop = sources;
-            drop.insert(drop.end(), targets.begin() + 1, targets.end());
+            editor.remove(later_duplicates(snap.positions(to)));
+            editor.overwrite(snap.positions(to)->front(), to, value);
+            editor.remove(*snap.positions(from));
         }
-        editor.remove(std::move(drop));
         return true;
     });
 }
