@@ -107,9 +107,10 @@ class PoolFile::Editor {
 
     // Each hole, highest first, takes the file's last record; then the file is cut once.
     // A kill in between leaves whole records (at worst a moved record twice, reading the same).
-    // A last record that is a later duplicate of a key whose first record lies above the hole
-    // is dropped instead of moved: moved, it would become that key's first record and change
-    // what the key reads (it was never read, so dropping it changes nothing anyone sees).
+    // When the last record is a later duplicate of a key whose first record lies above the
+    // hole, moving it would make it that key's first record and change what the key reads;
+    // instead the key's first record moves into the hole and the last record takes its place,
+    // so every key keeps its records and the value it reads.
     void remove(std::vector<std::size_t> indices) {
         if (indices.empty()) {
             return;
@@ -117,26 +118,17 @@ class PoolFile::Editor {
         before_write();
         std::sort(indices.begin(), indices.end(), std::greater<>());
         for (const std::size_t hole : indices) {
-            for (;;) {
-                const std::size_t last = snapshot_.records().size() - 1;
-                if (hole != last && would_overtake(last, hole)) {
-                    log(LogLevel::info, name_ + ": dropped a hidden duplicate of key \"" +
-                                            snapshot_.records()[last].record.key.substr(0, 64) +
-                                            "\" (record " + std::to_string(last) + ")");
-                    snapshot_.remove_by_filling({last});
-                    continue;
+            const std::size_t last = snapshot_.records().size() - 1;
+            if (hole != last) {
+                const std::size_t first = first_overtaken(last, hole);
+                if (first != last) {
+                    move_record(first, hole);
+                    move_record(last, first);
+                } else {
+                    move_record(last, hole);
                 }
-                if (hole != last) {
-                    // The moved record's bytes go as they are (garbage after a NUL, unterminated
-                    // fields and all): a move must not rewrite what it was not asked to.
-                    RecordBytes bytes{};
-                    read_all(fd_, bytes.data(), bytes.size(),
-                             static_cast<off_t>(last * kRecordSize), name_);
-                    write_revealed(hole, bytes);
-                }
-                snapshot_.remove_by_filling({hole});
-                break;
             }
+            snapshot_.remove_by_filling({last});
         }
         truncate_to(snapshot_.records().size() * kRecordSize);
     }
@@ -159,13 +151,25 @@ class PoolFile::Editor {
     }
 
   private:
-    [[nodiscard]] bool would_overtake(std::size_t last, std::size_t hole) const {
+    // The first record of the last record's key when that lies above `hole` (a later
+    // duplicate moved into the hole would overtake it), else `last`.
+    [[nodiscard]] std::size_t first_overtaken(std::size_t last, std::size_t hole) const {
         const std::string& key = snapshot_.records()[last].record.key;
         if (key.empty()) {
-            return false;
+            return last;
         }
         const std::size_t first = snapshot_.positions(key)->front();
-        return first < last && hole < first;
+        return first < last && hole < first ? first : last;
+    }
+
+    // Copies record `from` over record `to`, in the file (its bytes as they are: garbage after
+    // a NUL, unterminated fields and all) and in the snapshot.
+    void move_record(std::size_t from, std::size_t to) {
+        RecordBytes bytes{};
+        read_all(fd_, bytes.data(), bytes.size(), static_cast<off_t>(from * kRecordSize), name_);
+        write_revealed(to, bytes);
+        const SnapshotRecord moved = snapshot_.records()[from];
+        snapshot_.overwrite(to, moved.record, moved.changed_at);
     }
 
     // The key stays, so only the value field is written, in at most two writes that each lie
