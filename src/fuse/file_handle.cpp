@@ -22,15 +22,12 @@ std::string_view stored_value(std::string_view content, bool raw) {
     return content;
 }
 
-FileHandle::FileHandle(kvp::PoolId pool, std::string key,
-                       std::shared_ptr<const kvp::PoolSnapshot> snapshot, std::string_view value,
-                       bool raw)
+FileHandle::FileHandle(kvp::PoolId pool, std::string key, std::string_view value, bool raw)
     : pool_(pool),
       key_(std::move(key)),
       writable_(false),
       raw_(raw),
-      snapshot_(std::move(snapshot)),
-      view_(value) {}
+      content_(std::make_shared<const std::string>(value)) {}
 
 FileHandle::FileHandle(kvp::PoolId pool, std::string key, std::string initial, bool append,
                        bool truncated, bool raw, kvp::Limits limits)
@@ -44,7 +41,7 @@ FileHandle::FileHandle(kvp::PoolId pool, std::string key, std::string initial, b
       pending_(std::move(initial)) {}
 
 std::string_view FileHandle::head() const {
-    return writable_ ? std::string_view(pending_) : view_;
+    return writable_ ? std::string_view(pending_) : std::string_view(*content_);
 }
 
 std::string_view FileHandle::tail() const {

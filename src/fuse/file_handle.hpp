@@ -1,10 +1,11 @@
 #pragma once
 // What an open key file holds between open() and release().
 //
-// A read-only handle pins the snapshot it was opened on (shared, never copied), so a
-// read sees one whole value however the pool changes meanwhile. A writable handle holds
-// the pending content: what a read through it shows (the value plus the text-mode
-// newline), edited by write() at any offset, cut by truncate, committed on flush/fsync.
+// A read-only handle keeps its own copy of the value it was opened on (at most 2 KiB), so a
+// read sees one whole value however the pool changes meanwhile. It does not pin the pool's
+// snapshot: a pinned snapshot would make the next change copy the whole pool. A writable handle
+// holds the pending content: what a read through it shows (the value plus the text-mode newline),
+// edited by write() at any offset, cut by truncate, committed on flush/fsync.
 
 #include <cstddef>
 #include <memory>
@@ -20,9 +21,8 @@ namespace kvpfs {
 
 class FileHandle {
   public:
-    // Read-only view of `value` inside `snapshot` (text mode adds the newline).
-    FileHandle(kvp::PoolId pool, std::string key, std::shared_ptr<const kvp::PoolSnapshot> snapshot,
-               std::string_view value, bool raw);
+    // Read-only copy of `value` (text mode adds the newline).
+    FileHandle(kvp::PoolId pool, std::string key, std::string_view value, bool raw);
     // Writable: `initial` is the pending content (already in its shown form);
     // `truncated`: opened with O_TRUNC over an existing value (see trunc_pending()).
     FileHandle(kvp::PoolId pool, std::string key, std::string initial, bool append, bool truncated,
@@ -31,10 +31,8 @@ class FileHandle {
     [[nodiscard]] kvp::PoolId pool() const { return pool_; }
     [[nodiscard]] const std::string& key() const { return key_; }
     [[nodiscard]] bool writable() const { return writable_; }
-    // The snapshot a read-only handle's content lives in.
-    [[nodiscard]] const std::shared_ptr<const kvp::PoolSnapshot>& snapshot() const {
-        return snapshot_;
-    }
+    // A read-only handle's content, shared so a reply can keep it alive.
+    [[nodiscard]] const std::shared_ptr<const std::string>& content() const { return content_; }
     [[nodiscard]] std::mutex& mutex() { return mutex_; }
     // Created by open(O_CREAT|O_TRUNC) and not yet in the pool (Filesystem's pending list).
     [[nodiscard]] bool pending_create() const { return pending_create_; }
@@ -74,9 +72,8 @@ class FileHandle {
     bool poisoned_ = false;
     bool pending_create_ = false;
     kvp::Limits limits_ = kvp::Limits::host;
-    std::shared_ptr<const kvp::PoolSnapshot> snapshot_;
-    std::string_view view_;  // into *snapshot_ (read-only handles)
-    std::string pending_;    // writable handles
+    std::shared_ptr<const std::string> content_;  // read-only handles
+    std::string pending_;                         // writable handles
     std::mutex mutex_;
 };
 

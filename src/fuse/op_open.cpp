@@ -132,8 +132,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
             }
             const std::string_view value =
                 rec != nullptr ? std::string_view(rec->record.value) : std::string_view();
-            h = std::make_unique<FileHandle>(ref->pool, ref->key, std::move(snap), value,
-                                             fs.options().raw);
+            h = std::make_unique<FileHandle>(ref->pool, ref->key, value, fs.options().raw);
         }
         set_open_flags(fi, write);
         fi->fh = reinterpret_cast<uint64_t>(h.get());
@@ -243,7 +242,7 @@ void op_read(fuse_req_t req, fuse_ino_t /*ino*/, size_t size, off_t off,
     // keeps it alive until the reply is out even if the caller closes at once (the kernel
     // has copied the data before the caller can close; this also keeps sanitizers, whose
     // writev interceptor checks the buffers after the call, from seeing a freed buffer).
-    const std::shared_ptr<const kvp::PoolSnapshot> keep = h.snapshot();
+    const std::shared_ptr<const std::string> keep = h.content();
     const std::string_view head = h.head();
     const std::string_view tail = h.tail();
     struct iovec iov[2];
