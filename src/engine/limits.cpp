@@ -45,15 +45,16 @@ std::size_t sequence_length(std::string_view text, std::size_t i) {
     return length;
 }
 
+// The length limits; `utf8_valid` is passed in so that the text is scanned only once.
 Violation check_length(std::string_view text, Limits limits, std::size_t max_bytes,
-                       std::size_t max_units) {
+                       std::size_t max_units, bool utf8_valid) {
     if (text.find('\0') != std::string_view::npos) {
         return Violation::contains_nul;
     }
     if (text.size() > max_bytes) {
         return Violation::too_long_bytes;
     }
-    if (limits == Limits::host && valid_utf8(text) && utf16_units(text) > max_units) {
+    if (limits == Limits::host && utf8_valid && utf16_units(text) > max_units) {
         return Violation::too_long_utf16;
     }
     return Violation::none;
@@ -61,14 +62,12 @@ Violation check_length(std::string_view text, Limits limits, std::size_t max_byt
 
 Violation check_text(std::string_view text, Limits limits, std::size_t max_bytes,
                      std::size_t max_units) {
-    const Violation length = check_length(text, limits, max_bytes, max_units);
+    const bool utf8_valid = limits == Limits::pool || valid_utf8(text);
+    const Violation length = check_length(text, limits, max_bytes, max_units, utf8_valid);
     if (length != Violation::none) {
         return length;
     }
-    if (limits == Limits::host && !valid_utf8(text)) {
-        return Violation::invalid_utf8;
-    }
-    return Violation::none;
+    return utf8_valid ? Violation::none : Violation::invalid_utf8;
 }
 
 }  // namespace
@@ -106,7 +105,8 @@ Violation check_value(std::string_view value, Limits limits) {
 }
 
 Violation check_value_length(std::string_view value, Limits limits) {
-    const Violation v = check_length(value, limits, kMaxValueBytes, kMaxHostValueUtf16);
+    const bool utf8_valid = limits == Limits::pool || valid_utf8(value);
+    const Violation v = check_length(value, limits, kMaxValueBytes, kMaxHostValueUtf16, utf8_valid);
     return v == Violation::contains_nul ? Violation::none : v;
 }
 
