@@ -443,18 +443,31 @@ std::vector<std::size_t> later_duplicates(const std::vector<std::size_t>* at) {
 void PoolFile::set(std::string_view key, std::string_view value, Limits limits) {
     check_or_throw(check_key(key, limits), true, key);
     check_or_throw(check_value(value, limits), false, key);
-    modify(true, [&](Editor& editor) {
-        if (editor.snapshot().positions(key) == nullptr) {
-            editor.append(key, value);
-            return 0;
+    (void)update(
+        key, [&](const std::string*) { return std::optional<std::string>(value); }, limits);
+}
+
+bool PoolFile::update(std::string_view key, const ValueChange& change, Limits limits) {
+    check_or_throw(check_key(key, limits), true, key);
+    return modify(true, [&](Editor& editor) {
+        const auto* at = editor.snapshot().positions(key);
+        const std::optional<std::string> value =
+            change(at == nullptr ? nullptr : &editor.snapshot().records()[at->front()].record.value);
+        if (!value) {
+            return false;
+        }
+        check_or_throw(check_value(*value, limits), false, key);
+        if (at == nullptr) {
+            editor.append(key, *value);
+            return true;
         }
         // Later duplicates go first: none may surface while the first record is rewritten.
-        editor.remove(later_duplicates(editor.snapshot().positions(key)));
+        editor.remove(later_duplicates(at));
         const std::size_t first = editor.snapshot().positions(key)->front();
-        if (editor.snapshot().records()[first].record.value != value) {
-            editor.overwrite(first, key, value);
+        if (editor.snapshot().records()[first].record.value != *value) {
+            editor.overwrite(first, key, *value);
         }
-        return 0;
+        return true;
     });
 }
 

@@ -9,6 +9,7 @@
 
 #include <boost/filesystem/path.hpp>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -48,6 +49,13 @@ class PoolFile {
     // Creates or replaces: the first record is rewritten in place, later duplicates removed,
     // a new key appended. Checks key and value against `limits` (EINVAL, ENAMETOOLONG, EFBIG).
     void set(std::string_view key, std::string_view value, Limits limits = Limits::pool);
+    // Read-modify-write of one key under the exclusive lock: `change` gets the key's current
+    // value as the locked file holds it (nullptr when absent) and returns the value to store,
+    // or std::nullopt to leave the pool as it is. It may throw kvp::Error to refuse; what it
+    // returns is checked against `limits` before anything is written, so a refusal stores
+    // nothing. Returns true when a value was stored (also when it equals the old one).
+    using ValueChange = std::function<std::optional<std::string>(const std::string* current)>;
+    bool update(std::string_view key, const ValueChange& change, Limits limits = Limits::pool);
     // Creates `key` with an empty value if absent; returns true if it created it.
     bool create_if_absent(std::string_view key, Limits limits = Limits::pool);
     // Removes every record of `key`; false (and no change) when absent.
