@@ -1,7 +1,11 @@
 #include "options.hpp"
 
 #include <fuse_opt.h>
+#include <grp.h>
+#include <pwd.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <charconv>
@@ -9,8 +13,10 @@
 #include <cstddef>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <limits>
 #include <memory>
+#include <sstream>
 
 namespace kvpfs {
 namespace {
@@ -22,17 +28,22 @@ enum Key {
     kDebug,
     kSingle,
     kReadOnly,
+    kReadWrite,
     kRaw,
     kLimits,
     kUid,
     kGid,
     kLockTimeout,
+    kUmask,
+    kLogfile,
 };
 
 struct ParseState {
     Options* options;
     std::vector<std::string> positionals;
     std::string error;
+    bool fsname_given = false;  // -o fsname= / subtype= replace kvpfs's own
+    bool subtype_given = false;
 };
 
 // Every option kvpfs handles itself: they never reach libfuse or the kernel.
@@ -46,11 +57,14 @@ const struct fuse_opt kSpec[] = {
     FUSE_OPT_KEY("debug", kDebug),
     FUSE_OPT_KEY("-s", kSingle),
     FUSE_OPT_KEY("ro", kReadOnly),
+    FUSE_OPT_KEY("rw", kReadWrite),
     FUSE_OPT_KEY("raw", kRaw),
     FUSE_OPT_KEY("limits=", kLimits),
     FUSE_OPT_KEY("uid=", kUid),
     FUSE_OPT_KEY("gid=", kGid),
     FUSE_OPT_KEY("lock_timeout=", kLockTimeout),
+    FUSE_OPT_KEY("umask=", kUmask),
+    FUSE_OPT_KEY("logfile=", kLogfile),
     FUSE_OPT_END,
 };
 
@@ -61,7 +75,7 @@ enum class MountOption { kernel, ignored, unknown };
 // with our own one-line message instead of libfuse's.
 MountOption mount_option_kind(const char* arg) {
     static const char* const kFlags[] = {
-        "rw",           "dev",
+        "allow_root",   "dev",
         "nodev",        "suid",
         "nosuid",       "exec",
         "noexec",       "async",
@@ -104,11 +118,34 @@ const char* value_of(const char* arg) {
     return eq != nullptr ? eq + 1 : "";
 }
 
-bool parse_id(const char* text, unsigned& out) {
+bool parse_number(const char* text, unsigned& out, int base = 10) {
     const char* end = text + std::strlen(text);
-    auto [ptr, ec] = std::from_chars(text, end, out);
-    return ec == std::errc() && ptr == end && ptr != text &&
-           out != std::numeric_limits<unsigned>::max();  // (uid_t)-1 means "no change"
+    auto [ptr, ec] = std::from_chars(text, end, out, base);
+    return ec == std::errc() && ptr == end && ptr != text;
+}
+
+// A number, or a user (group) name looked up in the passwd (group) database.
+bool parse_id(const char* text, bool group, unsigned& out) {
+    if (parse_number(text, out)) {
+        return out != std::numeric_limits<unsigned>::max();  // (uid_t)-1 means "no change"
+    }
+    std::vector<char> buf(16384);
+    if (group) {
+        struct group gr {};
+        struct group* found = nullptr;
+        if (getgrnam_r(text, &gr, buf.data(), buf.size(), &found) != 0 || found == nullptr) {
+            return false;
+        }
+        out = found->gr_gid;
+    } else {
+        struct passwd pw {};
+        struct passwd* found = nullptr;
+        if (getpwnam_r(text, &pw, buf.data(), buf.size(), &found) != 0 || found == nullptr) {
+            return false;
+        }
+        out = found->pw_uid;
+    }
+    return true;
 }
 
 bool parse_seconds(const char* text, std::chrono::milliseconds& out) {
@@ -146,7 +183,12 @@ int process(void* data, const char* arg, int key, struct fuse_args* /*outargs*/)
             }
             switch (mount_option_kind(arg)) {
                 case MountOption::kernel:
-                    return 1;  // for libfuse / the kernel (rw, dev, allow_other, ...)
+                    if (std::strncmp(arg, "fsname=", 7) == 0) {
+                        st->fsname_given = true;
+                    } else if (std::strncmp(arg, "subtype=", 8) == 0) {
+                        st->subtype_given = true;
+                    }
+                    return 1;  // for libfuse / the kernel (dev, allow_other, ...)
                 case MountOption::ignored:
                     return 0;  // fstab-only words mount(8) may pass on (noauto, nofail, ...)
                 case MountOption::unknown:
@@ -169,8 +211,11 @@ int process(void* data, const char* arg, int key, struct fuse_args* /*outargs*/)
         case kSingle:
             o.single_thread = true;
             return 0;
-        case kReadOnly:
+        case kReadOnly:  // of ro and rw, the last one wins (as for mount)
             o.read_only = true;
+            return 0;
+        case kReadWrite:
+            o.read_only = false;
             return 0;
         case kRaw:
             o.raw = true;
@@ -189,9 +234,10 @@ int process(void* data, const char* arg, int key, struct fuse_args* /*outargs*/)
         case kUid:
         case kGid: {
             unsigned id = 0;
-            if (!parse_id(value_of(arg), id)) {
+            if (!parse_id(value_of(arg), key == kGid, id)) {
                 return fail(std::string("bad value for option ") + (key == kUid ? "uid" : "gid") +
-                            ": '" + value_of(arg) + "' (a number is needed)");
+                            ": '" + value_of(arg) + "' (a number or a known " +
+                            (key == kUid ? "user" : "group") + " name is needed)");
             }
             if (key == kUid) {
                 o.uid = id;
@@ -200,6 +246,21 @@ int process(void* data, const char* arg, int key, struct fuse_args* /*outargs*/)
             }
             return 0;
         }
+        case kUmask: {
+            unsigned mask = 0;
+            if (!parse_number(value_of(arg), mask, 8) || mask > 0777) {
+                return fail(std::string("bad value for option umask: '") + value_of(arg) +
+                            "' (octal, e.g. 022 or 002)");
+            }
+            o.umask = static_cast<mode_t>(mask);
+            return 0;
+        }
+        case kLogfile:
+            o.logfile = value_of(arg);
+            if (o.logfile.empty()) {
+                return fail("bad value for option logfile: a path is needed");
+            }
+            return 0;
         case kLockTimeout:
             if (!parse_seconds(value_of(arg), o.lock_timeout)) {
                 return fail(std::string("bad value for option lock_timeout: '") + value_of(arg) +
@@ -221,6 +282,74 @@ std::string escape_opt(const std::string& text) {
         out.push_back(c);
     }
     return out;
+}
+
+// Real paths: does one hold the other? A mount on POOL_DIR or above it hides the pool files
+// (kvpfs would then serve its own mount: writes vanish, -s deadlocks); one inside it hides
+// part of the directory hv_kvp_daemon works in. The usual cause is swapped arguments.
+std::string overlap(const std::string& pool_dir, const std::string& mountpoint) {
+    auto inside = [](const std::string& inner, const std::string& outer) {
+        return outer == "/" ||
+               (inner.size() > outer.size() && inner.compare(0, outer.size(), outer) == 0 &&
+                inner[outer.size()] == '/');
+    };
+    const char* const usage = " (arguments swapped? usage: kvpfs [OPTIONS] [POOL_DIR] MOUNTPOINT)";
+    if (pool_dir == mountpoint) {
+        return "MOUNTPOINT '" + mountpoint +
+               "' is POOL_DIR: a mount there would hide the pool files" + usage;
+    }
+    if (inside(mountpoint, pool_dir)) {
+        return "MOUNTPOINT '" + mountpoint + "' is inside POOL_DIR '" + pool_dir +
+               "': a mount there would hide part of the pool directory" + usage;
+    }
+    if (inside(pool_dir, mountpoint)) {
+        return "MOUNTPOINT '" + mountpoint + "' holds POOL_DIR '" + pool_dir +
+               "': a mount there would hide the pool files" + usage;
+    }
+    return "";
+}
+
+// /proc/self/mountinfo writes space, tab, newline and backslash of paths as \ooo.
+std::string unescape_mountinfo(const std::string& field) {
+    std::string out;
+    for (std::size_t i = 0; i < field.size(); ++i) {
+        if (field[i] == '\\' && i + 4 <= field.size()) {
+            unsigned value = 0;
+            if (parse_number(field.substr(i + 1, 3).c_str(), value, 8)) {
+                out.push_back(static_cast<char>(value));
+                i += 3;
+                continue;
+            }
+        }
+        out.push_back(field[i]);
+    }
+    return out;
+}
+
+// The type of the topmost mount on `path` ("fuse.kvpfs"), or "" when nothing is mounted there.
+std::string mounted_type(const std::string& path) {
+    std::ifstream in("/proc/self/mountinfo");
+    std::string line;
+    std::string type;
+    while (std::getline(in, line)) {
+        // ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER
+        std::istringstream fields(line);
+        std::string id, parent, dev, root, point, word;
+        fields >> id >> parent >> dev >> root >> point;
+        if (unescape_mountinfo(point) != path) {
+            continue;
+        }
+        while (fields >> word && word != "-") {
+        }
+        std::string fstype;
+        fields >> fstype;
+        type = fstype;  // later lines are mounted on top of earlier ones
+    }
+    return type;
+}
+
+bool is_kvpfs_type(const std::string& fstype) {
+    return fstype == "fuse.kvpfs";
 }
 
 }  // namespace
@@ -266,7 +395,15 @@ ParseResult parse_options(int argc, char** argv) {
     // Always: the kernel checks mode bits, so with allow_other others read but only the
     // owner writes guest/ (CONTRACT §8). fsname/subtype make `mount` show fuse.kvpfs.
     o.fuse_args.emplace_back("-odefault_permissions");
-    o.fuse_args.emplace_back("-osubtype=kvpfs");
+    if (!st.subtype_given) {
+        o.fuse_args.emplace_back("-osubtype=kvpfs");
+    }
+    o.fsname_given = st.fsname_given;
+    if (o.read_only) {
+        // A read-only mount for the kernel too: /proc/mounts says ro, test -w is false, and
+        // the kernel answers EROFS before asking us.
+        o.fuse_args.emplace_back("-oro");
+    }
     if (o.debug) {
         // libfuse's own trace: every request and its result (errno or reply size).
         o.fuse_args.emplace_back("-odebug");
@@ -286,8 +423,21 @@ std::string check_paths(Options& o) {
         o.pool_dir = real;
         std::free(real);
     }
-    o.fuse_args.emplace_back("-ofsname=" + escape_opt(o.pool_dir));
+    if (!o.fsname_given) {
+        o.fuse_args.emplace_back("-ofsname=" + escape_opt(o.pool_dir));
+    }
+    auto dead_mount = [&o] {
+        // What a killed FUSE daemon leaves behind; mounting again cannot work until the
+        // dead mount is gone, so say how.
+        return "MOUNTPOINT '" + o.mountpoint +
+               "': a dead FUSE mount (Transport endpoint is not connected); clear it with: "
+               "fusermount3 -u " +
+               o.mountpoint;
+    };
     if (::stat(o.mountpoint.c_str(), &st) != 0) {
+        if (errno == ENOTCONN) {
+            return dead_mount();
+        }
         return "MOUNTPOINT '" + o.mountpoint + "': " + std::strerror(errno);
     }
     if (!S_ISDIR(st.st_mode)) {
@@ -299,7 +449,34 @@ std::string check_paths(Options& o) {
         o.mountpoint = real;
         std::free(real);
     }
+    if (std::string why = overlap(o.pool_dir, o.mountpoint); !why.empty()) {
+        return why;
+    }
+    const std::string fstype = mounted_type(o.mountpoint);
+    if (fstype.rfind("fuse", 0) == 0) {
+        // stat may be answered from the kernel's cache of a dead mount; statfs never is.
+        struct statfs sf {};
+        if (::statfs(o.mountpoint.c_str(), &sf) != 0 && errno == ENOTCONN) {
+            return dead_mount();
+        }
+    }
+    if (is_kvpfs_type(fstype)) {
+        return "MOUNTPOINT '" + o.mountpoint + "' is already a kvpfs mount (" + fstype +
+               "); unmount it first (fusermount3 -u " + o.mountpoint + ")";
+    }
     return "";
+}
+
+std::string pool_dir_warning(const Options& o) {
+    for (int n = 0; n <= 4; ++n) {
+        const std::string path = o.pool_dir + "/.kvp_pool_" + std::to_string(n);
+        if (::access(path.c_str(), F_OK) == 0) {
+            return "";
+        }
+    }
+    return "POOL_DIR '" + o.pool_dir +
+           "' holds none of the pool files .kvp_pool_0 to .kvp_pool_4 (is it the right "
+           "directory?); mounting anyway";
 }
 
 std::string usage_text(const char* program) {
@@ -316,14 +493,21 @@ std::string usage_text(const char* program) {
            "  -f                     stay in the foreground (log to stderr)\n"
            "  -d                     debug: log every request and its result (implies -f)\n"
            "  -s                     single-threaded\n"
-           "  -o ro                  refuse every change with EROFS\n"
+           "  -o ro                  a read-only mount: every change fails with EROFS\n"
+           "  -o rw                  a read-write mount (the default; of ro and rw the last wins)\n"
            "  -o raw                 files hold exactly the value (no trailing newline)\n"
            "  -o limits=host|pool    write limits: what the host receives intact (254/1022\n"
            "                         UTF-16 units, valid UTF-8; default) or the file format's\n"
            "                         (511/2047 bytes)\n"
-           "  -o uid=N, -o gid=N     owner of every file (default 0)\n"
+           "  -o uid=U, -o gid=G     owner and group of every file, a number or a name (default "
+           "0)\n"
+           "  -o umask=M             octal bits taken from the modes (default 022: guest/ 0755,\n"
+           "                         its files 0644; with 002 the group may write guest/ too)\n"
            "  -o lock_timeout=S      longest wait for a pool file lock, in seconds (default 10)\n"
+           "  -o logfile=PATH        also append log lines to PATH (detached: instead of syslog)\n"
            "  -o allow_other         let other users in (mode bits are always checked)\n"
+           "  -o allow_root          let root in besides the mounting user\n"
+           "  -o fsname=N, subtype=T what mount and df show (default: POOL_DIR, fuse.kvpfs)\n"
            "  -o OPT[,OPT...]        generic mount options (rw, nosuid, nodev, ...)\n";
 }
 

@@ -26,6 +26,12 @@ struct Options {
     kvp::Limits limits = kvp::Limits::host;
     uid_t uid = 0;
     gid_t gid = 0;
+    // Taken away from the modes of guest/ and its files (and of the read-only pools, which
+    // never have write bits): -o gid=kvp,umask=002 lets a group publish keys.
+    mode_t umask = 022;
+    // Where log lines go besides (foreground) or instead of (detached) syslog; "" = none.
+    std::string logfile;
+    bool fsname_given = false;  // -o fsname= was given: kvpfs does not set its own
     std::chrono::milliseconds lock_timeout{10'000};
     bool show_help = false;
     bool show_version = false;
@@ -40,9 +46,13 @@ struct ParseResult {
 
 [[nodiscard]] ParseResult parse_options(int argc, char** argv);
 // Checks what can be checked before mounting: POOL_DIR is a directory, MOUNTPOINT exists
-// and is a directory. Returns a one-line reason, or "" when fine.
-// Also makes POOL_DIR absolute: the daemon changes to "/" when it starts serving.
+// and is a directory, neither holds the other, MOUNTPOINT is not a kvpfs mount already
+// nor a dead FUSE mount. Returns a one-line reason, or "" when fine.
+// Also makes both paths absolute: the daemon changes to "/" when it starts serving.
 [[nodiscard]] std::string check_paths(Options& options);
+// One warning line when POOL_DIR holds none of the pool files (a mistyped directory),
+// "" otherwise. The mount goes ahead either way: the first write to guest/ creates one.
+[[nodiscard]] std::string pool_dir_warning(const Options& options);
 [[nodiscard]] std::string usage_text(const char* program);
 
 }  // namespace kvpfs
