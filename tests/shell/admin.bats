@@ -150,3 +150,48 @@ PY
     [ "$status" -eq 0 ]
     [ "$(grep -c '/dev/log is missing' <<<"$output")" -eq 1 ]
 }
+
+@test "-o umask= opens guest/ to a group; read-only pools stay without write bits" {
+    start_kvpfs -o uid=daemon,gid=daemon,umask=002
+    [ "$(stat -c '%a %U %G' "$MNT/guest")" = "775 daemon daemon" ]
+    echo v >"$MNT/guest/k"
+    [ "$(stat -c '%a %U %G' "$MNT/guest/k")" = "664 daemon daemon" ]
+    [ "$(stat -c %a "$MNT/parameter")" = 555 ]
+    [ "$(stat -c %a "$MNT")" = 555 ]
+    stop_kvpfs
+    start_kvpfs -o umask=077
+    [ "$(stat -c %a "$MNT/guest")" = 700 ]
+    [ "$(stat -c %a "$MNT/guest/k")" = 600 ]
+    [ "$(stat -c %a "$MNT/parameter")" = 500 ]
+}
+
+@test "a group member writes guest/ with gid=GROUP,umask=002" {
+    chmod 755 "$BASE"
+    start_kvpfs -o allow_other,gid=nogroup,umask=002
+    # nobody, with nogroup as its group: writes by the group bits only.
+    run setpriv --reuid=nobody --regid=nogroup --clear-groups bash -c "echo hi >'$MNT/guest/bygroup'"
+    [ "$status" -eq 0 ]
+    [ "$(cat "$MNT/guest/bygroup")" = hi ]
+    stop_kvpfs
+    start_kvpfs -o allow_other,gid=nogroup
+    run setpriv --reuid=nobody --regid=nogroup --clear-groups bash -c "echo hi >'$MNT/guest/bygroup'"
+    [ "$status" -ne 0 ]
+}
+
+@test "-o allow_root is accepted" {
+    start_kvpfs -o allow_root
+    [ -d "$MNT/guest" ]
+}
+
+@test "df shows the pool bytes as used blocks and the keys as used inodes" {
+    set_pool 3 a 1 b 2 c 3
+    set_pool 1 g 1
+    start_kvpfs
+    [ "$(stat -f -c %c "$MNT")" -eq 4 ]     # inodes: 3 + 1 keys
+    [ "$(stat -f -c %S "$MNT")" -eq 4096 ]
+    [ "$(stat -f -c %b "$MNT")" -eq 3 ]     # 4 records of 2560 bytes in 3 blocks of 4096
+    echo v >"$MNT/guest/h"
+    [ "$(stat -f -c %c "$MNT")" -eq 5 ]
+    run df -i "$MNT"
+    [[ "${lines[1]}" == *" 5 "*" 5 "* ]]
+}
