@@ -24,7 +24,7 @@ namespace kvp {
 
 struct SnapshotRecord {
     Record record;
-    // The pool file's mtime when this key's value was last seen to change (CONTRACT §4).
+    // The pool file's mtime when this key's value was last seen to change (docs/behaviour.md §4).
     struct timespec changed_at {};
 };
 

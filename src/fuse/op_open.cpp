@@ -2,7 +2,7 @@
 //
 // Every key file is opened with direct_io: reads always come to the daemon and are
 // answered from the handle's own snapshot, so no page cache can serve a stale value and
-// the kernel never cuts a read at a stale i_size (CONTRACT §3). Read-only opens also set
+// the kernel never cuts a read at a stale i_size (docs/behaviour.md §3). Read-only opens also set
 // noflush: their close() needs no round trip.
 
 #include <fcntl.h>

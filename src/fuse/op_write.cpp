@@ -1,6 +1,6 @@
 // Writing: write edits the handle's pending content; flush (every close) and fsync commit
 // it through the engine, which replaces the value atomically under the exclusive lock
-// (CONTRACT §5). A refused write poisons the handle: it never commits anything.
+// (docs/behaviour.md §5). A refused write poisons the handle: it never commits anything.
 
 #include <cerrno>
 #include <cstring>

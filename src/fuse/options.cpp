@@ -393,7 +393,7 @@ ParseResult parse_options(int argc, char** argv) {
     }
     o.mountpoint = st.positionals.back();
     // Always: the kernel checks mode bits, so with allow_other others read but only the
-    // owner writes guest/ (CONTRACT §8). fsname/subtype make `mount` show fuse.kvpfs.
+    // owner writes guest/ (docs/behaviour.md §8). fsname/subtype make `mount` show fuse.kvpfs.
     o.fuse_args.emplace_back("-odefault_permissions");
     if (!st.subtype_given) {
         o.fuse_args.emplace_back("-osubtype=kvpfs");

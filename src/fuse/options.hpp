@@ -1,5 +1,5 @@
 #pragma once
-// The daemon's command line (CONTRACT §1, §8), parsed the libfuse way (fuse_opt_parse) so
+// The daemon's command line (docs/behaviour.md §1, §8), parsed the libfuse way (fuse_opt_parse) so
 // that `mount -t fuse.kvpfs POOL_DIR MOUNTPOINT -o rw,dev,suid,...` works: options may come
 // before or after the paths. kvpfs's own options are taken out; the generic mount options
 // that remain are handed to fuse_session_new(), which passes them to the kernel and rejects

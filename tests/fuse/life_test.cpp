@@ -1,4 +1,4 @@
-// CONTRACT §1, §8: the command line, bad use before mounting, signals, mount(8).
+// docs/behaviour.md §1, §8: the command line, bad use before mounting, signals, mount(8).
 
 #include <signal.h>
 #include <sys/mount.h>

@@ -1,4 +1,4 @@
-// CONTRACT §1 layout, §4 reading, §2 duplicates/garbage/partial tail, §6 names (reading).
+// docs/behaviour.md §1 layout, §4 reading, §2 duplicates/garbage/partial tail, §6 names (reading).
 
 #include <fcntl.h>
 #include <sys/stat.h>

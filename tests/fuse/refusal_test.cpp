@@ -1,5 +1,5 @@
-// CONTRACT §7: every refusal with its errno, the pool files byte-identical before and after,
-// and a reason in the daemon's log.
+// docs/behaviour.md §7: every refusal with its errno, the pool files byte-identical before and
+// after, and a reason in the daemon's log.
 
 #include <fcntl.h>
 #include <sys/stat.h>

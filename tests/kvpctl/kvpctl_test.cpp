@@ -258,15 +258,15 @@ TEST_F(KvpctlTest, SetRefusesWhatTheLimitsForbid) {
     EXPECT_EQ(run({"set", "guest", std::string(254, 'k'), std::string(1022, 'v')}).code, 0);
     EXPECT_EQ(run({"list", "parameter"}).out, "");
     // --limits pool relaxes them to the file format's: 511/2047 bytes, any bytes but NUL.
-    EXPECT_EQ(run({"set", "guest", std::string(511, 'k'), std::string(2047, 'v'), "--limits",
-                   "pool"})
-                  .code,
-              0);
+    EXPECT_EQ(
+        run({"set", "guest", std::string(511, 'k'), std::string(2047, 'v'), "--limits", "pool"})
+            .code,
+        0);
     EXPECT_EQ(run({"set", "guest", "k", "\xff", "--limits", "pool"}).code, 0);
-    EXPECT_EQ(run({"set", "guest", "", "v"}).code, 2);      // an empty key is no key
+    EXPECT_EQ(run({"set", "guest", "", "v"}).code, 2);  // an empty key is no key
 }
 
-// Holes are filled from the end of the file (CONTRACT §2), so only the set of keys left is
+// Holes are filled from the end of the file (docs/behaviour.md §2), so only the set of keys left is
 // fixed. Deleting two records of one key is where a hole can be filled from a hole.
 std::vector<std::string> sorted_lines(const std::string& text) {
     std::vector<std::string> lines;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# scripts/kvp-sandbox (CONTRACT §10): it runs CMD over a live kvpfs, passes CMD's exit
+# scripts/kvp-sandbox (docs/behaviour.md §10): it runs CMD over a live kvpfs, passes CMD's exit
 # status through, and leaves nothing behind whatever happens: CMD failing, CMD killed,
 # the daemon killed, the sandbox itself signalled. Needs root, /dev/fuse (ctest label
 # `mount`), and KVPFS, KVPCTL, KVP_SANDBOX.

@@ -38,7 +38,7 @@ std::vector<Rec> decode_records(std::string_view bytes);
 std::string read_file(const std::string& path);  // throws std::runtime_error
 void write_file(const std::string& path, std::string_view bytes);
 std::string printable(std::string_view s, std::size_t max = 60);
-// CONTRACT §6, written again here: key -> file name and back (canonical escapes only).
+// docs/behaviour.md §6, written again here: key -> file name and back (canonical escapes only).
 std::string escape_key(const std::string& key);
 std::string unescape_name(const std::string& name);
 std::string errno_name(int e);
