@@ -10,6 +10,7 @@
 
 #include "daemon.hpp"
 #include "kvpfs_version.hpp"
+#include "mount_point.hpp"
 #include "options.hpp"
 
 int main(int argc, char** argv) {
@@ -30,7 +31,7 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "kvpfs: %s\n", parsed.error.c_str());
         return 2;
     }
-    if (std::string warning = kvpfs::pool_dir_warning(o); !warning.empty()) {
+    if (std::string warning = kvpfs::pool_dir_warning(o.pool_dir); !warning.empty()) {
         std::fprintf(stderr, "kvpfs: warning: %s\n", warning.c_str());
     }
     // One malloc arena: the loop's worker threads would each keep their own, holding on to the

@@ -1,11 +1,11 @@
 #include "options.hpp"
 
+#include "mount_point.hpp"
+
 #include <fuse_opt.h>
 #include <grp.h>
 #include <pwd.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <charconv>
@@ -13,10 +13,8 @@
 #include <cstddef>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <limits>
 #include <memory>
-#include <sstream>
 
 namespace kvpfs {
 namespace {
@@ -284,74 +282,6 @@ std::string escape_opt(const std::string& text) {
     return out;
 }
 
-// Real paths: does one hold the other? A mount on POOL_DIR or above it hides the pool files
-// (kvpfs would then serve its own mount: writes vanish, -s deadlocks); one inside it hides
-// part of the directory hv_kvp_daemon works in. The usual cause is swapped arguments.
-std::string overlap(const std::string& pool_dir, const std::string& mountpoint) {
-    auto inside = [](const std::string& inner, const std::string& outer) {
-        return outer == "/" ||
-               (inner.size() > outer.size() && inner.compare(0, outer.size(), outer) == 0 &&
-                inner[outer.size()] == '/');
-    };
-    const char* const usage = " (arguments swapped? usage: kvpfs [OPTIONS] [POOL_DIR] MOUNTPOINT)";
-    if (pool_dir == mountpoint) {
-        return "MOUNTPOINT '" + mountpoint +
-               "' is POOL_DIR: a mount there would hide the pool files" + usage;
-    }
-    if (inside(mountpoint, pool_dir)) {
-        return "MOUNTPOINT '" + mountpoint + "' is inside POOL_DIR '" + pool_dir +
-               "': a mount there would hide part of the pool directory" + usage;
-    }
-    if (inside(pool_dir, mountpoint)) {
-        return "MOUNTPOINT '" + mountpoint + "' holds POOL_DIR '" + pool_dir +
-               "': a mount there would hide the pool files" + usage;
-    }
-    return "";
-}
-
-// /proc/self/mountinfo writes space, tab, newline and backslash of paths as \ooo.
-std::string unescape_mountinfo(const std::string& field) {
-    std::string out;
-    for (std::size_t i = 0; i < field.size(); ++i) {
-        if (field[i] == '\\' && i + 4 <= field.size()) {
-            unsigned value = 0;
-            if (parse_number(field.substr(i + 1, 3).c_str(), value, 8)) {
-                out.push_back(static_cast<char>(value));
-                i += 3;
-                continue;
-            }
-        }
-        out.push_back(field[i]);
-    }
-    return out;
-}
-
-// The type of the topmost mount on `path` ("fuse.kvpfs"), or "" when nothing is mounted there.
-std::string mounted_type(const std::string& path) {
-    std::ifstream in("/proc/self/mountinfo");
-    std::string line;
-    std::string type;
-    while (std::getline(in, line)) {
-        // ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER
-        std::istringstream fields(line);
-        std::string id, parent, dev, root, point, word;
-        fields >> id >> parent >> dev >> root >> point;
-        if (unescape_mountinfo(point) != path) {
-            continue;
-        }
-        while (fields >> word && word != "-") {
-        }
-        std::string fstype;
-        fields >> fstype;
-        type = fstype;  // later lines are mounted on top of earlier ones
-    }
-    return type;
-}
-
-bool is_kvpfs_type(const std::string& fstype) {
-    return fstype == "fuse.kvpfs";
-}
-
 }  // namespace
 
 ParseResult parse_options(int argc, char** argv) {
@@ -426,17 +356,9 @@ std::string check_paths(Options& o) {
     if (!o.fsname_given) {
         o.fuse_args.emplace_back("-ofsname=" + escape_opt(o.pool_dir));
     }
-    auto dead_mount = [&o] {
-        // What a killed FUSE daemon leaves behind; mounting again cannot work until the
-        // dead mount is gone, so say how.
-        return "MOUNTPOINT '" + o.mountpoint +
-               "': a dead FUSE mount (Transport endpoint is not connected); clear it with: "
-               "fusermount3 -u " +
-               o.mountpoint;
-    };
     if (::stat(o.mountpoint.c_str(), &st) != 0) {
         if (errno == ENOTCONN) {
-            return dead_mount();
+            return dead_mount_reason(o.mountpoint);
         }
         return "MOUNTPOINT '" + o.mountpoint + "': " + std::strerror(errno);
     }
@@ -449,34 +371,7 @@ std::string check_paths(Options& o) {
         o.mountpoint = real;
         std::free(real);
     }
-    if (std::string why = overlap(o.pool_dir, o.mountpoint); !why.empty()) {
-        return why;
-    }
-    const std::string fstype = mounted_type(o.mountpoint);
-    if (fstype.rfind("fuse", 0) == 0) {
-        // stat may be answered from the kernel's cache of a dead mount; statfs never is.
-        struct statfs sf {};
-        if (::statfs(o.mountpoint.c_str(), &sf) != 0 && errno == ENOTCONN) {
-            return dead_mount();
-        }
-    }
-    if (is_kvpfs_type(fstype)) {
-        return "MOUNTPOINT '" + o.mountpoint + "' is already a kvpfs mount (" + fstype +
-               "); unmount it first (fusermount3 -u " + o.mountpoint + ")";
-    }
-    return "";
-}
-
-std::string pool_dir_warning(const Options& o) {
-    for (int n = 0; n <= 4; ++n) {
-        const std::string path = o.pool_dir + "/.kvp_pool_" + std::to_string(n);
-        if (::access(path.c_str(), F_OK) == 0) {
-            return "";
-        }
-    }
-    return "POOL_DIR '" + o.pool_dir +
-           "' holds none of the pool files .kvp_pool_0 to .kvp_pool_4 (is it the right "
-           "directory?); mounting anyway";
+    return mountpoint_refusal(o.pool_dir, o.mountpoint);
 }
 
 std::string usage_text(const char* program) {

@@ -46,13 +46,10 @@ struct ParseResult {
 
 [[nodiscard]] ParseResult parse_options(int argc, char** argv);
 // Checks what can be checked before mounting: POOL_DIR is a directory, MOUNTPOINT exists
-// and is a directory, neither holds the other, MOUNTPOINT is not a kvpfs mount already
-// nor a dead FUSE mount. Returns a one-line reason, or "" when fine.
+// and is a directory, and mountpoint_refusal() (mount_point.hpp) finds nothing against it.
+// Returns a one-line reason, or "" when fine.
 // Also makes both paths absolute: the daemon changes to "/" when it starts serving.
 [[nodiscard]] std::string check_paths(Options& options);
-// One warning line when POOL_DIR holds none of the pool files (a mistyped directory),
-// "" otherwise. The mount goes ahead either way: the first write to guest/ creates one.
-[[nodiscard]] std::string pool_dir_warning(const Options& options);
 [[nodiscard]] std::string usage_text(const char* program);
 
 }  // namespace kvpfs
