@@ -62,10 +62,9 @@ std::string take_summary(RateLimit& r) {
     if (r.left_out == 0) {
         return "";
     }
-    const std::string s = std::to_string(r.left_out) + " more error line" +
-                          (r.left_out == 1 ? "" : "s") + " left out (at most " +
-                          std::to_string(kPerWindow) + " every " + std::to_string(kWindow.count()) +
-                          " s)";
+    std::string s = std::to_string(r.left_out) + " more error line" + (r.left_out == 1 ? "" : "s") +
+                    " left out (at most " + std::to_string(kPerWindow) + " every " +
+                    std::to_string(kWindow.count()) + " s)";
     r.left_out = 0;
     return s;
 }
