@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "auto_view.hpp"
 #include "key_name.hpp"
 
 namespace kvpfs {
@@ -21,6 +22,9 @@ kvp::DirectoryOptions directory_options(const Options& o) {
 Filesystem::Filesystem(const Options& options)
     : options_(options), pools_(options.pool_dir, directory_options(options)) {
     clock_gettime(CLOCK_REALTIME, &started_);
+    if (options.auto_intrinsic) {
+        auto_view_ = std::make_unique<kvp::AutoPoolView>(kvp::IntrinsicSources{}, started_);
+    }
 }
 
 Filesystem::~Filesystem() {
@@ -149,6 +153,10 @@ int Filesystem::attr_of(Ino ino, struct stat& st) {
     set_request_subject(ref->pool, ref->key);
     auto snap = pools_.pool(ref->pool).snapshot();
     const kvp::SnapshotRecord* rec = snap->find(ref->key);
+    std::optional<kvp::SnapshotRecord> intrinsic;
+    if (rec == nullptr && (intrinsic = intrinsic_record(*this, ref->pool, ref->key))) {
+        rec = &*intrinsic;
+    }
     if (rec == nullptr) {
         if (pending_create(ref->pool, ref->key)) {
             fill_pending_attr(ino, ref->pool, st);

@@ -17,6 +17,7 @@
 #include <string_view>
 #include <unordered_set>
 
+#include "auto_pool_view.hpp"
 #include "error.hpp"
 #include "file_handle.hpp"
 #include "inode_table.hpp"
@@ -47,6 +48,8 @@ class Filesystem {
     [[nodiscard]] const Options& options() const { return options_; }
     [[nodiscard]] kvp::PoolFile& pool(kvp::PoolId id) { return pools_.pool(id); }
     [[nodiscard]] InodeTable& inodes() { return inodes_; }
+    // auto/'s intrinsic items (auto_view.hpp); null with -o auto=file.
+    [[nodiscard]] kvp::AutoPoolView* auto_view() { return auto_view_.get(); }
 
     void fill_root_attr(struct stat& st) const;
     void fill_dir_attr(kvp::PoolId pool, struct stat& st) const;
@@ -89,6 +92,7 @@ class Filesystem {
     kvp::PoolDirectory pools_;
     InodeTable inodes_;
     struct timespec started_ {};
+    std::unique_ptr<kvp::AutoPoolView> auto_view_;
     std::mutex handles_mutex_;
     std::unordered_set<FileHandle*> handles_;
     std::unordered_set<DirHandle*> dir_handles_;

@@ -5,12 +5,14 @@
 #include <cerrno>
 #include <cstring>
 
+#include "auto_view.hpp"
 #include "filesystem.hpp"
 #include "key_name.hpp"
 
 namespace kvpfs {
 
-void op_init(void* /*userdata*/, struct fuse_conn_info* conn) {
+void op_init(void* userdata, struct fuse_conn_info* conn) {
+    start_intrinsic_lookups(*static_cast<Filesystem*>(userdata));
     // open(O_TRUNC) arrives as one open() carrying O_TRUNC, not as setattr(size=0) first:
     // the value is replaced atomically at close instead of being emptied at open.
     if ((conn->capable & FUSE_CAP_ATOMIC_O_TRUNC) != 0) {
@@ -58,6 +60,10 @@ void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
         set_request_subject(*pool, *key);
         auto snap = fs.pool(*pool).snapshot();
         const kvp::SnapshotRecord* rec = snap->find(*key);
+        std::optional<kvp::SnapshotRecord> intrinsic;
+        if (rec == nullptr && (intrinsic = intrinsic_record(fs, *pool, *key))) {
+            rec = &*intrinsic;
+        }
         if (rec == nullptr && !fs.pending_create(*pool, *key)) {
             // Not cached (no negative entry): the key may appear at any time.
             if (kvp::log_debug_enabled()) {

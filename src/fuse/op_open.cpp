@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <memory>
 
+#include "auto_view.hpp"
 #include "filesystem.hpp"
 #include "key_name.hpp"
 
@@ -126,6 +127,10 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
         } else {
             auto snap = fs.pool(ref->pool).snapshot();
             const kvp::SnapshotRecord* rec = snap->find(ref->key);
+            std::optional<kvp::SnapshotRecord> intrinsic;
+            if (rec == nullptr && (intrinsic = intrinsic_record(fs, ref->pool, ref->key))) {
+                rec = &*intrinsic;
+            }
             if (rec == nullptr && !fs.pending_create(ref->pool, ref->key)) {
                 reply_error(req, "open", ENOENT, describe_key(ref->pool, ref->key));
                 return;

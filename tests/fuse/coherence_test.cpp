@@ -49,10 +49,10 @@ TEST_F(KvpfsTest, ReaderNeverSeesAPartialRewrite) {
     for (int i = 0; i < 40; ++i) {
         recs.push_back({"key" + std::to_string(i), "value" + std::to_string(i)});
     }
-    set_pool(2, recs);
+    set_pool(0, recs);
     std::atomic<bool> stop{false};
     std::atomic<int> rewrites{0};
-    const std::string path = pool_path(2);
+    const std::string path = pool_path(0);
     std::thread writer([&] {
         const std::string bytes = encode_all(recs);
         int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
@@ -83,7 +83,7 @@ TEST_F(KvpfsTest, ReaderNeverSeesAPartialRewrite) {
     while (Clock::now() < end && ok) {
         std::vector<std::string> names;
         try {
-            names = list("auto");
+            names = list("external");
         } catch (const std::exception& e) {
             names = {e.what()};
         }
@@ -92,7 +92,7 @@ TEST_F(KvpfsTest, ReaderNeverSeesAPartialRewrite) {
         const int i = reads % 40;
         std::string v;
         try {
-            v = cat("auto/key" + std::to_string(i));
+            v = cat("external/key" + std::to_string(i));
         } catch (const std::exception& e) {
             v = e.what();
         }
