@@ -6,9 +6,11 @@
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/utsname.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
 #include <cstring>
 
 #include "../intrinsic/netns_guard.hpp"
@@ -296,6 +298,12 @@ TEST_F(AutoNetnsTest, AHangingHostNameLookupBlocksNoRequest) {
         EXPECT_EQ(listing("auto").size(), kIntrinsic.size());
         EXPECT_LT(Clock::now() - start, std::chrono::seconds(1)) << "read " << i;
     }
+    // SIGTERM unmounts and exits at once, the lookup thread still waiting.
+    const auto start = Clock::now();
+    const int status = stop_daemon(SIGTERM);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status << daemon_log();
+    EXPECT_LT(Clock::now() - start, std::chrono::seconds(3));
+    EXPECT_FALSE(mounted());
 }
 
 }  // namespace
