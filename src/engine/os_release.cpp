@@ -151,7 +151,7 @@ std::optional<OsReleaseVars> read_os_release(const std::string& path) {
         return std::nullopt;
     }
     // os-release files are a few hundred bytes; anything past 64 KiB is not one.
-    constexpr std::size_t kMaxSize = 64 * 1024;
+    constexpr std::size_t kMaxSize = std::size_t{64} * 1024;
     std::string text;
     char buf[4096];
     while (text.size() < kMaxSize) {
