@@ -114,13 +114,16 @@ CanonicalNameCache::~CanonicalNameCache() {
     state_->changed.notify_all();
 }
 
-void CanonicalNameCache::start() {
+void CanonicalNameCache::start(const std::string& first_host) {
     {
         std::lock_guard lock(state_->mutex);
         if (state_->started) {
             return;
         }
         state_->started = true;
+        if (state_->wanted.empty()) {
+            state_->wanted = first_host;
+        }
     }
     // The thread takes no signals: libfuse's handlers must run on a thread its loop
     // waits in, or SIGTERM would not end the session.

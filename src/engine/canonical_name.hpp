@@ -38,9 +38,10 @@ class CanonicalNameCache {
     CanonicalNameCache(CanonicalNameCache&&) = delete;
     CanonicalNameCache& operator=(CanonicalNameCache&&) = delete;
 
-    // Starts the lookup thread (once; later calls do nothing). Call it after fork():
+    // Starts the lookup thread (once; later calls do nothing), looking `first_host` up at
+    // once when given, so the first read may already have its answer. Call it after fork():
     // kvpfs calls it when the kernel's INIT arrives, after daemonizing.
-    void start();
+    void start(const std::string& first_host = "");
     // The canonical name of `host` from the last successful lookup of it, else `host`.
     // Never waits for a lookup: it asks the thread for one when `host` was never looked
     // up or its answer is older than the refresh (or retry) time. Starts the thread.

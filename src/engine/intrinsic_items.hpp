@@ -61,8 +61,8 @@ class IntrinsicItems {
     // field's limit; only a freak os-release could reach it). Throws kvp::Error when a
     // source fails (getifaddrs).
     [[nodiscard]] std::string value(std::size_t index) const;
-    // Starts the background host-name lookups (after fork()).
-    void start() const { names_->start(); }
+    // Starts the background host-name lookups (after fork()), the first one at once.
+    void start() const { names_->start(current_host_name()); }
     [[nodiscard]] CanonicalNameCache& names() const { return *names_; }
 
   private:

@@ -425,6 +425,16 @@ TEST(CanonicalName, FailureKeepsThePlainNameAndARefreshKeepsTheLastAnswer) {
     EXPECT_EQ(cache.current("h"), "h.good<h>");
 }
 
+TEST(CanonicalName, StartLooksTheFirstNameUpBeforeAnyoneAsks) {
+    auto fake = std::make_shared<FakeResolver>();
+    fake->release(std::string("early"));
+    kvp::CanonicalNameCache cache(fake->function(fake));
+    cache.start("h");
+    ASSERT_TRUE(eventually([&] { return fake->finished.load() == 1; }));  // nobody asked
+    EXPECT_TRUE(eventually([&] { return cache.current("h") == "early<h>"; }));
+    EXPECT_EQ(fake->calls.load(), 1);
+}
+
 TEST(CanonicalName, WaitForGivesUpAtItsLimit) {
     auto fake = std::make_shared<FakeResolver>();
     kvp::CanonicalNameCache cache(fake->function(fake));
