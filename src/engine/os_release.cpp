@@ -1,6 +1,7 @@
 #include "os_release.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -146,8 +147,11 @@ OsReleaseVars parse_os_release(std::string_view text) {
 }
 
 std::optional<OsReleaseVars> read_os_release(const std::string& path) {
-    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!fd) {
+    // O_NONBLOCK and the regular-file test: a FIFO or a device in its place must not
+    // hang the request that reads OSName.
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
+    struct stat st {};
+    if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
         return std::nullopt;
     }
     // os-release files are a few hundred bytes; anything past 64 KiB is not one.

@@ -16,8 +16,9 @@ namespace kvp {
 using OsReleaseVars = std::map<std::string, std::string, std::less<>>;
 
 [[nodiscard]] OsReleaseVars parse_os_release(std::string_view text);
-// The variables of the file at `path`; nullopt when it cannot be read (missing, a
-// directory, no permission), which hv_kvp_daemon treats as "no os-release".
+// The variables of the file at `path`; nullopt when it cannot be read (missing, not a
+// regular file, no permission), which hv_kvp_daemon treats as "no os-release". Reads at
+// most 64 KiB.
 [[nodiscard]] std::optional<OsReleaseVars> read_os_release(const std::string& path);
 
 }  // namespace kvp

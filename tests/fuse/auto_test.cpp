@@ -12,6 +12,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstring>
+#include <fstream>
 
 #include "../intrinsic/netns_guard.hpp"
 #include "mount_fixture.hpp"
@@ -280,6 +281,28 @@ TEST_F(AutoNetnsTest, AnAddressAddedWhileMountedShowsAtTheNextRead) {
     ASSERT_TRUE(ip({"link", "del", "kvp1"}));
     EXPECT_EQ(cat("auto/NetworkAddressIPv4"), "10.9.0.1\n");
     EXPECT_EQ(cat("auto/NetworkAddressIPv6"), "\n");
+}
+
+TEST_F(AutoNetnsTest, AThousandAddressesAreCutAsHvKvpDaemonCutsThem) {
+    std::string batch;
+    for (int i = 0; i < 1000; ++i) {
+        const std::string a =
+            "10.30." + std::to_string(i / 250) + "." + std::to_string(i % 250 + 1);
+        batch += "addr add " + a + "/32 dev kvp0\n";
+    }
+    const std::string file = base_dir() + "/batch";
+    { std::ofstream(file) << batch; }
+    ASSERT_TRUE(ip({"-batch", file}));
+    const std::string v4 = cat("auto/NetworkAddressIPv4");
+    struct stat st {};
+    ASSERT_EQ(stat_errno("auto/NetworkAddressIPv4", &st), 0);
+    EXPECT_EQ(static_cast<std::size_t>(st.st_size), v4.size());
+    // Whole addresses only, while 18 bytes of the 2048-byte buffer are left: at most 2045.
+    EXPECT_LE(v4.size(), 2046u);
+    EXPECT_GT(v4.size(), 2048u - 18 - 16);
+    EXPECT_EQ(v4.back(), '\n');
+    EXPECT_NE(v4[v4.size() - 2], ';');
+    EXPECT_EQ(v4.rfind("10.30.0.1;", 0), 0u) << v4.substr(0, 40);
 }
 
 TEST_F(AutoNetnsTest, AHangingHostNameLookupBlocksNoRequest) {

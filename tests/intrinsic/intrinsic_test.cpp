@@ -138,6 +138,11 @@ TEST(OsRelease, MissingOrUnreadableFileIsNone) {
     TempDir dir;
     EXPECT_FALSE(kvp::read_os_release(dir.path() + "/missing").has_value());
     EXPECT_FALSE(kvp::read_os_release(dir.path()).has_value());  // a directory
+    // A FIFO in its place (nobody writing) must not hang the reader.
+    const std::string fifo = dir.path() + "/fifo";
+    ASSERT_EQ(::mkfifo(fifo.c_str(), 0644), 0);
+    EXPECT_FALSE(kvp::read_os_release(fifo).has_value());
+    EXPECT_FALSE(kvp::read_os_release("/dev/zero").has_value());
     const auto vars = kvp::read_os_release(dir.file("os", "NAME=\"X Y\"\n"));
     ASSERT_TRUE(vars.has_value());
     EXPECT_EQ(vars->at("NAME"), "X Y");
