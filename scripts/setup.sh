@@ -11,6 +11,7 @@ packages=(
   bats util-linux procps psmisc
   clang libclang-rt-14-dev clang-format clang-tidy
   python3 strace dpkg-dev fakeroot man-db
+  rsync vim-tiny
 )
 
 missing=()

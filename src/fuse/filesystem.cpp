@@ -105,7 +105,7 @@ void Filesystem::fill_handle_attr(Ino ino, std::size_t size, struct timespec mti
 }
 
 void Filesystem::fill_reserved_attr(Ino ino, kvp::PoolId pool, struct stat& st) const {
-    fill_file(options_, ino, pool, 0, started_, st);
+    fill_file(options_, ino, pool, options_.raw ? 0 : 1, started_, st);
 }
 
 int Filesystem::attr_of(Ino ino, struct stat& st) {

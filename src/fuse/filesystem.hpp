@@ -67,11 +67,11 @@ class Filesystem {
     // Writable handles and reserved names of guest/ (writer_registry.hpp).
     [[nodiscard]] WriterRegistry& writers() { return writers_; }
     // Is `key` a name reserved by a create that stored nothing yet? It exists for lookup,
-    // stat and open (as an empty file) but not in the pool.
+    // stat and open (as an empty value) but not in the pool.
     [[nodiscard]] bool reserved(kvp::PoolId pool, std::string_view key) const {
         return pool == kvp::PoolId::guest && writers_.reserved(key);
     }
-    // Attributes of a reserved name (no value yet: empty).
+    // Attributes of a reserved name: it reads as an empty value does.
     void fill_reserved_attr(Ino ino, kvp::PoolId pool, struct stat& st) const;
 
     // Open handles the kernel has not released yet. Only for shutdown: a signal may end
@@ -180,6 +180,9 @@ void finish_writer(Filesystem& fs, FileHandle& handle);
 // create that has written nothing and had nothing refused creates the key empty).
 void truncate_through(Filesystem& fs, FileHandle& handle, std::size_t size);
 void create_if_reserved(Filesystem& fs, FileHandle& handle);
+// Names lock owned: times set by name (touch's futimens carries no handle) on a name
+// reserved by creates: the first that wrote nothing and had nothing refused creates it.
+void touch_reserved(Filesystem& fs, std::string_view key);
 // op_setattr.cpp
 void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
                 struct fuse_file_info* fi);

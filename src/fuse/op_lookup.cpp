@@ -12,7 +12,7 @@ namespace kvpfs {
 
 void op_init(void* /*userdata*/, struct fuse_conn_info* conn) {
     // open(O_TRUNC) arrives as one open() carrying O_TRUNC, not as setattr(size=0) first:
-    // the value is replaced atomically at close instead of being emptied at open.
+    // the value is replaced by the first stored write instead of being emptied at open.
     if ((conn->capable & FUSE_CAP_ATOMIC_O_TRUNC) != 0) {
         conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
     }

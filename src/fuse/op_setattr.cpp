@@ -99,10 +99,14 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
             trace_ok("setattr", what);
             return;
         }
-        // Times alone: accepted and ignored (a key's mtime is when its value changed).
+        // Times are accepted and ignored (a key's mtime is when its value changed), except
+        // that they make a touched, reserved name a key.
         if ((to_set & FUSE_SET_ATTR_SIZE) != 0) {
             const auto names = fs.writers().share_names();
             truncate_by_path(fs, *ref, size);
+        } else if (times && fs.reserved(ref->pool, ref->key)) {
+            const auto names = fs.writers().own_names();
+            touch_reserved(fs, ref->key);
         }
         struct stat st {};
         if (int err = fs.attr_of(ino, st); err != 0) {

@@ -128,6 +128,13 @@ void create_if_reserved(Filesystem& fs, FileHandle& h) {
     }
 }
 
+void touch_reserved(Filesystem& fs, std::string_view key) {
+    for (FileHandle* h : fs.writers().handles_of(key)) {
+        std::lock_guard lock(h->mutex());
+        create_if_reserved(fs, *h);
+    }
+}
+
 void truncate_through(Filesystem& fs, FileHandle& h, std::size_t size) {
     WriterState& s = h.state();
     if (s.unlinked) {
@@ -200,7 +207,9 @@ void op_flush(fuse_req_t req, fuse_ino_t /*ino*/, struct fuse_file_info* fi) {
         return;
     }
     int err = 0;
-    {
+    try {
+        Filesystem& fs = fs_of(req);
+        const auto names = fs.writers().share_names();
         std::lock_guard lock(h->mutex());
         WriterState& s = h->state();
         if (!s.held.empty()) {
@@ -213,6 +222,13 @@ void op_flush(fuse_req_t req, fuse_ino_t /*ino*/, struct fuse_file_info* fi) {
             s.error = EINVAL;
         }
         err = s.error;  // the refusal was logged when the write got it
+        if (err != 0 && s.reserved) {
+            // A create whose writes were refused: its name goes now, not at release, which
+            // comes after close() returns.
+            fs.writers().stored(h);
+        }
+    } catch (const kvp::Error& e) {
+        err = e.errno_value();
     }
     fuse_reply_err(req, err);
 }

@@ -105,6 +105,16 @@ bool WriterRegistry::reserved(std::string_view key) const {
     return !reserved_.empty() && reserved_.find(key) != reserved_.end();
 }
 
+std::vector<FileHandle*> WriterRegistry::handles_of(std::string_view key) const {
+    std::lock_guard lock(mutex_);
+    std::vector<FileHandle*> out;
+    auto [first, last] = handles_.equal_range(std::string(key));
+    for (auto it = first; it != last; ++it) {
+        out.push_back(it->second);
+    }
+    return out;
+}
+
 // Handles' mutexes are taken after mutex_ is released: elsewhere a handle's mutex comes first.
 void WriterRegistry::unlinked(std::string_view key) {
     std::vector<FileHandle*> losing;

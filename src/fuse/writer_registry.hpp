@@ -16,6 +16,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "file_handle.hpp"
 
@@ -48,6 +49,8 @@ class WriterRegistry {
     // there was one.
     bool adopt_unopened(std::string_view key);
 
+    // Names lock owned: the handles writing to `key`.
+    [[nodiscard]] std::vector<FileHandle*> handles_of(std::string_view key) const;
     // Names lock owned: `key` was removed; its handles store nothing from now on.
     void unlinked(std::string_view key);
     // Names lock owned: `from` became `to`; handles of `to` lose their name, handles of
