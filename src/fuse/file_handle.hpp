@@ -38,6 +38,10 @@ struct WriterState {
     // the first stored write creates the key; at release, with no write refused, it is
     // created empty.
     bool reserved = false;
+    // The permission bits the create asked for (after umask); 0 when not created by this open.
+    // While this handle is open, a chmod to them changes nothing its creator can tell
+    // (install and rsync chmod their new file to its create mode).
+    unsigned create_mode = 0;
     // Removed or replaced through the mount: writes succeed and store nothing.
     bool unlinked = false;
     // The errno of the last refused write: flush and fsync answer it again.

@@ -128,7 +128,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
 // open with O_CREAT: a new name is only reserved for the handle (CONTRACT §5): the key enters
 // the pool with the first stored write, or empty at release (touch), so a create whose writes
 // were all refused leaves the pool as it was.
-void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t /*mode*/,
+void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
                struct fuse_file_info* fi) {
     guarded(req, "create", [&] {
         auto key = creatable_key(req, "create", parent, name);
@@ -148,6 +148,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t /*mod
         }
         auto h = std::make_unique<FileHandle>(pool, *key, write_mode(fs.options(), fi->flags));
         h->state().truncate_pending = rec != nullptr && (fi->flags & O_TRUNC) != 0;
+        h->state().create_mode = rec == nullptr ? (mode & 07777) : 0;
         struct fuse_entry_param e {};
         e.ino = fs.inodes().acquire(pool, *key);
         e.attr_timeout = kKeyTimeout;

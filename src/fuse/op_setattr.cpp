@@ -19,6 +19,24 @@ bool changes_mode_or_owner(const struct stat& now, const struct stat* attr, int 
            ((to_set & FUSE_SET_ATTR_GID) != 0 && attr->st_gid != now.st_gid);
 }
 
+// A chmod (alone) to the mode an open handle created the key with: for its creator nothing
+// changes (install and rsync chmod their new file to its create mode, cp to the source's).
+bool chmod_to_create_mode(Filesystem& fs, const KeyRef& ref, const struct stat* attr,
+                          int to_set) {
+    if ((to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) != 0 ||
+        ref.pool != kvp::PoolId::guest) {
+        return false;
+    }
+    const auto names = fs.writers().own_names();
+    for (FileHandle* h : fs.writers().handles_of(ref.key)) {
+        std::lock_guard lock(h->mutex());
+        if (h->state().create_mode == (attr->st_mode & 07777U)) {
+            return true;
+        }
+    }
+    return false;
+}
+
 // truncate(2) by path: cuts the current value as a read shows it, in one update.
 void truncate_by_path(Filesystem& fs, const KeyRef& ref, std::size_t size) {
     const Options& o = fs.options();
@@ -71,7 +89,8 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
         if ((to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) != 0) {
             struct stat now {};
             fs.fill_reserved_attr(ino, ref->pool, now);  // mode and owner are the same for all
-            if (changes_mode_or_owner(now, attr, to_set)) {
+            if (changes_mode_or_owner(now, attr, to_set) &&
+                !chmod_to_create_mode(fs, *ref, attr, to_set)) {
                 reply_error(req, "setattr", EPERM, what + ": mode and owner are fixed");
                 return;
             }

@@ -187,6 +187,7 @@ void op_write(fuse_req_t req, fuse_ino_t /*ino*/, const char* buf, size_t size, 
                               static_cast<std::size_t>(off < 0 ? 0 : off));
             } catch (const kvp::Error& e) {
                 h.state().error = e.errno_value();  // flush and fsync answer it again
+                h.state().held.clear();             // held bytes went with the refused write
                 throw;
             }
         } catch (const kvp::Error& e) {
@@ -207,9 +208,10 @@ void op_flush(fuse_req_t req, fuse_ino_t /*ino*/, struct fuse_file_info* fi) {
         return;
     }
     int err = 0;
-    try {
+    {
         Filesystem& fs = fs_of(req);
-        const auto names = fs.writers().share_names();
+        // Only to drop a refused create's name early; never waited for (close must not).
+        const auto names = fs.writers().try_share_names();
         std::lock_guard lock(h->mutex());
         WriterState& s = h->state();
         if (!s.held.empty()) {
@@ -222,13 +224,11 @@ void op_flush(fuse_req_t req, fuse_ino_t /*ino*/, struct fuse_file_info* fi) {
             s.error = EINVAL;
         }
         err = s.error;  // the refusal was logged when the write got it
-        if (err != 0 && s.reserved) {
+        if (err != 0 && s.reserved && names.owns_lock()) {
             // A create whose writes were refused: its name goes now, not at release, which
             // comes after close() returns.
-            fs.writers().stored(h);
+            fs.writers().stored(*h);
         }
-    } catch (const kvp::Error& e) {
-        err = e.errno_value();
     }
     fuse_reply_err(req, err);
 }

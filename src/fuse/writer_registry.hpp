@@ -30,6 +30,10 @@ class WriterRegistry {
     // kvp::Error(EAGAIN).
     [[nodiscard]] std::shared_lock<std::shared_timed_mutex> share_names(bool bounded = true);
     [[nodiscard]] std::unique_lock<std::shared_timed_mutex> own_names();
+    // The names lock if it is free at once (check owns_lock()).
+    [[nodiscard]] std::shared_lock<std::shared_timed_mutex> try_share_names() {
+        return std::shared_lock(names_, std::try_to_lock);
+    }
 
     // A writable handle from open to release (names lock shared). `reserve`: the name is not
     // in the pool; the handle holds a reservation of it until its first store.

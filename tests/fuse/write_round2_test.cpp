@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <functional>
 #include <thread>
 
 #include "mount_fixture.hpp"
@@ -180,7 +181,7 @@ TEST_F(KvpfsTest, MknodReservesTheNameUntilAWriteStoresIt) {
 TEST_F(KvpfsTest, RefusedFirstWriteAfterOTruncKeepsTheOldValue) {
     set_pool(1, {{"k", "old"}});
     const std::string before = pool_raw(1);
-    for (const std::string bad : {std::string(1100, 'x'), std::string("a\0", 2), std::string("\xff")}) {
+    for (const std::string& bad : {std::string(1100, 'x'), std::string("a\0", 2), std::string("\xff")}) {
         Fd fd(mnt("guest/k"), O_WRONLY | O_TRUNC);
         ASSERT_GE(fd.get(), 0);
         EXPECT_NE(fd.write(bad), 0);

@@ -212,8 +212,9 @@ row 'Python `write_text`' py 0 'from python' "python3 -c 'import pathlib; pathli
 row 'Python `open("a")`' py 0 'from python\nappended' "python3 -c 'open(\"guest/py\", \"a\").write(\"appended\\n\")'"
 row 'Python `os.replace` of a temp file' py 0 'replaced' "python3 -c 'import os; open(\"guest/.py.tmp\", \"w\").write(\"replaced\\n\"); os.replace(\"guest/.py.tmp\", \"guest/py\")'"
 row 'Python `write_text`, too long' py 1 = "python3 -c 'import pathlib; pathlib.Path(\"guest/py\").write_text(\"a\" * 2000)'"
-row 'vim -es (swap file)' vimmed 1 'edited by vim' \
-    "printf 'vim\\n' > guest/vimmed && vim -es -c '%s/vim/edited by vim/' -c wq guest/vimmed; s=\$?; ls -A guest | grep -c swp; exit \$s"
+row 'vim -es (its swap file is refused)' vimmed 1 'edited by vim' \
+    "printf 'vim\\n' > guest/vimmed && vim -es -c '%s/vim/edited by vim/' -c wq guest/vimmed"
+row 'after vim -es: no swap file left' .vimmed.swp 0 - 'ls -A guest | grep -F .swp || echo "no swap file"'
 row 'vim -n -es (no swap file)' vimmed 0 'edited again' \
     "vim -n -es -c '%s/edited by vim/edited again/' -c wq guest/vimmed"
 
