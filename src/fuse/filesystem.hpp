@@ -54,8 +54,7 @@ class Filesystem {
     void fill_key_attr(Ino ino, kvp::PoolId pool, const kvp::SnapshotRecord& rec,
                        struct stat& st) const;
     // A writable open file's attributes: `size` is what a read through it shows.
-    void fill_handle_attr(Ino ino, std::size_t size, struct timespec mtime,
-                          struct stat& st) const;
+    void fill_handle_attr(Ino ino, std::size_t size, struct timespec mtime, struct stat& st) const;
     [[nodiscard]] struct timespec started() const { return started_; }
     // Attributes of any inode from the current pool state; positive errno on failure.
     int attr_of(Ino ino, struct stat& st);

@@ -54,7 +54,8 @@ std::optional<std::string> creatable_key(fuse_req_t req, const char* op, fuse_in
     set_request_subject(kvp::PoolId::guest, *key);
     if (const kvp::Violation v = kvp::check_key(*key, fs.options().limits);
         v != kvp::Violation::none) {
-        reply_error(req, op, kvp::key_errno(v), describe_key(*pool, *key) + ": " + kvp::describe(v));
+        reply_error(req, op, kvp::key_errno(v),
+                    describe_key(*pool, *key) + ": " + kvp::describe(v));
         return std::nullopt;
     }
     return key;
@@ -95,7 +96,8 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
                 reply_error(req, "open", ENOENT, describe_key(ref->pool, ref->key));
                 return;
             }
-            h = std::make_unique<FileHandle>(ref->pool, ref->key, write_mode(fs.options(), fi->flags));
+            h = std::make_unique<FileHandle>(ref->pool, ref->key,
+                                             write_mode(fs.options(), fi->flags));
             h->state().truncate_pending = (fi->flags & O_TRUNC) != 0;
             fs.writers().add(*h, !present);
         } else {

@@ -21,10 +21,8 @@ bool changes_mode_or_owner(const struct stat& now, const struct stat* attr, int 
 
 // A chmod (alone) to the mode an open handle created the key with: for its creator nothing
 // changes (install and rsync chmod their new file to its create mode, cp to the source's).
-bool chmod_to_create_mode(Filesystem& fs, const KeyRef& ref, const struct stat* attr,
-                          int to_set) {
-    if ((to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) != 0 ||
-        ref.pool != kvp::PoolId::guest) {
+bool chmod_to_create_mode(Filesystem& fs, const KeyRef& ref, const struct stat* attr, int to_set) {
+    if ((to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) != 0 || ref.pool != kvp::PoolId::guest) {
         return false;
     }
     const auto names = fs.writers().own_names();

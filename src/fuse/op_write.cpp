@@ -68,8 +68,8 @@ void write_through(Filesystem& fs, FileHandle& h, std::string_view data, std::si
         [&](const std::string* current) -> std::optional<std::string> {
             std::string base;
             if (!s.truncate_pending && current != nullptr) {
-                const bool open_line = mode.append && !mode.raw && s.open_line &&
-                                       *s.open_line == value_hash(*current);
+                const bool open_line =
+                    mode.append && !mode.raw && s.open_line && *s.open_line == value_hash(*current);
                 base = open_line ? *current : shown_content(*current, mode.raw);
             }
             outcome = apply_write(base, piece, at, mode.append, hold);

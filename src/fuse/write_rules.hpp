@@ -22,9 +22,9 @@ namespace kvpfs {
 [[nodiscard]] std::size_t unfinished_utf8_tail(std::string_view text);
 
 struct WriteOutcome {
-    std::string content;    // the new shown content
-    std::size_t held = 0;   // trailing bytes of the data left out of `content` (held back)
-    bool changed = false;   // false: nothing of the data went into `content` (all held)
+    std::string content;   // the new shown content
+    std::size_t held = 0;  // trailing bytes of the data left out of `content` (held back)
+    bool changed = false;  // false: nothing of the data went into `content` (all held)
 };
 
 // Applies `data` at `offset` of `base` (append: at its end). With `hold_unfinished`, a write

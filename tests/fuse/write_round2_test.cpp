@@ -129,7 +129,8 @@ TEST_F(KvpfsTest, HandleAfterRmWritesSucceedAndStoreNothing) {
     EXPECT_EQ(fd.write("back?\n"), 0);
     EXPECT_EQ(::fsync(fd.get()), 0);
     EXPECT_EQ(fd.close(), 0);
-    EXPECT_TRUE(pool_becomes(*this, [&] { return pool_recs(1); }, Recs{{"other", "o"}}));
+    EXPECT_TRUE(pool_becomes(
+        *this, [&] { return pool_recs(1); }, Recs{{"other", "o"}}));
     EXPECT_EQ(pool_raw(1), before);
     EXPECT_EQ(stat_errno("guest/c"), ENOENT);
 }
@@ -156,7 +157,8 @@ TEST_F(KvpfsTest, CreateWithNothingWrittenMakesAnEmptyKeyAtClose) {
     ASSERT_GE(fd.get(), 0);
     EXPECT_EQ(pool_raw(1), "");
     EXPECT_EQ(fd.close(), 0);
-    EXPECT_TRUE(pool_becomes(*this, [&] { return pool_recs(1); }, Recs{{"flag", ""}}));
+    EXPECT_TRUE(pool_becomes(
+        *this, [&] { return pool_recs(1); }, Recs{{"flag", ""}}));
     // O_EXCL on a reserved or existing name is EEXIST.
     Fd again(mnt("guest/flag"), O_WRONLY | O_CREAT | O_EXCL);
     EXPECT_EQ(again.get(), -1);
@@ -181,7 +183,8 @@ TEST_F(KvpfsTest, MknodReservesTheNameUntilAWriteStoresIt) {
 TEST_F(KvpfsTest, RefusedFirstWriteAfterOTruncKeepsTheOldValue) {
     set_pool(1, {{"k", "old"}});
     const std::string before = pool_raw(1);
-    for (const std::string& bad : {std::string(1100, 'x'), std::string("a\0", 2), std::string("\xff")}) {
+    for (const std::string& bad :
+         {std::string(1100, 'x'), std::string("a\0", 2), std::string("\xff")}) {
         Fd fd(mnt("guest/k"), O_WRONLY | O_TRUNC);
         ASSERT_GE(fd.get(), 0);
         EXPECT_NE(fd.write(bad), 0);
@@ -209,13 +212,12 @@ TEST_F(KvpfsTest, ErrorsStayTheSameOnRetry) {
     EXPECT_EQ(pool_raw(1), before);
     // The same through Python's own file objects (never EIO).
     std::string out;
-    const int rc = run_program(
-        {"python3", "-c",
-         "import pathlib,sys\n"
-         "try:\n pathlib.Path(sys.argv[1]).write_text('a'*2000)\n"
-         "except OSError as e:\n print(e.errno); sys.exit(3)\n",
-         mnt("guest/big")},
-        &out);
+    const int rc = run_program({"python3", "-c",
+                                "import pathlib,sys\n"
+                                "try:\n pathlib.Path(sys.argv[1]).write_text('a'*2000)\n"
+                                "except OSError as e:\n print(e.errno); sys.exit(3)\n",
+                                mnt("guest/big")},
+                               &out);
     EXPECT_EQ(rc, 3) << out;
     EXPECT_EQ(out, std::to_string(EFBIG) + "\n");
     EXPECT_EQ(pool_raw(1), before);
@@ -234,10 +236,14 @@ TEST_F(KvpfsTest, UnfinishedUtf8IsHeldUntilALaterWriteFinishesIt) {
         EXPECT_EQ(fd.write("\xAC"), 0);  // € finished
         EXPECT_EQ(pool_recs(1), (Recs{{"k", "\xE2\x82\xAC"}}));
         EXPECT_EQ(fd.write("1\xC3"), 0);  // "1" stored, the lead byte held
-        EXPECT_EQ(pool_recs(1), (Recs{{"k", "\xE2\x82\xAC" "1"}}));
+        EXPECT_EQ(pool_recs(1), (Recs{{"k",
+                                       "\xE2\x82\xAC"
+                                       "1"}}));
         EXPECT_EQ(fd.write("\xA9\n"), 0);
         EXPECT_EQ(fd.close(), 0);
-        EXPECT_EQ(pool_recs(1), (Recs{{"k", "\xE2\x82\xAC" "1\xC3\xA9"}}));
+        EXPECT_EQ(pool_recs(1), (Recs{{"k",
+                                       "\xE2\x82\xAC"
+                                       "1\xC3\xA9"}}));
     }
     set_pool(1, {{"k", "old"}});
     // close() before the sequence is finished: EINVAL, and that part is not stored.

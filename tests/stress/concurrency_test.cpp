@@ -80,25 +80,6 @@ std::vector<std::string> lines_of(const std::string& path) {
     return out;
 }
 
-// A value that a writer writing in chunks has not finished yet: its head names a chunked
-// write ("V|<tag>c|<seq>|<len>|") and it is shorter than <len>.
-bool in_progress(std::string_view value) {
-    std::vector<std::string_view> f;
-    std::size_t at = 0;
-    for (int i = 0; i < 4; ++i) {
-        const std::size_t bar = value.find('|', at);
-        if (bar == std::string_view::npos) {
-            return false;
-        }
-        f.push_back(value.substr(at, bar - at));
-        at = bar + 1;
-    }
-    const bool digits = !f[3].empty() && f[3].size() < 6 &&
-                        std::all_of(f[3].begin(), f[3].end(), [](char c) { return c >= '0' && c <= '9'; });
-    return f[0] == "V" && !f[1].empty() && f[1].back() == 'c' && digits &&
-           value.size() < std::stoul(std::string(f[3]));
-}
-
 struct Plan {
     Clock::time_point deadline;
     long max_ops;
@@ -332,7 +313,7 @@ int mount_reader(const Sandbox& sb, int r, const Plan& plan) {
                 continue;
             }
             const auto id = verify_value(value);
-            if (!id && in_progress(value)) {
+            if (!id && partial_value_id(value)) {
                 ++j.counts["partial_reads"];
                 continue;
             }

@@ -274,12 +274,12 @@ std::vector<Case> refused_cases() {
     c.push_back({"append past the limit (>>)",
                  value(std::string(1020, 'v'), O_WRONLY | O_APPEND),
                  {EFBIG}});
-    c.push_back(
-        {"value \\xff\\xfe (invalid UTF-8)", value("\xff\xfe"), {EINVAL}});
+    c.push_back({"value \\xff\\xfe (invalid UTF-8)", value("\xff\xfe"), {EINVAL}});
     c.push_back({"value \\xc0\\xaf (overlong)", value("\xc0\xaf"), {EINVAL}});
     c.push_back({"value \\xed\\xa0\\x80 (surrogate)", value("\xed\xa0\x80"), {EINVAL}});
     // Held back as unfinished, then close() comes first: EINVAL, nothing stored.
-    c.push_back({"value that is a cut sequence \\xe2\\x82, then close", value("\xe2\x82"), {EINVAL}});
+    c.push_back(
+        {"value that is a cut sequence \\xe2\\x82, then close", value("\xe2\x82"), {EINVAL}});
     c.push_back({"pwrite at offset 3000 (past the limit, a hole)",
                  [](const Sandbox& sb) {
                      const int fd = ::open(sb.mnt("guest/victim").c_str(), O_WRONLY);
