@@ -2,11 +2,10 @@
 
 namespace kvpfs {
 
-FileHandle::FileHandle(kvp::PoolId pool, std::string key, std::string_view value, bool raw)
+FileHandle::FileHandle(kvp::PoolId pool, std::string_view value, bool raw)
     : pool_(pool),
       writable_(false),
       raw_(raw),
-      key_(std::move(key)),
       content_(std::make_shared<const std::string>(value)) {}
 
 FileHandle::FileHandle(kvp::PoolId pool, std::string key, WriteMode mode)

@@ -60,7 +60,7 @@ struct WriterState {
 class FileHandle {
   public:
     // Read-only copy of `value` (text mode adds the newline).
-    FileHandle(kvp::PoolId pool, std::string key, std::string_view value, bool raw);
+    FileHandle(kvp::PoolId pool, std::string_view value, bool raw);
     // Writable.
     FileHandle(kvp::PoolId pool, std::string key, WriteMode mode);
 
@@ -69,7 +69,6 @@ class FileHandle {
     [[nodiscard]] std::mutex& mutex() { return mutex_; }
 
     // --- read-only handles ---
-    [[nodiscard]] const std::string& key() const { return key_; }
     // The content, shared so a reply can keep it alive.
     [[nodiscard]] const std::shared_ptr<const std::string>& content() const { return content_; }
     [[nodiscard]] std::string_view head() const { return *content_; }
@@ -83,7 +82,6 @@ class FileHandle {
     kvp::PoolId pool_;
     bool writable_;
     bool raw_ = false;
-    std::string key_;                             // read-only handles
     std::shared_ptr<const std::string> content_;  // read-only handles
     WriteMode mode_;                              // writable handles
     WriterState state_;                           // writable handles

@@ -109,7 +109,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
             }
             const std::string_view value =
                 rec != nullptr ? std::string_view(rec->record.value) : std::string_view();
-            h = std::make_unique<FileHandle>(ref->pool, ref->key, value, fs.options().raw);
+            h = std::make_unique<FileHandle>(ref->pool, value, fs.options().raw);
         }
         set_open_flags(fi, write);
         fi->fh = reinterpret_cast<uint64_t>(h.get());

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <thread>
@@ -271,6 +272,42 @@ TEST_F(KvpfsTest, FtruncateCutsTheCurrentValue) {
     EXPECT_EQ(::ftruncate(fd.get(), 10), -1);
     EXPECT_EQ(errno, EINVAL);
     EXPECT_EQ(pool_raw(1), before);
+    EXPECT_EQ(fd.close(), 0);
+}
+
+// Writes through one handle race renames of its key back and forth: every write lands under
+// the name the handle has at that moment, so the pool never holds both names.
+TEST_F(KvpfsTest, WritesRacingRenamesNeverLandUnderAnOldName) {
+    set_pool(1, {{"a", "start"}});
+    Fd fd(mnt("guest/a"), O_WRONLY);
+    ASSERT_GE(fd.get(), 0);
+    std::atomic<bool> stop{false};
+    std::atomic<int> writes{0};
+    std::thread writer([&] {
+        while (!stop.load()) {
+            if (::pwrite(fd.get(), "w", 1, 0) == 1) {
+                writes.fetch_add(1);
+            }
+        }
+    });
+    int renames = 0;
+    for (int i = 0; i < 200; ++i) {
+        const bool at_a = i % 2 == 0;
+        if (::rename(mnt(at_a ? "guest/a" : "guest/b").c_str(),
+                     mnt(at_a ? "guest/b" : "guest/a").c_str()) == 0) {
+            ++renames;
+        }
+        const auto recs = pool_recs(1);
+        ASSERT_EQ(recs.size(), 1u) << "after rename " << i;
+    }
+    stop = true;
+    writer.join();
+    EXPECT_EQ(renames, 200);
+    EXPECT_GT(writes.load(), 0);
+    const auto recs = pool_recs(1);
+    ASSERT_EQ(recs.size(), 1u);
+    EXPECT_EQ(recs[0].key, "a");
+    EXPECT_EQ(recs[0].value, "wtart");
     EXPECT_EQ(fd.close(), 0);
 }
 
