@@ -275,8 +275,9 @@ TEST_F(KvpfsTest, FtruncateCutsTheCurrentValue) {
     EXPECT_EQ(fd.close(), 0);
 }
 
-// Writes through one handle race renames of its key back and forth: every write lands under
-// the name the handle has at that moment, so the pool never holds both names.
+// Writes through one handle race renames of its key back and forth (and one more write after
+// each rename): every write lands under the name the handle has at that moment, so the pool
+// never holds both names.
 TEST_F(KvpfsTest, WritesRacingRenamesNeverLandUnderAnOldName) {
     set_pool(1, {{"a", "start"}});
     Fd fd(mnt("guest/a"), O_WRONLY);
@@ -297,8 +298,10 @@ TEST_F(KvpfsTest, WritesRacingRenamesNeverLandUnderAnOldName) {
                      mnt(at_a ? "guest/b" : "guest/a").c_str()) == 0) {
             ++renames;
         }
+        ASSERT_EQ(::pwrite(fd.get(), "w", 1, 0), 1);  // goes to the new name
         const auto recs = pool_recs(1);
         ASSERT_EQ(recs.size(), 1u) << "after rename " << i;
+        ASSERT_EQ(recs[0].key, at_a ? "b" : "a");
     }
     stop = true;
     writer.join();
