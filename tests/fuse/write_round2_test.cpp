@@ -119,6 +119,14 @@ TEST_F(KvpfsTest, HandleOfAReplacedTargetStoresNothing) {
     EXPECT_EQ(fd.close(), 0);
     EXPECT_EQ(pool_raw(1), before);
     EXPECT_EQ(pool_recs(1), (Recs{{"b", "A"}}));
+    // An O_TRUNC of the replaced target, nothing written: its release empties nothing.
+    set_pool(1, {{"a", "A"}, {"b", "B"}});
+    Fd trunc(mnt("guest/b"), O_WRONLY | O_TRUNC);
+    ASSERT_GE(trunc.get(), 0);
+    ASSERT_EQ(::rename(mnt("guest/a").c_str(), mnt("guest/b").c_str()), 0);
+    EXPECT_EQ(trunc.close(), 0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // release comes after close
+    EXPECT_EQ(pool_recs(1), (Recs{{"b", "A"}}));
 }
 
 TEST_F(KvpfsTest, HandleAfterRmWritesSucceedAndStoreNothing) {
