@@ -168,6 +168,30 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_
               struct fuse_file_info* fi);
 void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi);
 void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info* fi);
+// Runs `change` inside PoolFile::update and turns its refusal into an exception only after
+// update returns: a refusal leaves the pool as it is, and the engine's view of it with it
+// (an exception out of the change would make the engine read the whole file again).
+template <typename Change>
+bool update_or_refuse(kvp::PoolFile& pool, const std::string& key, kvp::Limits limits,
+                      Change&& change) {
+    std::optional<kvp::Error> refusal;
+    const bool stored = pool.update(
+        key,
+        [&](const std::string* current) -> std::optional<std::string> {
+            try {
+                return change(current);
+            } catch (const kvp::Error& e) {
+                refusal = e;
+                return std::nullopt;
+            }
+        },
+        limits);
+    if (refusal) {
+        throw *refusal;
+    }
+    return stored;
+}
+
 // What a read through a writable handle shows (under its mutex): the key's current value in
 // its shown form, "" while an O_TRUNC or a create has stored nothing, and after an unlink.
 [[nodiscard]] std::string writer_content(Filesystem& fs, FileHandle& handle);

@@ -39,8 +39,8 @@ bool chmod_to_create_mode(Filesystem& fs, const KeyRef& ref, const struct stat* 
 void truncate_by_path(Filesystem& fs, const KeyRef& ref, std::size_t size) {
     const Options& o = fs.options();
     const bool reserved = fs.reserved(ref.pool, ref.key);
-    (void)fs.pool(ref.pool).update(
-        ref.key,
+    (void)update_or_refuse(
+        fs.pool(ref.pool), ref.key, o.limits,
         [&](const std::string* current) -> std::optional<std::string> {
             if (current == nullptr && !reserved) {
                 throw kvp::Error(ENOENT, "no such key");
@@ -55,8 +55,7 @@ void truncate_by_path(Filesystem& fs, const KeyRef& ref, std::size_t size) {
             }
             content.resize(size);
             return std::string(stored_value(content, o.raw));
-        },
-        o.limits);
+        });
 }
 
 }  // namespace

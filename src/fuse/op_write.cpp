@@ -63,24 +63,23 @@ void write_through(Filesystem& fs, FileHandle& h, std::string_view data, std::si
     const bool hold = mode.limits == kvp::Limits::host;
     WriteOutcome outcome;
     std::string value;
-    const bool stored = fs.pool(h.pool()).update(
-        s.key,
-        [&](const std::string* current) -> std::optional<std::string> {
-            std::string base;
-            if (!s.truncate_pending && current != nullptr) {
-                const bool open_line =
-                    mode.append && !mode.raw && s.open_line && *s.open_line == value_hash(*current);
-                base = open_line ? *current : shown_content(*current, mode.raw);
-            }
-            outcome = apply_write(base, piece, at, mode.append, hold);
-            if (!outcome.changed) {
-                return std::nullopt;  // all of it held back: nothing to store yet
-            }
-            value = std::string(stored_value(outcome.content, mode.raw));
-            check_stored_value(value, mode.limits);
-            return value;
-        },
-        mode.limits);
+    const bool stored =
+        update_or_refuse(fs.pool(h.pool()), s.key, mode.limits,
+                         [&](const std::string* current) -> std::optional<std::string> {
+                             std::string base;
+                             if (!s.truncate_pending && current != nullptr) {
+                                 const bool open_line = mode.append && !mode.raw && s.open_line &&
+                                                        *s.open_line == value_hash(*current);
+                                 base = open_line ? *current : shown_content(*current, mode.raw);
+                             }
+                             outcome = apply_write(base, piece, at, mode.append, hold);
+                             if (!outcome.changed) {
+                                 return std::nullopt;  // all of it held back: nothing to store yet
+                             }
+                             value = std::string(stored_value(outcome.content, mode.raw));
+                             check_stored_value(value, mode.limits);
+                             return value;
+                         });
     if (joins) {
         s.held.clear();
     }
@@ -141,23 +140,22 @@ void truncate_through(Filesystem& fs, FileHandle& h, std::size_t size) {
         return;
     }
     const WriteMode& mode = h.mode();
-    (void)fs.pool(h.pool()).update(
-        s.key,
-        [&](const std::string* current) -> std::optional<std::string> {
-            std::string content;
-            if (!s.truncate_pending && current != nullptr) {
-                content = shown_content(*current, mode.raw);
-            }
-            if (size > content.size()) {
-                throw kvp::Error(EINVAL, "truncate to " + std::to_string(size) +
-                                             ": growing a value is not possible");
-            }
-            content.resize(size);
-            std::string value(stored_value(content, mode.raw));
-            check_stored_value(value, mode.limits);
-            return value;
-        },
-        mode.limits);
+    (void)update_or_refuse(fs.pool(h.pool()), s.key, mode.limits,
+                           [&](const std::string* current) -> std::optional<std::string> {
+                               std::string content;
+                               if (!s.truncate_pending && current != nullptr) {
+                                   content = shown_content(*current, mode.raw);
+                               }
+                               if (size > content.size()) {
+                                   throw kvp::Error(EINVAL,
+                                                    "truncate to " + std::to_string(size) +
+                                                        ": growing a value is not possible");
+                               }
+                               content.resize(size);
+                               std::string value(stored_value(content, mode.raw));
+                               check_stored_value(value, mode.limits);
+                               return value;
+                           });
     s.truncate_pending = false;
     s.open_line.reset();
     fs.writers().stored(h);
