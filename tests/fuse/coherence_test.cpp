@@ -116,6 +116,9 @@ TEST_F(LockTimeoutTest, ChangeFailsWithEagainPastTheTimeoutAndNamesTheHolder) {
     set_pool(1, {{"k", "old"}});
     ASSERT_EQ(cat("guest/k"), "old\n");
     const std::string before = pool_raw(1);
+    // A refused write leaves the daemon's view of the pool valid: the open below needs no
+    // lock, and the write itself reports the timeout.
+    ASSERT_EQ(write_file("guest/k", std::string("a\0", 2)).err, EINVAL);
     // Another process holds both locks for longer than lock_timeout.
     int ready[2];
     ASSERT_EQ(::pipe(ready), 0);
