@@ -34,6 +34,7 @@ enum Key {
     kLockTimeout,
     kUmask,
     kLogfile,
+    kAuto,
 };
 
 struct ParseState {
@@ -63,6 +64,7 @@ const struct fuse_opt kSpec[] = {
     FUSE_OPT_KEY("lock_timeout=", kLockTimeout),
     FUSE_OPT_KEY("umask=", kUmask),
     FUSE_OPT_KEY("logfile=", kLogfile),
+    FUSE_OPT_KEY("auto=", kAuto),
     FUSE_OPT_END,
 };
 
@@ -226,6 +228,17 @@ int process(void* data, const char* arg, int key, struct fuse_args* /*outargs*/)
                 o.limits = kvp::Limits::pool;
             } else {
                 return fail("bad value for option limits: '" + v + "' (use host or pool)");
+            }
+            return 0;
+        }
+        case kAuto: {
+            const std::string v = value_of(arg);
+            if (v == "host") {
+                o.auto_intrinsic = true;
+            } else if (v == "file") {
+                o.auto_intrinsic = false;
+            } else {
+                return fail("bad value for option auto: '" + v + "' (use host or file)");
             }
             return 0;
         }
@@ -394,6 +407,8 @@ std::string usage_text(const char* program) {
            "  -o limits=host|pool    write limits: what the host receives intact (254/1022\n"
            "                         UTF-16 units, valid UTF-8; default) or the file format's\n"
            "                         (511/2047 bytes)\n"
+           "  -o auto=host|file      auto/: the file's records and the intrinsic items the\n"
+           "                         host is shown (default), or .kvp_pool_2 alone\n"
            "  -o uid=U, -o gid=G     owner and group of every file, a number or a name (default "
            "0)\n"
            "  -o umask=M             octal bits taken from the modes (default 022: guest/ 0755,\n"
