@@ -233,7 +233,8 @@ poweroff() {
         kill -KILL "$sd_pid" 2>/dev/null
     fi
     wait "$unshare_pid" 2>/dev/null
-    unshare_pid= sd_pid=
+    unshare_pid=''
+    sd_pid=''
     remove_cgroups
     # systemd's shutdown made the rootfs read-only; the next boot starts as a real one does.
     mount -o remount,rw "$root"
