@@ -20,6 +20,11 @@ source "$src/tests/package/lib.sh"
 for tool in cpack dpkg-deb debootstrap unshare nsenter chroot setpriv flock mountpoint findmnt timeout; do
     command -v "$tool" >/dev/null || skip "no $tool (scripts/setup.sh installs it)"
 done
+# The run gets a cgroup of its own in the host's hybrid hierarchies (v1 name=systemd, and
+# cgroup2 on unified), as on these machines.
+for h in systemd unified; do
+    mountpoint -q "/sys/fs/cgroup/$h" || skip "no cgroup hierarchy on /sys/fs/cgroup/$h"
+done
 
 # Everything below runs in a mount namespace of its own: whatever is mounted here vanishes
 # with the test, even when it is killed before its trap runs.
@@ -169,7 +174,7 @@ done
 : >"$work/console"
 cp "$deb" "$root/root/kvpfs.deb" # (/tmp is emptied at boot)
 
-# in COMMAND...: runs COMMAND in the booted system (its namespaces and root).
+# inside COMMAND...: runs COMMAND in the booted system (its namespaces and root).
 inside() {
     timeout 60 nsenter -t "$sd_pid" -m -p -u -i -C chroot "$root" \
         env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin SYSTEMD_PAGER=cat SYSTEMD_COLORS=0 "$@"
