@@ -167,10 +167,14 @@ if ! mount -t overlay overlay \
     cp -a "$rootfs/." "$work/rw/root/"
     mount --bind "$work/rw/root" "$root"
 fi
-# No login prompts on the host's console, no change to the host's sysctls.
+# No login prompts on the host's console, no change to the host's sysctls, and journald
+# logging about itself to its console (our file), not to the host's kernel log.
 for unit in getty.target serial-getty@.service console-getty.service systemd-sysctl.service; do
     ln -sf /dev/null "$root/etc/systemd/system/$unit"
 done
+mkdir -p "$root/etc/systemd/system/systemd-journald.service.d"
+printf '[Service]\nEnvironment=SYSTEMD_LOG_TARGET=console\n' \
+    >"$root/etc/systemd/system/systemd-journald.service.d/no-kmsg.conf"
 : >"$work/console"
 cp "$deb" "$root/root/kvpfs.deb" # (/tmp is emptied at boot)
 
@@ -194,7 +198,7 @@ mount -t cgroup2 cgroup2 "$r/sys/fs/cgroup/unified"
 mount -t cgroup -o none,name=systemd cgroup "$r/sys/fs/cgroup/systemd"
 mount --rbind /dev "$r/dev"
 mount --bind "$2" "$r/dev/console"
-exec chroot "$r" /lib/systemd/systemd --system --show-status=false
+exec chroot "$r" /lib/systemd/systemd --system --show-status=false --log-target=journal
 '
 child_of() { awk '{print $1}' "/proc/$1/task/$1/children" 2>/dev/null; }
 systemd_started() {
