@@ -421,6 +421,7 @@ if wait_until 10 one_kvpfs; then
     say "boot 4: the kvpfs of the fstab line has exited"
 else
     say "boot 4: note: the kvpfs of the fstab line still runs 10 s after the boot ($(kvpfs_pids | paste -sd' ' -))"
+    inside sh -c 'for p in /proc/[0-9]*; do grep -q fuse.kvpfs $p/mountinfo 2>/dev/null && echo "${p#/proc/} $(cat $p/comm) $(readlink $p/ns/mnt) $(grep fuse.kvpfs $p/mountinfo | cut -d" " -f5 | paste -sd" " -)"; done' | sort -u -k3,3 | sed 's/^/  kvpfs mount seen by: /'
 fi
 reads_back "boot 4" /kvp
 inside journalctl --after-cursor="$cursor" --no-pager -o short-monotonic -u kvp.mount -u kvpfs.service >"$work/boot4.journal" 2>&1
