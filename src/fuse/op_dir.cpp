@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "auto_view.hpp"
 #include "filesystem.hpp"
 #include "key_name.hpp"
 
@@ -87,13 +88,22 @@ void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct f
                 }
                 const auto& listing = dh.snapshot->listing();
                 const auto& records = dh.snapshot->records();
-                for (std::size_t i = first; i < listing.size(); ++i) {
+                bool full = false;
+                for (std::size_t i = first; i < listing.size() && !full; ++i) {
                     const std::string& key = records[listing[i]].record.key;
                     const std::string name = kvp::key_to_name(key);
-                    if (!add(req, buf, size, name.c_str(), fs.inodes().peek(*dh.pool, key), S_IFREG,
-                             static_cast<off_t>(i + 3))) {
-                        break;
-                    }
+                    full = !add(req, buf, size, name.c_str(), fs.inodes().peek(*dh.pool, key),
+                                S_IFREG, static_cast<off_t>(i + 3));
+                }
+                // auto/: then the intrinsic items the file lacks (decided by the same
+                // snapshot, so a listing split over several calls stays whole).
+                const auto extra = full ? std::vector<std::string_view>()
+                                        : intrinsic_names(fs, *dh.pool, *dh.snapshot);
+                const std::size_t n = listing.size();
+                for (std::size_t j = first > n ? first - n : 0; j < extra.size() && !full; ++j) {
+                    const std::string name = kvp::key_to_name(extra[j]);
+                    full = !add(req, buf, size, name.c_str(), fs.inodes().peek(*dh.pool, extra[j]),
+                                S_IFREG, static_cast<off_t>(n + j + 3));
                 }
             }
         }
