@@ -129,6 +129,30 @@ teardown() {
     done
 }
 
+@test "a signalled sandbox also stops the processes CMD started" {
+    "$KVP_SANDBOX" -- bash -c 'printf "%s\n" "$KVP_MOUNT" "$KVP_POOL_DIR" "$KVPFS_PID" >"$1"
+        sleep 60 & echo $! >"$0.new"; mv "$0.new" "$0"; wait' "$tmp/child" "$tmp/where" \
+        >"$tmp/log" 2>&1 &
+    sandbox_pid=$!
+    for ((i = 0; i < 500; i++)); do [[ -e $tmp/child ]] && break; sleep 0.01; done
+    child=$(cat "$tmp/child")
+    kill -TERM "$sandbox_pid"
+    status=0
+    wait "$sandbox_pid" || status=$?
+    sandbox_pid=
+    [ "$status" -eq 143 ]
+    # Gone (or a zombie waiting for its new parent) within a bound, not left to run 60 s.
+    for ((i = 0; i < 200; i++)); do
+        [[ ! -e /proc/$child ]] && break
+        [[ $(cut -d" " -f3 "/proc/$child/stat" 2>/dev/null) == Z ]] && break
+        sleep 0.01
+    done
+    gone=1
+    [[ -e /proc/$child && $(cut -d" " -f3 "/proc/$child/stat" 2>/dev/null) != Z ]] && gone=0
+    ((gone)) || { kill "$child"; cat "$tmp/log"; false; }
+    sandbox_assert_clean
+}
+
 @test "a clear error, exit 125, when there is no /dev/fuse" {
     run unshare -m bash -c 'mount -t tmpfs none /dev && exec "$0" -- true' "$KVP_SANDBOX"
     [ "$status" -eq 125 ]
