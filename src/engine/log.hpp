@@ -23,7 +23,8 @@ void set_log_debug(bool enabled);
 void log(LogLevel level, const std::string& message);
 // Says how many error lines the rate limit left out, if any (at exit).
 void log_flush();
-// `text` on one line: control bytes as \n, \r, \t or \xNN, '\\' as "\\\\".
+// `text` on one line: control bytes as \n, \r, \t or \xNN, '\\' as "\\\\"; C1 controls
+// (U+0080..U+009F), U+2028, U+2029 and bytes that are not UTF-8 as \xNN per byte.
 [[nodiscard]] std::string printable(std::string_view text);
 
 // The lxcfs idiom: log a reason and hand back the errno value to return.

@@ -17,6 +17,30 @@ TEST(LogTest, PrintableEscapesEveryControlByte) {
     EXPECT_EQ(kvp::printable("back\\slash"), "back\\\\slash");
 }
 
+// C1 controls (U+0080..U+009F: NEL ends a line for some readers, CSI starts a terminal escape
+// sequence), the Unicode line and paragraph separators, and bytes that are not UTF-8 (a lone
+// 0x9b is CSI to an 8-bit terminal) are escaped byte by byte, like the C0 controls.
+TEST(LogTest, C1ControlsSeparatorsAndInvalidUtf8AreEscaped) {
+    EXPECT_EQ(kvp::printable("a\xc2\x85"
+                             "b"),
+              "a\\xc2\\x85b");  // NEL
+    EXPECT_EQ(kvp::printable("\xc2\x9b"
+                             "31m"),
+              "\\xc2\\x9b31m");  // CSI as UTF-8
+    EXPECT_EQ(kvp::printable("x\x9b"
+                             "31m"),
+              "x\\x9b31m");  // lone CSI byte
+    EXPECT_EQ(kvp::printable("\xff\xfe ok"), "\\xff\\xfe ok");
+    EXPECT_EQ(kvp::printable("l\xe2\x80\xa8"
+                             "s"),
+              "l\\xe2\\x80\\xa8s");                                // U+2028
+    EXPECT_EQ(kvp::printable("cut \xc3"), "cut \\xc3");            // truncated sequence
+    EXPECT_EQ(kvp::printable("\xc0\xaf"), "\\xc0\\xaf");           // overlong '/'
+    EXPECT_EQ(kvp::printable("\xed\xa0\x80"), "\\xed\\xa0\\x80");  // a surrogate
+    EXPECT_EQ(kvp::printable("\xc2\xa0\xe2\x82\xac\xf0\x9f\x98\x80"),
+              "\xc2\xa0\xe2\x82\xac\xf0\x9f\x98\x80");  // NBSP, euro, emoji stay
+}
+
 TEST(LogTest, ANameCannotStartALineOfItsOwn) {
     kvptest::clear_captured_log();
     kvp::log(kvp::LogLevel::error, "lookup: guest/%zz\nkvpfs: error: forged: Invalid argument");

@@ -19,8 +19,10 @@ refused_before_mount() {
     run "$KVPFS" -f "$@"
     [ "$status" -ne 0 ]
     [ "${#lines[@]}" -eq 1 ]
-    ! grep -q " $MNT " /proc/mounts
-    ! grep -q " $POOL fuse" /proc/mounts
+    # (bats ignores a failing `! cmd` that is not a test's last line: test it explicitly)
+    if grep -q " $MNT " /proc/mounts || grep -q " $POOL fuse" /proc/mounts; then
+        return 1
+    fi
 }
 
 @test "MOUNTPOINT equal to POOL_DIR is refused before mounting" {
@@ -101,10 +103,16 @@ refused_before_mount() {
     start_kvpfs
     run stat "$MNT/guest/%zz"$'\n''kvpfs: error: forged'
     [ "$status" -ne 0 ]
-    ! grep -q '^kvpfs: error: forged' "$BATS_TEST_TMPDIR/kvpfs.log"
+    run grep -c '^kvpfs: error: forged' "$BATS_TEST_TMPDIR/kvpfs.log"
+    [ "$output" = 0 ]
     grep -qF 'guest/%zz\nkvpfs: error: forged' "$BATS_TEST_TMPDIR/kvpfs.log"
     run stat "$MNT/guest/%zz"$'\r\x1b[2K\x7f'
     grep -qF 'guest/%zz\r\x1b[2K\x7f' "$BATS_TEST_TMPDIR/kvpfs.log"
+    # C1 controls (NEL, CSI) and bytes that are not UTF-8 are escaped too.
+    run stat "$MNT/guest/%zz"$'\xc2\x85''nel'$'\x9b''csi'$'\xff'
+    grep -qF 'guest/%zz\xc2\x85nel\x9bcsi\xff' "$BATS_TEST_TMPDIR/kvpfs.log"
+    run env LC_ALL=C grep -a -c $'\xc2\x85\|\x9b' "$BATS_TEST_TMPDIR/kvpfs.log"
+    [ "$output" = 0 ]
 }
 
 @test "5,000 bad lookups give a bounded number of lines and a summary" {
