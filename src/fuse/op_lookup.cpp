@@ -131,16 +131,17 @@ void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
 
 void op_statfs(fuse_req_t req, fuse_ino_t /*ino*/) {
     guarded(req, "statfs", [&] {
-        // Something true for df: the bytes of the shown pool files as used blocks, and their
-        // keys as used inodes (`df -i MOUNTPOINT` counts the keys). Nothing is free: the
-        // pools hold what they hold.
+        // Something true for df: the bytes of the shown pool files as used blocks, and the
+        // keys the directories list as used inodes (`df -i MOUNTPOINT` counts the files `ls`
+        // shows, auto/'s intrinsic items included). Nothing is free: the pools hold what
+        // they hold.
         Filesystem& fs = fs_of(req);
         std::uint64_t bytes = 0;
         std::uint64_t keys = 0;
         for (kvp::PoolId id : kvp::kShownPools) {
             auto snap = fs.pool(id).snapshot();
             bytes += snap->file_size();
-            keys += snap->key_count();
+            keys += snap->key_count() + intrinsic_names(fs, id, *snap).size();
         }
         struct statvfs sv {};
         sv.f_bsize = 4096;

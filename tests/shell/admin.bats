@@ -194,7 +194,7 @@ PY
 @test "df shows the pool bytes as used blocks and the keys as used inodes" {
     set_pool 3 a 1 b 2 c 3
     set_pool 1 g 1
-    start_kvpfs
+    start_kvpfs -o auto=file
     [ "$(stat -f -c %c "$MNT")" -eq 4 ]     # inodes: 3 + 1 keys
     [ "$(stat -f -c %S "$MNT")" -eq 4096 ]
     [ "$(stat -f -c %b "$MNT")" -eq 3 ]     # 4 records of 2560 bytes in 3 blocks of 4096
@@ -202,4 +202,13 @@ PY
     [ "$(stat -f -c %c "$MNT")" -eq 5 ]
     run df -i "$MNT"
     [[ "${lines[1]}" == *" 5 "*" 5 "* ]]
+}
+
+@test "df -i counts the files ls shows, auto/'s intrinsic items included" {
+    set_pool 3 a 1 b 2 c 3
+    set_pool 2 OSName mine extra x   # overrides one intrinsic item, adds one key
+    start_kvpfs
+    shown=$(find "$MNT" -type f | wc -l)
+    [ "$shown" -eq 14 ]                    # 3 + 2 + the 9 intrinsic items the file lacks
+    [ "$(stat -f -c %c "$MNT")" -eq "$shown" ]
 }
