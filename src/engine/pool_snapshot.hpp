@@ -57,6 +57,7 @@ class PoolSnapshot {
 
   private:
     friend class PoolFile;
+    friend class RecordEditor;
     struct Hash {
         using is_transparent = void;
         std::size_t operator()(std::string_view s) const noexcept {

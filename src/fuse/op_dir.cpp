@@ -1,8 +1,15 @@
-// Directory listing: opendir, readdir, releasedir. A pool directory's listing comes from
-// one snapshot held by the open directory, so a listing split over many readdir calls
-// shows every key exactly once even while the pool changes; rewinding (offset 0) takes a
-// fresh snapshot.
-
+// Directory listing: opendir, readdir, releasedir. An open directory holds no copy of the
+// pool: each readdir answers from the pool's current snapshot, so memory does not grow with
+// open handles, however the pool changes meanwhile.
+//
+// The offset of a key's entry is its first record's index in the file (plus 3, after "."
+// and ".."), and a readdir goes on with the keys whose first record lies after the offset it
+// is given, in file order. The engine's changes keep every record where it is except the one
+// a delete moves into the hole, so a key that exists throughout a listing is listed exactly
+// once, unless a delete moved its first record from after the listing's position to before
+// it (then it is missed) or the other way (then it is listed twice), or another process
+// rewrote the file; keys added or removed meanwhile may or may not show, as POSIX allows.
+#include <algorithm>
 #include <cerrno>
 #include <memory>
 #include <string>
@@ -66,13 +73,14 @@ void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct f
             // The reply is sent after the lock is dropped: once it is out, a releasedir on
             // another thread may free the handle.
             std::unique_lock lock(dh.mutex);
-            // Offsets: 0 ".", 1 "..", then 2 + i for the i-th entry.
+            // Offsets: 1 ".", 2 "..", then a pool directory i + 3 in the root, a key its first
+            // record index + 3 (see the top of this file).
             const bool dots_fit = (off >= 1 || add(req, buf, size, ".", ino, S_IFDIR, 1)) &&
                                   (off >= 2 || add(req, buf, size, "..", kRootIno, S_IFDIR, 2));
-            const std::size_t first = off < 2 ? 0 : static_cast<std::size_t>(off - 2);
             if (!dots_fit) {
                 // the buffer is full already
             } else if (!dh.pool) {
+                const std::size_t first = off < 2 ? 0 : static_cast<std::size_t>(off - 2);
                 for (std::size_t i = first; i < kvp::kShownPools.size(); ++i) {
                     const kvp::PoolId id = kvp::kShownPools[i];
                     const std::string name(kvp::pool_name(id));
@@ -82,16 +90,17 @@ void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct f
                     }
                 }
             } else {
-                if (off == 0 || !dh.snapshot) {
-                    dh.snapshot = fs.pool(*dh.pool).snapshot();
-                }
-                const auto& listing = dh.snapshot->listing();
-                const auto& records = dh.snapshot->records();
-                for (std::size_t i = first; i < listing.size(); ++i) {
-                    const std::string& key = records[listing[i]].record.key;
+                const auto snapshot = fs.pool(*dh.pool).snapshot();
+                const auto& listing = snapshot->listing();
+                const auto& records = snapshot->records();
+                // Keys whose first record lies after the one the offset names.
+                const std::size_t after = off < 3 ? 0 : static_cast<std::size_t>(off - 3) + 1;
+                for (auto it = std::lower_bound(listing.begin(), listing.end(), after);
+                     it != listing.end(); ++it) {
+                    const std::string& key = records[*it].record.key;
                     const std::string name = kvp::key_to_name(key);
                     if (!add(req, buf, size, name.c_str(), fs.inodes().peek(*dh.pool, key), S_IFREG,
-                             static_cast<off_t>(i + 3))) {
+                             static_cast<off_t>(*it + 3))) {
                         break;
                     }
                 }
