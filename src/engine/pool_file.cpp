@@ -45,7 +45,7 @@ void PoolFile::load_locked(int fd, const struct stat& st) {
             for (std::size_t i = 0; i < whole; ++i) {
                 records.push_back(SnapshotRecord{decode_record(std::span<const char, kRecordSize>(
                                                      chunk.data() + i * kRecordSize, kRecordSize)),
-                                                 st.st_mtim});
+                                                 st.st_mtim, generation_ + 1});
             }
             offset += whole * kRecordSize;
             const std::size_t rest = filled - whole * kRecordSize;
@@ -70,8 +70,11 @@ void PoolFile::load_locked(int fd, const struct stat& st) {
         }
         if (cache_ != nullptr) {
             const SnapshotRecord* before = cache_->find(now.record.key);
-            if (before != nullptr && before->record.value == now.record.value) {
-                now.changed_at = before->changed_at;
+            if (before != nullptr) {
+                now.born = before->born;  // a key already known keeps its birth
+                if (before->record.value == now.record.value) {
+                    now.changed_at = before->changed_at;
+                }
             }
         }
     }

@@ -64,26 +64,40 @@ template <typename Change>
 auto PoolFile::modify(bool create, Change&& change) {
     const auto deadline = Clock::now() + options_.lock_timeout;
     std::optional<FileLock> lock;
-    // Opened and locked without mutex_: a wait here holds up no other operation.
-    const OpenedPool opened = open_locked_for_change(create, deadline, lock);
-    const std::lock_guard guard(mutex_);
-    // Events first, then the file's fstat: whatever arrives after this stays pending.
-    const bool events = watch_.maybe_changed();
-    if (opened.fd) {
-        if (cache_ == nullptr || !cache_->exists() || events ||
-            watch_.differs_from_loaded(opened.st)) {
-            watch_.begin_load();
-            load_locked(opened.fd.get(), opened.st);
+    OpenedPool opened;
+    std::unique_lock guard(mutex_, std::defer_lock);
+    for (;;) {
+        // Opened and locked without mutex_: a wait here holds up no other operation.
+        opened = open_locked_for_change(create, deadline, lock);
+        guard.lock();
+        // Events first, then the file's fstat: whatever arrives after this stays pending.
+        const bool events = watch_.maybe_changed();
+        if (opened.fd) {
+            if (cache_ == nullptr || !cache_->exists() || events ||
+                watch_.differs_from_loaded(opened.st)) {
+                watch_.begin_load();
+                load_locked(opened.fd.get(), opened.st);
+            }
+            break;
         }
-    } else if (cache_ == nullptr || cache_->exists() || events) {
+        // Missing: look again after draining, so a creation racing with the open is either
+        // seen here (and the change made to that file) or stays pending.
         watch_.begin_load();
-        set_missing();
+        struct stat st {};
+        if (::lstat(name_.c_str(), &st) != 0) {
+            set_missing();
+            break;
+        }
+        guard.unlock();
+        if (Clock::now() >= deadline) {
+            throw Error(EAGAIN, name_ + " kept appearing and disappearing during a change");
+        }
     }
     if (cache_->readers_.load(std::memory_order_acquire) != 0) {
         cache_ = std::make_shared<PoolSnapshot>(*cache_);  // a reader holds the old one
     }
     // The size the cache was read with: what the edit's tail check uses, never a guess.
-    Editor editor(opened.fd.get(), cache_->file_size(), *cache_, name_);
+    Editor editor(opened.fd.get(), cache_->file_size(), *cache_, name_, generation_ + 1);
     try {
         auto result = change(editor);
         if (editor.changed()) {

@@ -10,11 +10,12 @@
 namespace kvp {
 
 RecordEditor::RecordEditor(int fd, std::uint64_t file_size, PoolSnapshot& snapshot,
-                           const std::string& name)
+                           const std::string& name, std::uint64_t generation)
     : fd_(fd),
       file_size_(file_size),
       snapshot_(snapshot),
       name_(name),
+      generation_(generation),
       journal_(fd, file_size, name) {}
 
 // Replaces the record at `index` so that a kill at any moment leaves the key reading its
@@ -27,20 +28,22 @@ void RecordEditor::overwrite(std::size_t index, std::string_view key, std::strin
     before_write();
     const RecordBytes bytes = encode_record(key, value);
     const Record& old = snapshot_.records()[index].record;
+    const std::uint64_t born = old.key == key ? snapshot_.records()[index].born : generation_;
     if (old.key != key || !write_value_in_place(index, bytes, old.value.size(), value.size())) {
         const std::size_t end = snapshot_.records().size();
         write_appended(end, bytes);
         write_revealed(index, bytes);
         truncate_to(end * kRecordSize);
     }
-    snapshot_.overwrite(index, Record{std::string(key), std::string(value)}, {});
+    snapshot_.overwrite(index,
+                        SnapshotRecord{Record{std::string(key), std::string(value)}, {}, born});
     touched_.emplace_back(key);
 }
 
 void RecordEditor::append(std::string_view key, std::string_view value) {
     before_write();
     write_appended(snapshot_.records().size(), encode_record(key, value));
-    snapshot_.append(Record{std::string(key), std::string(value)}, {});
+    snapshot_.append(SnapshotRecord{Record{std::string(key), std::string(value)}, {}, generation_});
     touched_.emplace_back(key);
 }
 
@@ -112,8 +115,7 @@ void RecordEditor::move_record(std::size_t from, std::size_t to) {
     RecordBytes bytes{};
     pread_all(fd_, bytes.data(), bytes.size(), static_cast<off_t>(from * kRecordSize), name_);
     write_revealed(to, bytes);
-    const SnapshotRecord moved = snapshot_.records()[from];
-    snapshot_.overwrite(to, moved.record, moved.changed_at);
+    snapshot_.overwrite(to, snapshot_.records()[from]);
 }
 
 // The key stays, so only the value field is written, in at most two writes that each lie

@@ -22,8 +22,10 @@ namespace kvp {
 class RecordEditor {
   public:
     // `fd` is the locked file (-1 when it does not exist) and `file_size` its size by fstat
-    // under the lock; `snapshot` has been checked to describe it.
-    RecordEditor(int fd, std::uint64_t file_size, PoolSnapshot& snapshot, const std::string& name);
+    // under the lock; `snapshot` has been checked to describe it. Keys new to the pool are
+    // born in generation `generation` (the one the change makes).
+    RecordEditor(int fd, std::uint64_t file_size, PoolSnapshot& snapshot, const std::string& name,
+                 std::uint64_t generation);
 
     [[nodiscard]] PoolSnapshot& snapshot() { return snapshot_; }
     [[nodiscard]] bool changed() const { return changed_; }
@@ -53,6 +55,7 @@ class RecordEditor {
     std::uint64_t file_size_;
     PoolSnapshot& snapshot_;
     const std::string& name_;
+    std::uint64_t generation_;
     UndoJournal journal_;
     bool tail_checked_ = false;
     bool changed_ = false;

@@ -36,6 +36,8 @@ inline constexpr double kKeyTimeout = 0.0;
 // An open directory: which pool it lists; it holds no copy of the pool (op_dir.cpp).
 struct DirHandle {
     std::optional<kvp::PoolId> pool;  // nullopt: the root
+    // The pool's snapshot generation when the listing started (opendir, or a rewind).
+    std::optional<std::uint64_t> listing_generation;
     std::mutex mutex;
 };
 

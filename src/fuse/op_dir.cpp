@@ -4,11 +4,13 @@
 //
 // The offset of a key's entry is its first record's index in the file (plus 3, after "."
 // and ".."), and a readdir goes on with the keys whose first record lies after the offset it
-// is given, in file order. The engine's changes keep every record where it is except the one
-// a delete moves into the hole, so a key that exists throughout a listing is listed exactly
-// once, unless a delete moved its first record from after the listing's position to before
-// it (then it is missed) or the other way (then it is listed twice), or another process
-// rewrote the file; keys added or removed meanwhile may or may not show, as POSIX allows.
+// is given, in file order. Keys that entered the pool after the listing started (by the
+// snapshot generation they were born in) are left out, so a key removed and made again
+// meanwhile is not listed twice. The engine's changes keep every record where it is except
+// the one a delete moves into a hole, so a key that exists throughout a listing is listed
+// exactly once, unless a delete moved it from after the listing's position to before it
+// (then it is missed) or another process rewrote the file; keys removed meanwhile may or may
+// not show, as POSIX allows.
 #include <algorithm>
 #include <cerrno>
 #include <memory>
@@ -91,12 +93,19 @@ void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct f
                 }
             } else {
                 const auto snapshot = fs.pool(*dh.pool).snapshot();
+                if (off == 0 || !dh.listing_generation) {
+                    dh.listing_generation = snapshot->generation();
+                }
+                const std::uint64_t started = *dh.listing_generation;
                 const auto& listing = snapshot->listing();
                 const auto& records = snapshot->records();
                 // Keys whose first record lies after the one the offset names.
                 const std::size_t after = off < 3 ? 0 : static_cast<std::size_t>(off - 3) + 1;
                 for (auto it = std::lower_bound(listing.begin(), listing.end(), after);
                      it != listing.end(); ++it) {
+                    if (records[*it].born > started) {
+                        continue;  // entered the pool after the listing started
+                    }
                     const std::string& key = records[*it].record.key;
                     const std::string name = kvp::key_to_name(key);
                     if (!add(req, buf, size, name.c_str(), fs.inodes().peek(*dh.pool, key), S_IFREG,
