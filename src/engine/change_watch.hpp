@@ -39,6 +39,11 @@ class ChangeWatch {
     // Whether `st` (fstat of the locked file) is another file, or the same one with another
     // size or ctime, than the one last loaded or changed.
     [[nodiscard]] bool differs_from_loaded(const struct stat& st) const;
+    // Makes the next look report a change (the file must be read again).
+    void invalidate() {
+        pending_change_ = true;
+        have_stat_ = false;
+    }
     [[nodiscard]] bool using_inotify() const { return static_cast<bool>(inotify_) && wd_ >= 0; }
 
   private:

@@ -117,13 +117,14 @@ auto PoolFile::modify(bool create, Change&& change) {
         return result;
     } catch (...) {
         // Put back every byte the change overwrote and the old size while the lock is still
-        // held, then read the file again next time (the cache was edited in step). A change
-        // refused before its first write leaves file and cache as they were.
+        // held, then read the file again next time (the cache was edited in step; it stays
+        // until then so that keys keep their mtime and birth). A change refused before its
+        // first write leaves file and cache as they were.
         if (editor.changed()) {
             if (!editor.rollback()) {
                 log(LogLevel::error, name_ + ": a failed change could not be undone");
             }
-            cache_.reset();
+            watch_.invalidate();
         }
         throw;
     }

@@ -429,8 +429,13 @@ TEST(FaultTest, OpenDirectoryHandlesAcrossChangesDoNotGrowMemory) {
     const long after = rss_kib(sb.daemon_pid());
     std::printf("daemon VmRSS: %ld KiB without handles, %ld KiB with 30, %ld KiB after closing\n",
                 base, with_handles, after);
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    // A sanitizer's allocator keeps freed memory (quarantine, shadow): RSS says nothing here.
+    std::printf("sanitizer build: RSS bound not checked\n");
+#else
     EXPECT_LE(with_handles, 2 * base);
     EXPECT_LE(after, 2 * base);
+#endif
 
     // A listing read in pieces across changes shows each key that exists throughout once,
     // in file order.
