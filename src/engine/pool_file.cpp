@@ -22,6 +22,9 @@ PoolFile::PoolFile(boost::filesystem::path path, PoolOptions options)
 
 void PoolFile::load_locked(int fd, const struct stat& st) {
     require_pool_file(st, name_);
+    if (log_debug_enabled()) {
+        log(LogLevel::debug, name_ + ": reading " + std::to_string(st.st_size) + " bytes");
+    }
     std::vector<SnapshotRecord> records;
     records.reserve(static_cast<std::size_t>(st.st_size) / kRecordSize);
     // Read in modest chunks: a 10,000-record pool is 25 MiB, and the daemon's memory should

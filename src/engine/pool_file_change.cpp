@@ -3,6 +3,8 @@
 // size and ctime, and the pending change events), and is undone when it fails part-way.
 #include <sys/stat.h>
 
+#include <chrono>
+#include <thread>
 #include <unordered_set>
 
 #include "error.hpp"
@@ -93,8 +95,19 @@ auto PoolFile::modify(bool create, Change&& change) {
             throw Error(EAGAIN, name_ + " kept appearing and disappearing during a change");
         }
     }
+    // Readers hold a snapshot for one request's lookups only (no handle keeps one), and no new
+    // reader can start while mutex_ is held: wait a moment for them rather than copy the whole
+    // pool (a copy costs time, and its memory stays in the heap afterwards).
+    const auto copy_after = Clock::now() + std::chrono::milliseconds(2);
+    while (cache_->readers_.load(std::memory_order_acquire) != 0 && Clock::now() < copy_after) {
+        std::this_thread::yield();
+    }
     if (cache_->readers_.load(std::memory_order_acquire) != 0) {
-        cache_ = std::make_shared<PoolSnapshot>(*cache_);  // a reader holds the old one
+        // A reader still holds it (perhaps this very thread's caller): copy on write.
+        if (log_debug_enabled()) {
+            log(LogLevel::debug, name_ + ": copying the snapshot (a reader holds it)");
+        }
+        cache_ = std::make_shared<PoolSnapshot>(*cache_);
     }
     // The size the cache was read with: what the edit's tail check uses, never a guess.
     Editor editor(opened.fd.get(), cache_->file_size(), *cache_, name_, generation_ + 1);
