@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The README's main job: installs what is missing (scripts/setup.sh), builds, then shows
 # kvpfs at work in a throw-away sandbox (scripts/kvp-sandbox): pools holding an Azure
-# VM's sample data, mounted; ls and cat read them, echo writes to guest/, and kvpctl
-# dump shows the record that landed in the pool file. Root and /dev/fuse needed.
+# host's sample data, mounted; ls and cat read them (auto/ computed from this machine),
+# echo writes to guest/, and kvpctl dump shows the record that landed in the pool file. Root and /dev/fuse needed.
 # BUILD_DIR (default build) picks the build directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,7 +26,11 @@ echo "demo: kvpfs mounts the pools of $KVP_POOL_DIR on $KVP_MOUNT (here: .)"
 shown "ls"
 shown "ls parameter"
 shown "cat parameter/VirtualMachineName parameter/HostingSystemOsMajor"
-shown "cat auto/OSName auto/ProcessorArchitecture"
+# auto/: .kvp_pool_2 is empty, as on a real VM; the ten intrinsic items are computed the
+# way hv_kvp_daemon computes them for the host (docs/daemon.md, "auto/").
+shown "stat -c %s \$KVP_POOL_DIR/.kvp_pool_2"
+shown "ls auto"
+shown "cat auto/OSName auto/OSMajorVersion auto/NetworkAddressIPv4 auto/ProcessorArchitecture"
 shown "echo Ready > guest/Status"
 shown "ls -l guest"
 shown "cat guest/Status"

@@ -11,6 +11,8 @@ packages=(
   bats util-linux procps psmisc
   clang libclang-rt-14-dev clang-format clang-tidy
   python3 strace dpkg-dev fakeroot man-db
+  iproute2 coreutils
+  rsync vim-tiny
 )
 
 missing=()

@@ -3,83 +3,89 @@
 //
 // A read-only handle keeps its own copy of the value it was opened on (at most 2 KiB), so a
 // read sees one whole value however the pool changes meanwhile. It does not pin the pool's
-// snapshot: a pinned snapshot would make the next change copy the whole pool. A writable handle
-// holds the pending content: what a read through it shows (the value plus the text-mode newline),
-// edited by write() at any offset, cut by truncate, committed on flush/fsync.
+// snapshot: a pinned snapshot would make the next change copy the whole pool.
+//
+// A writable handle holds no content: every write() is applied to the key's current value
+// and stored before it returns (op_write.cpp). It keeps only what the rules of CONTRACT §5
+// need between writes (WriterState).
 
 #include <cstddef>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 
 #include "limits.hpp"
 #include "pool_id.hpp"
-#include "pool_snapshot.hpp"
 
 namespace kvpfs {
+
+struct WriteMode {
+    bool append = false;  // O_APPEND: every write goes to the end of the current value
+    bool raw = false;     // -o raw: no text-mode newline
+    kvp::Limits limits = kvp::Limits::host;
+};
+
+// A writable handle's state, under FileHandle::mutex(). The name fields (key, reserved,
+// unlinked) change only under WriterRegistry's names lock held exclusively.
+struct WriterState {
+    std::string key;
+    // Opened with O_TRUNC and nothing stored yet: the first stored write applies to an empty
+    // value; at release, with no write refused, the value is emptied.
+    bool truncate_pending = false;
+    // The name is reserved for this handle and not in the pool yet (open with O_CREAT, mknod):
+    // the first stored write creates the key; at release, with no write refused, it is
+    // created empty.
+    bool reserved = false;
+    // The permission bits the create asked for (after umask); 0 when not created by this open.
+    // While this handle is open, a chmod to them changes nothing its creator can tell
+    // (install and rsync chmod their new file to its create mode).
+    unsigned create_mode = 0;
+    // Removed or replaced through the mount: writes succeed and store nothing.
+    bool unlinked = false;
+    // The errno of the last refused write: flush and fsync answer it again.
+    int error = 0;
+    // Trailing bytes of an unfinished UTF-8 sequence (-o limits=host), held until a later
+    // write finishes them; they belong at content offset `held_at`.
+    std::string held;
+    std::size_t held_at = 0;
+    // Text mode, O_APPEND: the value this handle's last append stored when its data did not
+    // end in "\n" (its hash). While the key still holds that value, the next append goes on
+    // at the value's end, not after the newline a read shows, so a line written in pieces
+    // reads as one.
+    std::optional<std::size_t> open_line;
+};
 
 class FileHandle {
   public:
     // Read-only copy of `value` (text mode adds the newline).
-    FileHandle(kvp::PoolId pool, std::string key, std::string_view value, bool raw);
-    // Writable: `initial` is the pending content (already in its shown form);
-    // `truncated`: opened with O_TRUNC over an existing value (see trunc_pending()).
-    FileHandle(kvp::PoolId pool, std::string key, std::string initial, bool append, bool truncated,
-               bool raw, kvp::Limits limits);
+    FileHandle(kvp::PoolId pool, std::string_view value, bool raw);
+    // Writable.
+    FileHandle(kvp::PoolId pool, std::string key, WriteMode mode);
 
     [[nodiscard]] kvp::PoolId pool() const { return pool_; }
-    [[nodiscard]] const std::string& key() const { return key_; }
     [[nodiscard]] bool writable() const { return writable_; }
-    // A read-only handle's content, shared so a reply can keep it alive.
-    [[nodiscard]] const std::shared_ptr<const std::string>& content() const { return content_; }
     [[nodiscard]] std::mutex& mutex() { return mutex_; }
-    // Created by open(O_CREAT|O_TRUNC) and not yet in the pool (Filesystem's pending list).
-    [[nodiscard]] bool pending_create() const { return pending_create_; }
-    void set_pending_create() { pending_create_ = true; }
 
-    // --- under mutex() ---
-    // The shown content: [head, tail) pieces for a zero-copy reply.
-    [[nodiscard]] std::string_view head() const;
+    // --- read-only handles ---
+    // The content, shared so a reply can keep it alive.
+    [[nodiscard]] const std::shared_ptr<const std::string>& content() const { return content_; }
+    [[nodiscard]] std::string_view head() const { return *content_; }
     [[nodiscard]] std::string_view tail() const;  // "\n" or ""
-    [[nodiscard]] std::size_t size() const { return head().size() + tail().size(); }
 
-    // Edits the pending content; returns 0 or a positive errno (EFBIG, EINVAL). A refused
-    // write poisons the handle: nothing it wrote is ever committed.
-    int write(std::string_view data, std::size_t offset);
-    // Cuts the pending content; growing is EINVAL.
-    int truncate(std::size_t size);
-    // Something to commit at all (fsync, release).
-    [[nodiscard]] bool dirty() const { return (dirty_ || trunc_pending_) && !poisoned_; }
-    // Something to commit at flush: written or truncated through this handle. An O_TRUNC
-    // with nothing written yet is not committed by flush, because the shell's `> file`
-    // closes a dup of the descriptor (flush) before the command writes: committing there
-    // would store an empty value first, and keep it if the later write is refused.
-    [[nodiscard]] bool flush_dirty() const { return dirty_ && !poisoned_; }
-    [[nodiscard]] bool poisoned() const { return poisoned_; }
-    // The value a commit stores (text mode drops exactly one trailing '\n').
-    [[nodiscard]] std::string_view value_to_commit() const;
-    void committed() { dirty_ = trunc_pending_ = false; }
+    // --- writable handles ---
+    [[nodiscard]] const WriteMode& mode() const { return mode_; }
+    [[nodiscard]] WriterState& state() { return state_; }  // under mutex()
 
   private:
     kvp::PoolId pool_;
-    std::string key_;
     bool writable_;
-    bool raw_;
-    bool append_ = false;
-    bool dirty_ = false;
-    bool trunc_pending_ = false;
-    bool poisoned_ = false;
-    bool pending_create_ = false;
-    kvp::Limits limits_ = kvp::Limits::host;
+    bool raw_ = false;
     std::shared_ptr<const std::string> content_;  // read-only handles
-    std::string pending_;                         // writable handles
+    WriteMode mode_;                              // writable handles
+    WriterState state_;                           // writable handles
     std::mutex mutex_;
 };
-
-// The shown form of a stored value: text mode appends one '\n'.
-[[nodiscard]] std::string shown_content(std::string_view value, bool raw);
-// The stored form of shown content: text mode drops exactly one trailing '\n'.
-[[nodiscard]] std::string_view stored_value(std::string_view content, bool raw);
 
 }  // namespace kvpfs

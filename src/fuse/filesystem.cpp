@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "auto_view.hpp"
 #include "key_name.hpp"
 
 namespace kvpfs {
@@ -19,8 +20,13 @@ kvp::DirectoryOptions directory_options(const Options& o) {
 }  // namespace
 
 Filesystem::Filesystem(const Options& options)
-    : options_(options), pools_(options.pool_dir, directory_options(options)) {
+    : options_(options),
+      pools_(options.pool_dir, directory_options(options)),
+      writers_(options.lock_timeout) {
     clock_gettime(CLOCK_REALTIME, &started_);
+    if (options.auto_intrinsic) {
+        auto_view_ = std::make_unique<kvp::AutoPoolView>(kvp::IntrinsicSources{}, started_);
+    }
 }
 
 Filesystem::~Filesystem() {
@@ -97,39 +103,12 @@ void Filesystem::fill_key_attr(Ino ino, kvp::PoolId pool, const kvp::SnapshotRec
               st);
 }
 
-void Filesystem::fill_handle_attr(Ino ino, FileHandle& handle, struct timespec mtime,
+void Filesystem::fill_handle_attr(Ino ino, std::size_t size, struct timespec mtime,
                                   struct stat& st) const {
-    // The pending content of a writable open file (what a read through it shows).
-    fill_file(options_, ino, handle.pool(), handle.size(), mtime, st);
+    fill_file(options_, ino, kvp::PoolId::guest, size, mtime, st);
 }
 
-namespace {
-std::string pending_key(kvp::PoolId pool, std::string_view key) {
-    std::string k(1, static_cast<char>('0' + kvp::pool_number(pool)));
-    k.append(key);
-    return k;
-}
-}  // namespace
-
-void Filesystem::add_pending_create(kvp::PoolId pool, std::string_view key) {
-    std::lock_guard lock(pending_mutex_);
-    ++pending_creates_[pending_key(pool, key)];
-}
-
-void Filesystem::remove_pending_create(kvp::PoolId pool, std::string_view key) {
-    std::lock_guard lock(pending_mutex_);
-    auto it = pending_creates_.find(pending_key(pool, key));
-    if (it != pending_creates_.end() && --it->second <= 0) {
-        pending_creates_.erase(it);
-    }
-}
-
-bool Filesystem::pending_create(kvp::PoolId pool, std::string_view key) const {
-    std::lock_guard lock(pending_mutex_);
-    return !pending_creates_.empty() && pending_creates_.count(pending_key(pool, key)) != 0;
-}
-
-void Filesystem::fill_pending_attr(Ino ino, kvp::PoolId pool, struct stat& st) const {
+void Filesystem::fill_reserved_attr(Ino ino, kvp::PoolId pool, struct stat& st) const {
     fill_file(options_, ino, pool, options_.raw ? 0 : 1, started_, st);
 }
 
@@ -149,9 +128,13 @@ int Filesystem::attr_of(Ino ino, struct stat& st) {
     set_request_subject(ref->pool, ref->key);
     auto snap = pools_.pool(ref->pool).snapshot();
     const kvp::SnapshotRecord* rec = snap->find(ref->key);
+    std::optional<kvp::SnapshotRecord> intrinsic;
+    if (rec == nullptr && (intrinsic = intrinsic_record(*this, ref->pool, ref->key))) {
+        rec = &*intrinsic;
+    }
     if (rec == nullptr) {
-        if (pending_create(ref->pool, ref->key)) {
-            fill_pending_attr(ino, ref->pool, st);
+        if (reserved(ref->pool, ref->key)) {
+            fill_reserved_attr(ino, ref->pool, st);
             return 0;
         }
         return ENOENT;

@@ -17,6 +17,7 @@
 #include <string_view>
 #include <unordered_set>
 
+#include "auto_pool_view.hpp"
 #include "error.hpp"
 #include "file_handle.hpp"
 #include "inode_table.hpp"
@@ -24,6 +25,7 @@
 #include "log.hpp"
 #include "options.hpp"
 #include "pool_directory.hpp"
+#include "writer_registry.hpp"
 
 namespace kvpfs {
 
@@ -48,14 +50,15 @@ class Filesystem {
     [[nodiscard]] const Options& options() const { return options_; }
     [[nodiscard]] kvp::PoolFile& pool(kvp::PoolId id) { return pools_.pool(id); }
     [[nodiscard]] InodeTable& inodes() { return inodes_; }
+    // auto/'s intrinsic items (auto_view.hpp); null with -o auto=file.
+    [[nodiscard]] kvp::AutoPoolView* auto_view() { return auto_view_.get(); }
 
     void fill_root_attr(struct stat& st) const;
     void fill_dir_attr(kvp::PoolId pool, struct stat& st) const;
     void fill_key_attr(Ino ino, kvp::PoolId pool, const kvp::SnapshotRecord& rec,
                        struct stat& st) const;
-    // Call under handle.mutex().
-    void fill_handle_attr(Ino ino, FileHandle& handle, struct timespec mtime,
-                          struct stat& st) const;
+    // A writable open file's attributes: `size` is what a read through it shows.
+    void fill_handle_attr(Ino ino, std::size_t size, struct timespec mtime, struct stat& st) const;
     [[nodiscard]] struct timespec started() const { return started_; }
     // Attributes of any inode from the current pool state; positive errno on failure.
     int attr_of(Ino ino, struct stat& st);
@@ -64,14 +67,15 @@ class Filesystem {
     // EACCES outside guest/, 0 when the change may go ahead.
     [[nodiscard]] int change_refusal(std::optional<kvp::PoolId> pool) const;
 
-    // Keys created by open(O_CREAT|O_TRUNC) whose first value is not committed yet: they
-    // exist for lookup/stat/open (as empty files) but not in the pool, so a refused write
-    // leaves the pool byte-identical. Counted per open handle.
-    void add_pending_create(kvp::PoolId pool, std::string_view key);
-    void remove_pending_create(kvp::PoolId pool, std::string_view key);
-    [[nodiscard]] bool pending_create(kvp::PoolId pool, std::string_view key) const;
-    // Attributes of a pending created key (an empty value).
-    void fill_pending_attr(Ino ino, kvp::PoolId pool, struct stat& st) const;
+    // Writable handles and reserved names of guest/ (writer_registry.hpp).
+    [[nodiscard]] WriterRegistry& writers() { return writers_; }
+    // Is `key` a name reserved by a create that stored nothing yet? It exists for lookup,
+    // stat and open (as an empty value) but not in the pool.
+    [[nodiscard]] bool reserved(kvp::PoolId pool, std::string_view key) const {
+        return pool == kvp::PoolId::guest && writers_.reserved(key);
+    }
+    // Attributes of a reserved name: it reads as an empty value does.
+    void fill_reserved_attr(Ino ino, kvp::PoolId pool, struct stat& st) const;
 
     // Open handles the kernel has not released yet. Only for shutdown: a signal may end
     // the session with releases still queued, and those handles are freed at exit.
@@ -90,11 +94,11 @@ class Filesystem {
     kvp::PoolDirectory pools_;
     InodeTable inodes_;
     struct timespec started_ {};
+    std::unique_ptr<kvp::AutoPoolView> auto_view_;
     std::mutex handles_mutex_;
     std::unordered_set<FileHandle*> handles_;
     std::unordered_set<DirHandle*> dir_handles_;
-    mutable std::mutex pending_mutex_;
-    std::map<std::string, int, std::less<>> pending_creates_;
+    WriterRegistry writers_;
 };
 
 [[nodiscard]] inline Filesystem& fs_of(fuse_req_t req) {
@@ -169,8 +173,44 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_
               struct fuse_file_info* fi);
 void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi);
 void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info* fi);
-// Commits a writable handle's pending value (under its mutex); positive errno or 0.
-int commit_handle(Filesystem& fs, FileHandle& handle, const char* op);
+// Runs `change` inside PoolFile::update and turns its refusal into an exception only after
+// update returns: a refusal leaves the pool as it is, and the engine's view of it with it
+// (an exception out of the change would make the engine read the whole file again).
+template <typename Change>
+bool update_or_refuse(kvp::PoolFile& pool, const std::string& key, kvp::Limits limits,
+                      Change&& change) {
+    std::optional<kvp::Error> refusal;
+    const bool stored = pool.update(
+        key,
+        [&](const std::string* current) -> std::optional<std::string> {
+            try {
+                return change(current);
+            } catch (const kvp::Error& e) {
+                refusal = e;
+                return std::nullopt;
+            }
+        },
+        limits);
+    if (refusal) {
+        throw *refusal;
+    }
+    return stored;
+}
+
+// What a read through a writable handle shows (under its mutex): the key's current value in
+// its shown form, "" while an O_TRUNC or a create has stored nothing, and after an unlink.
+[[nodiscard]] std::string writer_content(Filesystem& fs, FileHandle& handle);
+// Release of a writable handle: an O_TRUNC or a create with nothing written and no write
+// refused stores the empty value now; then the handle leaves the registry.
+void finish_writer(Filesystem& fs, FileHandle& handle);
+// Names lock shared and the handle's mutex held: ftruncate through the handle (cuts the value
+// as a read shows it; growing is EINVAL), and a touch of a reserved name (setting times on a
+// create that has written nothing and had nothing refused creates the key empty).
+void truncate_through(Filesystem& fs, FileHandle& handle, std::size_t size);
+void create_if_reserved(Filesystem& fs, FileHandle& handle);
+// Names lock owned: times set by name (touch's futimens carries no handle) on a name
+// reserved by creates: the first that wrote nothing and had nothing refused creates it.
+void touch_reserved(Filesystem& fs, std::string_view key);
 // op_setattr.cpp
 void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
                 struct fuse_file_info* fi);

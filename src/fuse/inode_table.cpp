@@ -60,20 +60,24 @@ std::optional<KeyRef> InodeTable::resolve(Ino ino) const {
     return KeyRef{it->second.pool, it->second.key};
 }
 
-void InodeTable::forget(Ino ino, std::uint64_t nlookup) {
+std::optional<KeyRef> InodeTable::forget(Ino ino, std::uint64_t nlookup) {
     std::lock_guard lock(mutex_);
     auto it = entries_.find(ino);
     if (it == entries_.end()) {
-        return;
+        return std::nullopt;
     }
     Entry& e = it->second;
     e.nlookup = nlookup >= e.nlookup ? 0 : e.nlookup - nlookup;
-    if (e.nlookup == 0) {
-        if (e.attached) {
-            by_key_.erase(index_key(e.pool, e.key));
-        }
-        entries_.erase(it);
+    if (e.nlookup != 0) {
+        return std::nullopt;
     }
+    std::optional<KeyRef> gone;
+    if (e.attached) {
+        by_key_.erase(index_key(e.pool, e.key));
+        gone = KeyRef{e.pool, std::move(e.key)};
+    }
+    entries_.erase(it);
+    return gone;
 }
 
 void InodeTable::renamed(kvp::PoolId pool, std::string_view from, std::string_view to) {

@@ -38,7 +38,8 @@ class InodeTable {
     [[nodiscard]] Ino peek(kvp::PoolId pool, std::string_view key) const;
     // The key an inode names; nullopt when unknown or detached (removed/renamed away).
     [[nodiscard]] std::optional<KeyRef> resolve(Ino ino) const;
-    void forget(Ino ino, std::uint64_t nlookup);
+    // Drops `nlookup` lookups; returns the key of an attached entry that ends with it.
+    std::optional<KeyRef> forget(Ino ino, std::uint64_t nlookup);
     // After a rename: the inode of `from` now names `to`; the old inode of `to` is detached.
     void renamed(kvp::PoolId pool, std::string_view from, std::string_view to);
     [[nodiscard]] std::size_t size() const;

@@ -53,10 +53,15 @@ void op_unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
             return;
         }
         const kvp::PoolId pool = *pool_of_dir_ino(parent);
-        if (!fs_of(req).pool(pool).remove(*key)) {
+        Filesystem& fs = fs_of(req);
+        // Open handles of the key store nothing from now on (as for an unlinked file).
+        const auto names = fs.writers().own_names();
+        const bool reserved = fs.reserved(pool, *key);
+        if (!fs.pool(pool).remove(*key) && !reserved) {
             reply_error(req, "unlink", ENOENT, describe_key(pool, *key));
             return;
         }
+        fs.writers().unlinked(*key);
         fuse_reply_err(req, 0);
         trace_ok("unlink", pool, *key);
     });
@@ -90,14 +95,26 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t n
             return;
         }
         kvp::PoolFile& pf = fs.pool(pool);
-        if ((flags & RENAME_NOREPLACE) != 0 && pf.snapshot()->find(*to) != nullptr) {
+        // Open handles follow the name: writes to `from` go to `to` from now on.
+        const auto names = fs.writers().own_names();
+        if ((flags & RENAME_NOREPLACE) != 0 &&
+            (pf.snapshot()->find(*to) != nullptr || fs.reserved(pool, *to))) {
             reply_error(req, "rename", EEXIST, what + ": target exists");
             return;
         }
         if (!pf.rename(*from, *to, fs.options().limits)) {
-            reply_error(req, "rename", ENOENT, what);
-            return;
+            if (!fs.reserved(pool, *from)) {
+                reply_error(req, "rename", ENOENT, what);
+                return;
+            }
+            // A reserved name holds no value yet: the target becomes that (empty) file, still
+            // reserved for its handles, so their first write creates it. A replaced target
+            // goes, as the rename asks.
+            if (*from != *to) {
+                (void)pf.remove(*to);
+            }
         }
+        fs.writers().renamed(*from, *to);
         fs.inodes().renamed(pool, *from, *to);
         fuse_reply_err(req, 0);
         trace_ok("rename", what);

@@ -10,18 +10,23 @@
 // the one a delete moves into a hole, so a key that exists throughout a listing is listed
 // exactly once, unless a delete moved it from after the listing's position to before it
 // (then it is missed) or another process rewrote the file; keys removed meanwhile may or may
-// not show, as POSIX allows.
+// not show, as POSIX allows. In auto/ the intrinsic items the file lacks follow the file's
+// keys, with offsets from kIntrinsicOffset (past any record index) + their position.
 #include <algorithm>
 #include <cerrno>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "auto_view.hpp"
 #include "filesystem.hpp"
 #include "key_name.hpp"
 
 namespace kvpfs {
 namespace {
+
+// Beyond any record index + 3 (a pool file holds at most 2^30 / 2560 records).
+constexpr off_t kIntrinsicOffset = off_t{1} << 40;
 
 DirHandle* dir_of(const struct fuse_file_info* fi) {
     return reinterpret_cast<DirHandle*>(fi->fh);  // NOLINT(performance-no-int-to-ptr)
@@ -99,19 +104,31 @@ void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct f
                 const std::uint64_t started = *dh.listing_generation;
                 const auto& listing = snapshot->listing();
                 const auto& records = snapshot->records();
-                // Keys whose first record lies after the one the offset names.
-                const std::size_t after = off < 3 ? 0 : static_cast<std::size_t>(off - 3) + 1;
-                for (auto it = std::lower_bound(listing.begin(), listing.end(), after);
-                     it != listing.end(); ++it) {
-                    if (records[*it].born > started) {
-                        continue;  // entered the pool after the listing started
+                bool full = false;
+                if (off < kIntrinsicOffset) {
+                    // Keys whose first record lies after the one the offset names.
+                    const std::size_t after = off < 3 ? 0 : static_cast<std::size_t>(off - 3) + 1;
+                    for (auto it = std::lower_bound(listing.begin(), listing.end(), after);
+                         it != listing.end() && !full; ++it) {
+                        if (records[*it].born > started) {
+                            continue;  // entered the pool after the listing started
+                        }
+                        const std::string& key = records[*it].record.key;
+                        const std::string name = kvp::key_to_name(key);
+                        full = !add(req, buf, size, name.c_str(), fs.inodes().peek(*dh.pool, key),
+                                    S_IFREG, static_cast<off_t>(*it + 3));
                     }
-                    const std::string& key = records[*it].record.key;
-                    const std::string name = kvp::key_to_name(key);
-                    if (!add(req, buf, size, name.c_str(), fs.inodes().peek(*dh.pool, key), S_IFREG,
-                             static_cast<off_t>(*it + 3))) {
-                        break;
-                    }
+                }
+                // auto/: then the intrinsic items the file lacks, offsets from kIntrinsicOffset.
+                const auto extra = full ? std::vector<std::string_view>()
+                                        : intrinsic_names(fs, *dh.pool, *snapshot);
+                const std::size_t first_extra =
+                    off < kIntrinsicOffset ? 0
+                                           : static_cast<std::size_t>(off - kIntrinsicOffset) + 1;
+                for (std::size_t j = first_extra; j < extra.size() && !full; ++j) {
+                    const std::string name = kvp::key_to_name(extra[j]);
+                    full = !add(req, buf, size, name.c_str(), fs.inodes().peek(*dh.pool, extra[j]),
+                                S_IFREG, kIntrinsicOffset + static_cast<off_t>(j));
                 }
             }
         }

@@ -5,14 +5,16 @@
 #include <cerrno>
 #include <cstring>
 
+#include "auto_view.hpp"
 #include "filesystem.hpp"
 #include "key_name.hpp"
 
 namespace kvpfs {
 
-void op_init(void* /*userdata*/, struct fuse_conn_info* conn) {
+void op_init(void* userdata, struct fuse_conn_info* conn) {
+    start_intrinsic_lookups(*static_cast<Filesystem*>(userdata));
     // open(O_TRUNC) arrives as one open() carrying O_TRUNC, not as setattr(size=0) first:
-    // the value is replaced atomically at close instead of being emptied at open.
+    // the value is replaced by the first stored write instead of being emptied at open.
     if ((conn->capable & FUSE_CAP_ATOMIC_O_TRUNC) != 0) {
         conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
     }
@@ -58,7 +60,11 @@ void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
         set_request_subject(*pool, *key);
         auto snap = fs.pool(*pool).snapshot();
         const kvp::SnapshotRecord* rec = snap->find(*key);
-        if (rec == nullptr && !fs.pending_create(*pool, *key)) {
+        std::optional<kvp::SnapshotRecord> intrinsic;
+        if (rec == nullptr && (intrinsic = intrinsic_record(fs, *pool, *key))) {
+            rec = &*intrinsic;
+        }
+        if (rec == nullptr && !fs.reserved(*pool, *key)) {
             // Not cached (no negative entry): the key may appear at any time.
             if (kvp::log_debug_enabled()) {
                 reply_error(req, "lookup", ENOENT, describe_key(*pool, *key));
@@ -73,7 +79,7 @@ void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
         if (rec != nullptr) {
             fs.fill_key_attr(e.ino, *pool, *rec, e.attr);
         } else {
-            fs.fill_pending_attr(e.ino, *pool, e.attr);
+            fs.fill_reserved_attr(e.ino, *pool, e.attr);
         }
         if (fuse_reply_entry(req, &e) != 0) {
             fs.inodes().forget(e.ino, 1);  // the kernel never got it
@@ -82,15 +88,23 @@ void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
     });
 }
 
+namespace {
+// A name the kernel forgets can no longer be opened: a mknod reservation of it ends.
+void forget_one(Filesystem& fs, fuse_ino_t ino, uint64_t nlookup) {
+    if (auto gone = fs.inodes().forget(ino, nlookup); gone && gone->pool == kvp::PoolId::guest) {
+        fs.writers().forget_unopened(gone->key);
+    }
+}
+}  // namespace
+
 void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
-    fs_of(req).inodes().forget(ino, nlookup);
+    forget_one(fs_of(req), ino, nlookup);
     fuse_reply_none(req);
 }
 
 void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data* forgets) {
-    InodeTable& table = fs_of(req).inodes();
     for (size_t i = 0; i < count; ++i) {
-        table.forget(forgets[i].ino, forgets[i].nlookup);
+        forget_one(fs_of(req), forgets[i].ino, forgets[i].nlookup);
     }
     fuse_reply_none(req);
 }
@@ -101,11 +115,12 @@ void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
         struct stat st {};
         FileHandle* h = handle_of(fi);
         if (h != nullptr && h->writable()) {
-            // An open writable file shows its pending content (what reads through it see).
-            auto snap = fs.pool(h->pool()).snapshot();
-            const kvp::SnapshotRecord* rec = snap->find(h->key());
+            // An open writable file shows what reads through it see.
             std::lock_guard lock(h->mutex());
-            fs.fill_handle_attr(ino, *h, rec != nullptr ? rec->changed_at : fs.started(), st);
+            auto snap = fs.pool(h->pool()).snapshot();
+            const kvp::SnapshotRecord* rec = snap->find(h->state().key);
+            fs.fill_handle_attr(ino, writer_content(fs, *h).size(),
+                                rec != nullptr ? rec->changed_at : fs.started(), st);
         } else if (int err = fs.attr_of(ino, st); err != 0) {
             reply_error(req, "getattr", err, "inode " + std::to_string(ino));
             return;

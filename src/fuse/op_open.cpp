@@ -10,7 +10,9 @@
 
 #include <cerrno>
 #include <memory>
+#include <shared_mutex>
 
+#include "auto_view.hpp"
 #include "filesystem.hpp"
 #include "key_name.hpp"
 
@@ -27,39 +29,14 @@ void set_open_flags(struct fuse_file_info* fi, bool writable) {
     fi->noflush = writable ? 0 : 1;
 }
 
-enum class Created { no, now, deferred };
-
-// A writable handle on the current value of `key` (must exist unless created).
-std::unique_ptr<FileHandle> writable_handle(Filesystem& fs, kvp::PoolId pool,
-                                            const std::string& key, int flags, Created created) {
-    const Options& o = fs.options();
-    std::string initial;
-    bool truncated = false;
-    if ((flags & O_TRUNC) != 0) {
-        // Replacing a value with "" is a change, and so is a deferred creation; a key
-        // created now already is "".
-        truncated = created != Created::now;
-    } else if (created == Created::no) {
-        auto snap = fs.pool(pool).snapshot();
-        const kvp::SnapshotRecord* rec = snap->find(key);
-        if (rec != nullptr) {
-            initial = shown_content(rec->record.value, o.raw);
-        } else if (fs.pending_create(pool, key)) {
-            initial = shown_content("", o.raw);
-        } else {
-            throw kvp::Error(ENOENT, describe_key(pool, key) + ": no such key");
-        }
-    }
-    return std::make_unique<FileHandle>(pool, key, std::move(initial), (flags & O_APPEND) != 0,
-                                        truncated, o.raw, o.limits);
+WriteMode write_mode(const Options& o, int flags) {
+    return WriteMode{(flags & O_APPEND) != 0, o.raw, o.limits};
 }
 
-// Creates `name` in `parent` if absent (touch, echo >, mknod S_IFREG). With O_TRUNC a new
-// key is only checked here and created by the handle's first commit (`echo > guest/new`
-// whose write is refused leaves the pool as it was). Replies with an error and returns
-// nullopt on refusal.
-std::optional<std::string> create_key(fuse_req_t req, const char* op, fuse_ino_t parent,
-                                      const char* name, int flags, Created& created) {
+// Checks that `name` in `parent` may be created (CONTRACT §7) and decodes it; replies with
+// the refusal and returns nullopt otherwise.
+std::optional<std::string> creatable_key(fuse_req_t req, const char* op, fuse_ino_t parent,
+                                         const char* name) {
     Filesystem& fs = fs_of(req);
     const auto pool = pool_of_dir_ino(parent);
     if (int err = fs.change_refusal(pool); err != 0) {
@@ -76,26 +53,10 @@ std::optional<std::string> create_key(fuse_req_t req, const char* op, fuse_ino_t
         return std::nullopt;
     }
     set_request_subject(kvp::PoolId::guest, *key);
-    const bool exclusive = (flags & O_EXCL) != 0;
-    if ((flags & O_TRUNC) != 0) {
-        const bool exists =
-            fs.pool(*pool).snapshot()->find(*key) != nullptr || fs.pending_create(*pool, *key);
-        if (exists) {
-            created = Created::no;
-        } else if (const kvp::Violation v = kvp::check_key(*key, fs.options().limits);
-                   v != kvp::Violation::none) {
-            reply_error(req, op, kvp::key_errno(v),
-                        describe_key(*pool, *key) + ": " + kvp::describe(v));
-            return std::nullopt;
-        } else {
-            created = Created::deferred;
-        }
-    } else {
-        created =
-            fs.pool(*pool).create_if_absent(*key, fs.options().limits) ? Created::now : Created::no;
-    }
-    if (created == Created::no && exclusive) {
-        reply_error(req, op, EEXIST, describe_key(*pool, *key) + ": exists");
+    if (const kvp::Violation v = kvp::check_key(*key, fs.options().limits);
+        v != kvp::Violation::none) {
+        reply_error(req, op, kvp::key_errno(v),
+                    describe_key(*pool, *key) + ": " + kvp::describe(v));
         return std::nullopt;
     }
     return key;
@@ -115,6 +76,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
         set_request_subject(ref->pool, ref->key);
         const bool write = wants_write(fi->flags);
         std::unique_ptr<FileHandle> h;
+        std::shared_lock<std::shared_timed_mutex> names;
         if (write) {
             if (int err = fs.change_refusal(ref->pool); err != 0) {
                 reply_error(req, "open", err,
@@ -122,17 +84,37 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
                                 (err == EROFS ? "mounted read-only" : "only guest/ is writable"));
                 return;
             }
-            h = writable_handle(fs, ref->pool, ref->key, fi->flags, Created::no);
+            // The name is resolved again under the names lock: a rename may have moved it.
+            names = fs.writers().share_names();
+            ref = fs.inodes().resolve(ino);
+            if (!ref) {
+                reply_error(req, "open", ENOENT, "inode " + std::to_string(ino));
+                return;
+            }
+            const bool present = fs.pool(ref->pool).snapshot()->find(ref->key) != nullptr;
+            const bool adopted = !present && fs.writers().adopt_unopened(ref->key);
+            if (!present && !adopted && !fs.reserved(ref->pool, ref->key)) {
+                reply_error(req, "open", ENOENT, describe_key(ref->pool, ref->key));
+                return;
+            }
+            h = std::make_unique<FileHandle>(ref->pool, ref->key,
+                                             write_mode(fs.options(), fi->flags));
+            h->state().truncate_pending = (fi->flags & O_TRUNC) != 0;
+            fs.writers().add(*h, !present);
         } else {
             auto snap = fs.pool(ref->pool).snapshot();
             const kvp::SnapshotRecord* rec = snap->find(ref->key);
-            if (rec == nullptr && !fs.pending_create(ref->pool, ref->key)) {
+            std::optional<kvp::SnapshotRecord> intrinsic;
+            if (rec == nullptr && (intrinsic = intrinsic_record(fs, ref->pool, ref->key))) {
+                rec = &*intrinsic;
+            }
+            if (rec == nullptr && !fs.reserved(ref->pool, ref->key)) {
                 reply_error(req, "open", ENOENT, describe_key(ref->pool, ref->key));
                 return;
             }
             const std::string_view value =
                 rec != nullptr ? std::string_view(rec->record.value) : std::string_view();
-            h = std::make_unique<FileHandle>(ref->pool, ref->key, value, fs.options().raw);
+            h = std::make_unique<FileHandle>(ref->pool, value, fs.options().raw);
         }
         set_open_flags(fi, write);
         fi->fh = reinterpret_cast<uint64_t>(h.get());
@@ -141,39 +123,49 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
             (void)h.release();  // owned by the kernel's handle until release
         } else {
             fs.untrack(h.get());
+            if (write) {
+                std::lock_guard lock(h->mutex());
+                fs.writers().remove(*h);
+            }
         }
         trace_ok("open", ref->pool, ref->key);
     });
 }
 
-void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t /*mode*/,
+// open with O_CREAT: a new name is only reserved for the handle (CONTRACT §5): the key enters
+// the pool with the first stored write, or empty at release (touch), so a create whose writes
+// were all refused leaves the pool as it was.
+void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
                struct fuse_file_info* fi) {
     guarded(req, "create", [&] {
-        Filesystem& fs = fs_of(req);
-        Created created = Created::no;
-        auto key = create_key(req, "create", parent, name, fi->flags, created);
+        auto key = creatable_key(req, "create", parent, name);
         if (!key) {
             return;
         }
+        Filesystem& fs = fs_of(req);
         const kvp::PoolId pool = *pool_of_dir_ino(parent);
-        auto h = writable_handle(fs, pool, *key, fi->flags, created);
+        const auto names = fs.writers().share_names();
+        auto snap = fs.pool(pool).snapshot();
+        const kvp::SnapshotRecord* rec = snap->find(*key);
+        const bool adopted = rec == nullptr && fs.writers().adopt_unopened(*key);
+        const bool exists = rec != nullptr || adopted || fs.reserved(pool, *key);
+        if (exists && (fi->flags & O_EXCL) != 0) {
+            reply_error(req, "create", EEXIST, describe_key(pool, *key) + ": exists");
+            return;
+        }
+        auto h = std::make_unique<FileHandle>(pool, *key, write_mode(fs.options(), fi->flags));
+        h->state().truncate_pending = rec != nullptr && (fi->flags & O_TRUNC) != 0;
+        h->state().create_mode = rec == nullptr ? (mode & 07777) : 0;
         struct fuse_entry_param e {};
         e.ino = fs.inodes().acquire(pool, *key);
         e.attr_timeout = kKeyTimeout;
         e.entry_timeout = kKeyTimeout;
-        if (created == Created::deferred) {
-            fs.add_pending_create(pool, *key);
-            h->set_pending_create();
-            fs.fill_pending_attr(e.ino, pool, e.attr);
+        if (rec != nullptr) {
+            fs.fill_key_attr(e.ino, pool, *rec, e.attr);
         } else {
-            auto snap = fs.pool(pool).snapshot();
-            const kvp::SnapshotRecord* rec = snap->find(*key);
-            if (rec != nullptr) {
-                fs.fill_key_attr(e.ino, pool, *rec, e.attr);
-            } else {
-                fs.fill_pending_attr(e.ino, pool, e.attr);  // removed meanwhile: still ours
-            }
+            fs.fill_reserved_attr(e.ino, pool, e.attr);
         }
+        fs.writers().add(*h, rec == nullptr);
         set_open_flags(fi, true);
         fi->fh = reinterpret_cast<uint64_t>(h.get());
         fs.track(h.get());
@@ -182,14 +174,14 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t /*mod
         } else {
             fs.untrack(h.get());
             fs.inodes().forget(e.ino, 1);
-            if (h->pending_create()) {
-                fs.remove_pending_create(pool, *key);
-            }
+            std::lock_guard lock(h->mutex());
+            fs.writers().remove(*h);
         }
         trace_ok("create", pool, *key);
     });
 }
 
+// mknod of a regular file: reserves the name until a writable open takes it over.
 void op_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t /*rdev*/) {
     guarded(req, "mknod", [&] {
         if (!S_ISREG(mode)) {
@@ -197,23 +189,24 @@ void op_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
                         std::string(name) + ": only regular files (keys) can exist here");
             return;
         }
-        Filesystem& fs = fs_of(req);
-        Created created = Created::no;
-        auto key = create_key(req, "mknod", parent, name, O_EXCL, created);
+        auto key = creatable_key(req, "mknod", parent, name);
         if (!key) {
             return;
         }
+        Filesystem& fs = fs_of(req);
         const kvp::PoolId pool = *pool_of_dir_ino(parent);
-        auto snap = fs.pool(pool).snapshot();
-        const kvp::SnapshotRecord* rec = snap->find(*key);
-        if (rec == nullptr) {
-            throw kvp::Error(ENOENT, describe_key(pool, *key) + ": removed while being created");
+        const auto names = fs.writers().share_names();
+        if (fs.pool(pool).snapshot()->find(*key) != nullptr || fs.reserved(pool, *key)) {
+            reply_error(req, "mknod", EEXIST, describe_key(pool, *key) + ": exists");
+            return;
         }
+        fs.writers().reserve_unopened(*key);
         struct fuse_entry_param e {};
         e.ino = fs.inodes().acquire(pool, *key);
-        fs.fill_key_attr(e.ino, pool, *rec, e.attr);
+        fs.fill_reserved_attr(e.ino, pool, e.attr);
         if (fuse_reply_entry(req, &e) != 0) {
             fs.inodes().forget(e.ino, 1);
+            fs.writers().forget_unopened(*key);
         }
         trace_ok("mknod", pool, *key);
     });
@@ -226,16 +219,17 @@ void op_read(fuse_req_t req, fuse_ino_t /*ino*/, size_t size, off_t off,
     FileHandle& h = *handle_of(fi);
     const auto pos = static_cast<std::size_t>(off < 0 ? 0 : off);
     if (h.writable()) {
-        // Pending content can change under a concurrent write: copy the range.
-        std::string copy;
-        {
-            std::lock_guard lock(h.mutex());
-            const std::string_view head = h.head();
-            if (pos < head.size()) {
-                copy.assign(head.substr(pos, size));
+        // The key's current value; errors (a lock timeout) reach the reader.
+        guarded(req, "read", [&] {
+            std::string content;
+            {
+                std::lock_guard lock(h.mutex());
+                content = writer_content(fs_of(req), h);
             }
-        }
-        fuse_reply_buf(req, copy.data(), copy.size());
+            const std::string_view part =
+                pos < content.size() ? std::string_view(content).substr(pos, size) : "";
+            fuse_reply_buf(req, part.data(), part.size());
+        });
         return;
     }
     // A read-only handle's content is immutable: no lock, no copy. The local reference
@@ -265,21 +259,13 @@ void op_read(fuse_req_t req, fuse_ino_t /*ino*/, size_t size, off_t off,
 
 void op_release(fuse_req_t req, fuse_ino_t /*ino*/, struct fuse_file_info* fi) {
     std::unique_ptr<FileHandle> h(handle_of(fi));
-    fs_of(req).untrack(h.get());
+    Filesystem& fs = fs_of(req);
+    fs.untrack(h.get());
     if (h->writable()) {
-        std::lock_guard lock(h->mutex());
-        if (h->dirty()) {
-            // What flush() left: an O_TRUNC (or O_CREAT|O_TRUNC) with nothing written,
-            // and writes that came after the last flush (a shared mapping's writeback).
-            Filesystem& fs = fs_of(req);
-            try {
-                (void)commit_handle(fs, *h, "release");
-            } catch (const std::exception& e) {
-                kvp::log(kvp::LogLevel::error, std::string("release: ") + e.what());
-            }
-        }
-        if (h->pending_create()) {
-            fs_of(req).remove_pending_create(h->pool(), h->key());
+        try {
+            finish_writer(fs, *h);
+        } catch (const std::exception& e) {
+            kvp::log(kvp::LogLevel::error, std::string("release: ") + e.what());
         }
     }
     fuse_reply_err(req, 0);

@@ -1,11 +1,64 @@
 // setattr: truncate, chmod/chown, times (CONTRACT §5, §7).
 
 #include <cerrno>
+#include <shared_mutex>
 #include <string>
 
 #include "filesystem.hpp"
+#include "write_rules.hpp"
 
 namespace kvpfs {
+namespace {
+
+// A chmod or chown that keeps mode and owner as they are (install -m 644, cp -p, rsync -a,
+// tar -x) succeeds; one that would change them is EPERM.
+bool changes_mode_or_owner(const struct stat& now, const struct stat* attr, int to_set) {
+    return ((to_set & FUSE_SET_ATTR_MODE) != 0 &&
+            (attr->st_mode & 07777) != (now.st_mode & 07777)) ||
+           ((to_set & FUSE_SET_ATTR_UID) != 0 && attr->st_uid != now.st_uid) ||
+           ((to_set & FUSE_SET_ATTR_GID) != 0 && attr->st_gid != now.st_gid);
+}
+
+// A chmod (alone) to the mode an open handle created the key with: for its creator nothing
+// changes (install and rsync chmod their new file to its create mode, cp to the source's).
+bool chmod_to_create_mode(Filesystem& fs, const KeyRef& ref, const struct stat* attr, int to_set) {
+    if ((to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) != 0 || ref.pool != kvp::PoolId::guest) {
+        return false;
+    }
+    const auto names = fs.writers().own_names();
+    for (FileHandle* h : fs.writers().handles_of(ref.key)) {
+        std::lock_guard lock(h->mutex());
+        if (h->state().create_mode == (attr->st_mode & 07777U)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+// truncate(2) by path: cuts the current value as a read shows it, in one update.
+void truncate_by_path(Filesystem& fs, const KeyRef& ref, std::size_t size) {
+    const Options& o = fs.options();
+    const bool reserved = fs.reserved(ref.pool, ref.key);
+    (void)update_or_refuse(
+        fs.pool(ref.pool), ref.key, o.limits,
+        [&](const std::string* current) -> std::optional<std::string> {
+            if (current == nullptr && !reserved) {
+                throw kvp::Error(ENOENT, "no such key");
+            }
+            std::string content = current != nullptr ? shown_content(*current, o.raw) : "";
+            if (size > content.size()) {
+                throw kvp::Error(EINVAL, "truncate to " + std::to_string(size) +
+                                             ": growing a value is not possible");
+            }
+            if (current != nullptr && size == content.size()) {
+                return std::nullopt;  // nothing cut
+            }
+            content.resize(size);
+            return std::string(stored_value(content, o.raw));
+        });
+}
+
+}  // namespace
 
 void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
                 struct fuse_file_info* fi) {
@@ -26,55 +79,50 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
                         what + ": " + (err == EROFS ? "mounted read-only" : "not writable"));
             return;
         }
+        FileHandle* h = handle_of(fi);
+        if (h != nullptr && !h->writable()) {
+            h = nullptr;
+        }
         if ((to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) != 0) {
-            reply_error(req, "setattr", EPERM, what + ": mode and owner are fixed");
+            struct stat now {};
+            fs.fill_reserved_attr(ino, ref->pool, now);  // mode and owner are the same for all
+            if (changes_mode_or_owner(now, attr, to_set) &&
+                !chmod_to_create_mode(fs, *ref, attr, to_set)) {
+                reply_error(req, "setattr", EPERM, what + ": mode and owner are fixed");
+                return;
+            }
+        }
+        if ((to_set & FUSE_SET_ATTR_SIZE) != 0 && attr->st_size < 0) {
+            reply_error(req, "setattr", EINVAL, what + ": negative size");
             return;
         }
-        // Times: accepted and ignored (a key's mtime is when its value changed).
+        const auto size = static_cast<std::size_t>(attr->st_size);
+        const bool times = (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
+                                      FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW)) != 0;
+        if (h != nullptr) {
+            struct stat st {};
+            {
+                const auto names = fs.writers().share_names();
+                std::lock_guard lock(h->mutex());
+                if ((to_set & FUSE_SET_ATTR_SIZE) != 0) {
+                    truncate_through(fs, *h, size);
+                } else if (times) {
+                    create_if_reserved(fs, *h);  // touch: times set on a new, unwritten file
+                }
+                fs.fill_handle_attr(ino, writer_content(fs, *h).size(), fs.started(), st);
+            }
+            fuse_reply_attr(req, &st, kKeyTimeout);
+            trace_ok("setattr", what);
+            return;
+        }
+        // Times are accepted and ignored (a key's mtime is when its value changed), except
+        // that they make a touched, reserved name a key.
         if ((to_set & FUSE_SET_ATTR_SIZE) != 0) {
-            if (attr->st_size < 0) {
-                reply_error(req, "setattr", EINVAL, what + ": negative size");
-                return;
-            }
-            const auto size = static_cast<std::size_t>(attr->st_size);
-            FileHandle* h = handle_of(fi);
-            if (h != nullptr && h->writable()) {
-                struct stat st {};
-                int err = 0;
-                {
-                    std::lock_guard lock(h->mutex());
-                    err = h->truncate(size);
-                    fs.fill_handle_attr(ino, *h, fs.started(), st);
-                }
-                if (err != 0) {
-                    reply_error(req, "setattr", err,
-                                what + ": truncate to " + std::to_string(size) +
-                                    (err == EINVAL ? ": growing a value is not possible"
-                                                   : ": an earlier write was refused"));
-                    return;
-                }
-                fuse_reply_attr(req, &st, kKeyTimeout);
-                return;
-            }
-            // truncate(2) by path: cut the current value and commit at once.
-            kvp::PoolFile& pool = fs.pool(ref->pool);
-            auto snap = pool.snapshot();
-            const kvp::SnapshotRecord* rec = snap->find(ref->key);
-            if (rec == nullptr) {
-                reply_error(req, "setattr", ENOENT, what);
-                return;
-            }
-            std::string content = shown_content(rec->record.value, fs.options().raw);
-            if (size > content.size()) {
-                reply_error(req, "setattr", EINVAL,
-                            what + ": truncate to " + std::to_string(size) +
-                                ": growing a value is not possible");
-                return;
-            }
-            if (size < content.size()) {
-                content.resize(size);
-                pool.set(ref->key, stored_value(content, fs.options().raw), fs.options().limits);
-            }
+            const auto names = fs.writers().share_names();
+            truncate_by_path(fs, *ref, size);
+        } else if (times && fs.reserved(ref->pool, ref->key)) {
+            const auto names = fs.writers().own_names();
+            touch_reserved(fs, ref->key);
         }
         struct stat st {};
         if (int err = fs.attr_of(ino, st); err != 0) {

@@ -1,84 +1,285 @@
-// Writing: write edits the handle's pending content; flush (every close) and fsync commit
-// it through the engine, which replaces the value atomically under the exclusive lock
-// (CONTRACT §5). A refused write poisons the handle: it never commits anything.
+// Writing (CONTRACT §5): every write() is one PoolFile::update, a read-modify-write of the
+// key under the exclusive lock, applied to the key's current value as a read shows it and
+// stored before the reply, so the caller sees every refusal. flush (every close) and fsync
+// answer the last refused write's errno again; release stores what an O_TRUNC or a create
+// with nothing written leaves (the empty value).
+
+#include <fcntl.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <functional>
+#include <optional>
 #include <string>
 
 #include "filesystem.hpp"
+#include "unique_fd.hpp"
+#include "write_rules.hpp"
 
 namespace kvpfs {
+namespace {
 
-int commit_handle(Filesystem& fs, FileHandle& h, const char* op) {
-    const bool at_flush = std::string_view(op) == "flush";
-    if (at_flush ? !h.flush_dirty() : !h.dirty()) {
-        return 0;
-    }
-    const std::string_view value = h.value_to_commit();
-    const Options& o = fs.options();
-    const kvp::Violation v = kvp::check_value(value, o.limits);
+std::size_t value_hash(std::string_view value) {
+    return std::hash<std::string_view>{}(value);
+}
+
+void check_stored_value(std::string_view value, kvp::Limits limits) {
+    const kvp::Violation v = kvp::check_value(value, limits);
     if (v != kvp::Violation::none) {
-        const int err = kvp::value_errno(v);
-        kvp::log(kvp::LogLevel::error, std::string(op) + ": " + describe_key(h.pool(), h.key()) +
-                                           ": value not stored: " + kvp::describe(v) + ": " +
-                                           std::strerror(err));
-        h.committed();  // judged once: a later close of a dup'ed fd does not retry it
-        return err;
+        throw kvp::Error(kvp::value_errno(v), std::string("value not stored: ") + kvp::describe(v));
     }
-    try {
-        fs.pool(h.pool()).set(h.key(), value, o.limits);
-    } catch (...) {
-        h.committed();  // reported to this close()/fsync(): never stored behind its back later
-        throw;
+}
+
+// One write() through `h` (names lock shared, h's mutex held). Throws kvp::Error to refuse.
+void write_through(Filesystem& fs, FileHandle& h, std::string_view data, std::size_t offset) {
+    WriterState& s = h.state();
+    const WriteMode& mode = h.mode();
+    if (s.unlinked) {
+        return;  // as for an unlinked file: the write succeeds and nothing keeps it
     }
-    h.committed();
-    trace_ok(op, h.pool(), h.key(), " committed");
-    return 0;
+    if (std::memchr(data.data(), '\0', data.size()) != nullptr) {
+        throw kvp::Error(EINVAL, "NUL byte in written data: a value cannot hold one");
+    }
+    if (data.size() > kMaxWriteBytes) {
+        throw kvp::Error(EFBIG, "value over the write limit");
+    }
+    // Bytes held back from an earlier write go first when this write continues them.
+    std::string joined;
+    std::string_view piece = data;
+    std::size_t at = offset;
+    const bool joins = !s.held.empty() && (mode.append || offset == s.held_at + s.held.size());
+    if (joins) {
+        joined = s.held + std::string(data);
+        piece = joined;
+        at = s.held_at;
+    } else if (!s.held.empty()) {
+        s.held.clear();
+        s.error = EINVAL;
+        kvp::log(kvp::LogLevel::error, "write: " + describe_key(h.pool(), s.key) +
+                                           ": an unfinished UTF-8 sequence was not continued; "
+                                           "it is not stored");
+    }
+    const bool hold = mode.limits == kvp::Limits::host;
+    WriteOutcome outcome;
+    std::string value;
+    const bool stored =
+        update_or_refuse(fs.pool(h.pool()), s.key, mode.limits,
+                         [&](const std::string* current) -> std::optional<std::string> {
+                             std::string base;
+                             if (!s.truncate_pending && current != nullptr) {
+                                 const bool open_line = mode.append && !mode.raw && s.open_line &&
+                                                        *s.open_line == value_hash(*current);
+                                 base = open_line ? *current : shown_content(*current, mode.raw);
+                             }
+                             outcome = apply_write(base, piece, at, mode.append, hold);
+                             if (!outcome.changed) {
+                                 return std::nullopt;  // all of it held back: nothing to store yet
+                             }
+                             value = std::string(stored_value(outcome.content, mode.raw));
+                             check_stored_value(value, mode.limits);
+                             return value;
+                         });
+    if (joins) {
+        s.held.clear();
+    }
+    if (outcome.held > 0) {
+        s.held = std::string(piece.substr(piece.size() - outcome.held));
+        s.held_at = at + piece.size() - outcome.held;
+    }
+    if (stored) {
+        s.truncate_pending = false;
+        fs.writers().stored(h);
+        const std::string_view written = piece.substr(0, piece.size() - outcome.held);
+        const bool line_open = mode.append && !mode.raw && written.back() != '\n';
+        s.open_line = line_open ? std::optional(value_hash(value)) : std::nullopt;
+    }
+}
+
+// Stores the empty value an O_TRUNC or a create leaves when nothing was written (names lock
+// shared, h's mutex held). A create stores it only if the key is still absent.
+void store_empty(Filesystem& fs, FileHandle& h) {
+    WriterState& s = h.state();
+    const bool truncate = s.truncate_pending;
+    (void)fs.pool(h.pool()).update(
+        s.key,
+        [&](const std::string* current) -> std::optional<std::string> {
+            if (!truncate && current != nullptr) {
+                return std::nullopt;  // created meanwhile by someone else: leave it
+            }
+            return std::string();
+        },
+        h.mode().limits);
+    s.truncate_pending = false;
+    fs.writers().stored(h);
+}
+
+[[nodiscard]] bool empty_pending(const WriterState& s) {
+    return !s.unlinked && s.error == 0 && s.held.empty() && (s.truncate_pending || s.reserved);
+}
+
+}  // namespace
+
+void create_if_reserved(Filesystem& fs, FileHandle& h) {
+    const WriterState& s = h.state();
+    if (s.reserved && empty_pending(s)) {
+        store_empty(fs, h);
+    }
+}
+
+void touch_reserved(Filesystem& fs, std::string_view key) {
+    for (FileHandle* h : fs.writers().handles_of(key)) {
+        std::lock_guard lock(h->mutex());
+        create_if_reserved(fs, *h);
+    }
+}
+
+void truncate_through(Filesystem& fs, FileHandle& h, std::size_t size) {
+    WriterState& s = h.state();
+    if (s.unlinked) {
+        return;
+    }
+    const WriteMode& mode = h.mode();
+    (void)update_or_refuse(fs.pool(h.pool()), s.key, mode.limits,
+                           [&](const std::string* current) -> std::optional<std::string> {
+                               std::string content;
+                               if (!s.truncate_pending && current != nullptr) {
+                                   content = shown_content(*current, mode.raw);
+                               }
+                               if (size > content.size()) {
+                                   throw kvp::Error(EINVAL,
+                                                    "truncate to " + std::to_string(size) +
+                                                        ": growing a value is not possible");
+                               }
+                               content.resize(size);
+                               std::string value(stored_value(content, mode.raw));
+                               check_stored_value(value, mode.limits);
+                               return value;
+                           });
+    s.truncate_pending = false;
+    s.open_line.reset();
+    fs.writers().stored(h);
+}
+
+std::string writer_content(Filesystem& fs, FileHandle& h) {
+    const WriterState& s = h.state();
+    if (s.unlinked || s.truncate_pending) {
+        return {};
+    }
+    auto snap = fs.pool(h.pool()).snapshot();
+    const kvp::SnapshotRecord* rec = snap->find(s.key);
+    return rec != nullptr ? shown_content(rec->record.value, h.mode().raw) : std::string();
 }
 
 void op_write(fuse_req_t req, fuse_ino_t /*ino*/, const char* buf, size_t size, off_t off,
               struct fuse_file_info* fi) {
     FileHandle& h = *handle_of(fi);
-    int err = 0;
-    {
-        std::lock_guard lock(h.mutex());
-        err = h.write(std::string_view(buf, size), static_cast<std::size_t>(off < 0 ? 0 : off));
-    }
-    if (err != 0) {
-        const char* why = err == EFBIG    ? "value over the write limit"
-                          : err == EINVAL ? "NUL byte or hole in written data"
-                                          : "an earlier write on this file was refused";
-        reply_error(req, "write", err,
-                    describe_key(h.pool(), h.key()) + ": " + why + "; nothing will be stored");
-        return;
-    }
-    fuse_reply_write(req, size);
+    guarded(req, "write", [&] {
+        Filesystem& fs = fs_of(req);
+        try {
+            const auto names = fs.writers().share_names();
+            std::lock_guard lock(h.mutex());
+            set_request_subject(h.pool(), h.state().key);
+            try {
+                write_through(fs, h, std::string_view(buf, size),
+                              static_cast<std::size_t>(off < 0 ? 0 : off));
+            } catch (const kvp::Error& e) {
+                h.state().error = e.errno_value();  // flush and fsync answer it again
+                h.state().held.clear();             // held bytes went with the refused write
+                throw;
+            }
+        } catch (const kvp::Error& e) {
+            if (e.errno_value() == EAGAIN) {
+                std::lock_guard lock(h.mutex());
+                h.state().error = EAGAIN;
+            }
+            throw;
+        }
+        fuse_reply_write(req, size);
+    });
 }
 
-static void commit_reply(fuse_req_t req, struct fuse_file_info* fi, const char* op) {
+void op_flush(fuse_req_t req, fuse_ino_t /*ino*/, struct fuse_file_info* fi) {
     FileHandle* h = handle_of(fi);
     if (h == nullptr || !h->writable()) {
         fuse_reply_err(req, 0);
         return;
     }
-    guarded(req, op, [&] {
-        set_request_subject(h->pool(), h->key());
-        int err = 0;
-        {
-            std::lock_guard lock(h->mutex());
-            err = commit_handle(fs_of(req), *h, op);
+    int err = 0;
+    {
+        Filesystem& fs = fs_of(req);
+        // Only to drop a refused create's name early; never waited for (close must not).
+        const auto names = fs.writers().try_share_names();
+        std::lock_guard lock(h->mutex());
+        WriterState& s = h->state();
+        if (!s.held.empty()) {
+            kvp::log(kvp::LogLevel::error,
+                     "flush: " + describe_key(h->pool(), s.key) +
+                         ": closed inside an unfinished UTF-8 sequence; those bytes are not "
+                         "stored: " +
+                         std::strerror(EINVAL));
+            s.held.clear();
+            s.error = EINVAL;
         }
-        fuse_reply_err(req, err);
+        err = s.error;  // the refusal was logged when the write got it
+        if (err != 0 && s.reserved && names.owns_lock()) {
+            // A create whose writes were refused: its name goes now, not at release, which
+            // comes after close() returns.
+            fs.writers().stored(*h);
+        }
+    }
+    fuse_reply_err(req, err);
+}
+
+void op_fsync(fuse_req_t req, fuse_ino_t /*ino*/, int datasync, struct fuse_file_info* fi) {
+    FileHandle* h = handle_of(fi);
+    if (h == nullptr || !h->writable()) {
+        fuse_reply_err(req, 0);
+        return;
+    }
+    guarded(req, "fsync", [&] {
+        Filesystem& fs = fs_of(req);
+        {
+            const auto names = fs.writers().share_names();
+            std::lock_guard lock(h->mutex());
+            WriterState& s = h->state();
+            set_request_subject(h->pool(), s.key);
+            if (!s.held.empty()) {
+                throw kvp::Error(EINVAL, "the value ends inside an unfinished UTF-8 sequence");
+            }
+            if (s.error != 0) {
+                fuse_reply_err(req, s.error);  // logged when the write was refused
+                return;
+            }
+            if (empty_pending(s)) {
+                store_empty(fs, *h);
+            }
+        }
+        // The pool file to its storage, as fsync promises for the file written.
+        const std::string path = fs.pool(h->pool()).path().string();
+        const kvp::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+        if (fd && (datasync != 0 ? ::fdatasync(fd.get()) : ::fsync(fd.get())) != 0) {
+            kvp::throw_errno("fsync " + path);
+        }
+        fuse_reply_err(req, 0);
     });
 }
 
-void op_flush(fuse_req_t req, fuse_ino_t /*ino*/, struct fuse_file_info* fi) {
-    commit_reply(req, fi, "flush");
-}
-
-void op_fsync(fuse_req_t req, fuse_ino_t /*ino*/, int /*datasync*/, struct fuse_file_info* fi) {
-    commit_reply(req, fi, "fsync");
+void finish_writer(Filesystem& fs, FileHandle& h) {
+    // No caller waits for a release: wait for the names lock as long as it takes.
+    const auto names = fs.writers().share_names(false);
+    std::lock_guard lock(h.mutex());
+    WriterState& s = h.state();
+    if (empty_pending(s)) {
+        try {
+            store_empty(fs, h);
+            trace_ok("release", h.pool(), s.key, " stored empty");
+        } catch (const std::exception& e) {
+            kvp::log(kvp::LogLevel::error, "release: " + describe_key(h.pool(), s.key) +
+                                               ": empty value not stored: " + e.what());
+        }
+    }
+    fs.writers().remove(h);
 }
 
 }  // namespace kvpfs

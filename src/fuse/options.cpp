@@ -27,6 +27,7 @@ enum Key {
     kUid,
     kGid,
     kLockTimeout,
+    kAuto,
 };
 
 struct ParseState {
@@ -37,21 +38,14 @@ struct ParseState {
 
 // Every option kvpfs handles itself: they never reach libfuse or the kernel.
 const struct fuse_opt kSpec[] = {
-    FUSE_OPT_KEY("-h", kHelp),
-    FUSE_OPT_KEY("--help", kHelp),
-    FUSE_OPT_KEY("-V", kVersion),
-    FUSE_OPT_KEY("--version", kVersion),
-    FUSE_OPT_KEY("-f", kForeground),
-    FUSE_OPT_KEY("-d", kDebug),
-    FUSE_OPT_KEY("debug", kDebug),
-    FUSE_OPT_KEY("-s", kSingle),
-    FUSE_OPT_KEY("ro", kReadOnly),
-    FUSE_OPT_KEY("raw", kRaw),
-    FUSE_OPT_KEY("limits=", kLimits),
-    FUSE_OPT_KEY("uid=", kUid),
-    FUSE_OPT_KEY("gid=", kGid),
-    FUSE_OPT_KEY("lock_timeout=", kLockTimeout),
-    FUSE_OPT_END,
+    FUSE_OPT_KEY("-h", kHelp),        FUSE_OPT_KEY("--help", kHelp),
+    FUSE_OPT_KEY("-V", kVersion),     FUSE_OPT_KEY("--version", kVersion),
+    FUSE_OPT_KEY("-f", kForeground),  FUSE_OPT_KEY("-d", kDebug),
+    FUSE_OPT_KEY("debug", kDebug),    FUSE_OPT_KEY("-s", kSingle),
+    FUSE_OPT_KEY("ro", kReadOnly),    FUSE_OPT_KEY("raw", kRaw),
+    FUSE_OPT_KEY("limits=", kLimits), FUSE_OPT_KEY("uid=", kUid),
+    FUSE_OPT_KEY("gid=", kGid),       FUSE_OPT_KEY("lock_timeout=", kLockTimeout),
+    FUSE_OPT_KEY("auto=", kAuto),     FUSE_OPT_END,
 };
 
 enum class MountOption { kernel, ignored, unknown };
@@ -183,6 +177,17 @@ int process(void* data, const char* arg, int key, struct fuse_args* /*outargs*/)
                 o.limits = kvp::Limits::pool;
             } else {
                 return fail("bad value for option limits: '" + v + "' (use host or pool)");
+            }
+            return 0;
+        }
+        case kAuto: {
+            const std::string v = value_of(arg);
+            if (v == "host") {
+                o.auto_intrinsic = true;
+            } else if (v == "file") {
+                o.auto_intrinsic = false;
+            } else {
+                return fail("bad value for option auto: '" + v + "' (use host or file)");
             }
             return 0;
         }
@@ -321,6 +326,8 @@ std::string usage_text(const char* program) {
            "  -o limits=host|pool    write limits: what the host receives intact (254/1022\n"
            "                         UTF-16 units, valid UTF-8; default) or the file format's\n"
            "                         (511/2047 bytes)\n"
+           "  -o auto=host|file      auto/: the file's records and the intrinsic items the\n"
+           "                         host is shown (default), or .kvp_pool_2 alone\n"
            "  -o uid=N, -o gid=N     owner of every file (default 0)\n"
            "  -o lock_timeout=S      longest wait for a pool file lock, in seconds (default 10)\n"
            "  -o allow_other         let other users in (mode bits are always checked)\n"

@@ -24,6 +24,9 @@ struct Options {
     bool read_only = false;
     bool raw = false;
     kvp::Limits limits = kvp::Limits::host;
+    // -o auto=host (default): auto/ adds the intrinsic items hv_kvp_daemon computes;
+    // -o auto=file: auto/ shows .kvp_pool_2 alone.
+    bool auto_intrinsic = true;
     uid_t uid = 0;
     gid_t gid = 0;
     std::chrono::milliseconds lock_timeout{10'000};

@@ -72,17 +72,26 @@ int run(int argc, const char* const* argv, std::ostream& out, std::ostream& err)
     std::string dir;
     bool json = false;
     bool sample = false;
+    bool intrinsic = false;
+    constexpr const char* kIntrinsicHelp =
+        "auto only: pool 2 as the host sees it, the file's records and then the intrinsic "
+        "items hv_kvp_daemon computes (FullyQualifiedDomainName, NetworkAddressIPv4, OSName, "
+        "...) that the file does not hold";
 
     auto* list = app.add_subcommand("list", "Print the keys of a pool, one per line");
     list->add_option("POOL", pool_arg, kPoolHelp)->required()->check(kPoolValidator)->type_name("");
-    list->callback(
-        [&] { action = [&](const Context& c) { return cmd_list(c, to_pool(pool_arg)); }; });
+    list->add_flag("--intrinsic", intrinsic, kIntrinsicHelp);
+    list->callback([&] {
+        action = [&](const Context& c) { return cmd_list(c, to_pool(pool_arg), intrinsic); };
+    });
 
     auto* get = app.add_subcommand("get", "Print a key's value and a newline (exit 1 if absent)");
     get->add_option("POOL", pool_arg, kPoolHelp)->required()->check(kPoolValidator)->type_name("");
     get->add_option("KEY", key, "The key")->required();
-    get->callback(
-        [&] { action = [&](const Context& c) { return cmd_get(c, to_pool(pool_arg), key); }; });
+    get->add_flag("--intrinsic", intrinsic, kIntrinsicHelp);
+    get->callback([&] {
+        action = [&](const Context& c) { return cmd_get(c, to_pool(pool_arg), key, intrinsic); };
+    });
 
     auto* set = app.add_subcommand(
         "set", "Create or replace a key in any pool (creates the pool file if missing)");
@@ -141,8 +150,8 @@ int run(int argc, const char* const* argv, std::ostream& out, std::ostream& err)
         "init", "Create DIR and its five pool files (mode 0644), keeping existing ones");
     init->add_option("DIR", dir, "The pool directory to create")->required();
     init->add_flag("--sample", sample,
-                   "Fill parameter (pool 3) with an Azure host's keys and auto (pool 2) with "
-                   "this machine's intrinsic items");
+                   "Fill parameter (pool 3) with an Azure host's keys (auto, pool 2, stays "
+                   "empty as on a real VM: see list/get --intrinsic)");
     init->callback([&] { action = [&](const Context& c) { return cmd_init(c, dir, sample); }; });
 
     auto* watch = app.add_subcommand(

@@ -1,11 +1,18 @@
-// kvpctl get POOL KEY: the value and a newline; exit 1 when the key is absent.
+// kvpctl get POOL KEY [--intrinsic]: the value and a newline; exit 1 when the key is absent.
 #include "commands.hpp"
+#include "host_view.hpp"
 
 namespace kvpctl {
 
-int cmd_get(const Context& ctx, kvp::PoolId pool, const std::string& key) {
-    auto directory = open_pool_directory(ctx, false);
-    const auto value = directory.pool(pool).get(key);
+int cmd_get(const Context& ctx, kvp::PoolId pool, const std::string& key, bool intrinsic) {
+    std::optional<std::string> value;
+    if (intrinsic) {
+        require_auto_pool(pool);
+        value = host_view_value(ctx, key);
+    } else {
+        auto directory = open_pool_directory(ctx, false);
+        value = directory.pool(pool).get(key);
+    }
     if (!value) {
         *ctx.err << "kvpctl: " << kvp::pool_name(pool) << ": no key " << escape(key, true) << '\n';
         return kExitNegative;

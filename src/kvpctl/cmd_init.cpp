@@ -1,6 +1,6 @@
 // kvpctl init DIR [--sample]: creates the directory and the five pool files (mode 0644,
 // as hv_kvp_daemon creates them), leaving existing files as they are. --sample fills
-// `parameter` and `auto` with an Azure VM's data (sample_data.hpp).
+// `parameter` with an Azure host's data (sample_data.hpp).
 #include <fcntl.h>
 #include <sys/stat.h>
 
@@ -57,9 +57,10 @@ int cmd_init(const Context& ctx, const boost::filesystem::path& dir, bool sample
     Context in_dir = ctx;
     in_dir.pool_dir = dir;
     auto directory = open_pool_directory(in_dir, false);
+    // auto (pool 2) stays empty, as on a real VM: hv_kvp_daemon never stores the intrinsic
+    // items, it computes them when the host asks (kvpfs's auto/ and `--intrinsic` show them).
     const std::pair<kvp::PoolId, KeyValues> pools[] = {
         {kvp::PoolId::parameter, sample_parameter_pool()},
-        {kvp::PoolId::automatic, sample_auto_pool()},
     };
     for (const auto& [id, items] : pools) {
         auto& file = directory.pool(id);

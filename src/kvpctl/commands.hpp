@@ -12,8 +12,10 @@
 
 namespace kvpctl {
 
-int cmd_list(const Context& ctx, kvp::PoolId pool);
-int cmd_get(const Context& ctx, kvp::PoolId pool, const std::string& key);
+// `intrinsic` (auto only): pool 2 as the host sees it, with the intrinsic items the file
+// lacks (host_view.hpp).
+int cmd_list(const Context& ctx, kvp::PoolId pool, bool intrinsic);
+int cmd_get(const Context& ctx, kvp::PoolId pool, const std::string& key, bool intrinsic);
 int cmd_set(const Context& ctx, kvp::PoolId pool, const std::string& key, const std::string& value,
             kvp::Limits limits);
 int cmd_delete(const Context& ctx, kvp::PoolId pool, const std::string& key);

@@ -1,8 +1,7 @@
 #pragma once
-// The data `kvpctl init --sample` writes: what an Azure VM's pools hold. `parameter` gets
-// the keys the Hyper-V host sends about itself (plausible values of an Azure host);
-// `auto` gets the intrinsic items, computed from this machine the way hv_kvp_daemon
-// computes them (uname, /etc/os-release, the interface addresses).
+// The data `kvpctl init --sample` writes: the keys the Hyper-V host sends about itself to
+// `parameter` (plausible values of an Azure host). The auto pool's intrinsic items are not
+// sample data: hv_kvp_daemon computes them on demand (src/engine/intrinsic_items.hpp).
 
 #include <string>
 #include <utility>
@@ -13,6 +12,5 @@ namespace kvpctl {
 using KeyValues = std::vector<std::pair<std::string, std::string>>;
 
 [[nodiscard]] KeyValues sample_parameter_pool();
-[[nodiscard]] KeyValues sample_auto_pool();
 
 }  // namespace kvpctl

@@ -91,10 +91,26 @@ TEST_F(RefusalTest, ReadOnlyPoolsRefuseEveryChangeWithEacces) {
     EXPECT_NE(daemon_log().find("external/k"), std::string::npos) << daemon_log();
 }
 
-TEST_F(RefusalTest, GuestRefusesChmodChownButAcceptsTimes) {
+TEST_F(RefusalTest, GuestRefusesChmodChownThatChangeButAcceptsTimes) {
     const std::string k = mnt("guest/k");
     expect_refused("chmod", ::chmod(k.c_str(), 0600), EPERM);
+    expect_refused("chmod +x", ::chmod(k.c_str(), 0755), EPERM);
     expect_refused("chown", ::chown(k.c_str(), 1, 1), EPERM);
+    expect_refused("chgrp", ::chown(k.c_str(), static_cast<uid_t>(-1), 1), EPERM);
+    // The same mode and owner: nothing changes, so nothing is refused (install -m 644, cp -p).
+    EXPECT_EQ(::chmod(k.c_str(), 0644), 0);
+    EXPECT_EQ(::chown(k.c_str(), 0, 0), 0);
+    EXPECT_EQ(::chown(k.c_str(), static_cast<uid_t>(-1), 0), 0);
+    const int fd = ::open(k.c_str(), O_WRONLY);
+    ASSERT_GE(fd, 0);
+    EXPECT_EQ(::fchmod(fd, 0644), 0);
+    EXPECT_EQ(::fchown(fd, 0, 0), 0);
+    EXPECT_EQ(::fchmod(fd, 0600), -1);
+    EXPECT_EQ(errno, EPERM);
+    EXPECT_EQ(::close(fd), 0);
+    EXPECT_EQ(snapshot(), before_);
+    // Directories are entries of the root: EACCES, also for a chmod that changes nothing.
+    expect_refused("chmod guest/ same", ::chmod(mnt("guest").c_str(), 0755), EACCES);
     struct stat st1 {};
     ASSERT_EQ(::stat(k.c_str(), &st1), 0);
     struct timeval tv[2] = {{1000, 0}, {1000, 0}};

@@ -49,26 +49,32 @@ TEST_F(KvpfsTest, AppendAddsToTheCurrentValue) {
     EXPECT_EQ(pool_recs(1), (Recs{{"log", "a\nb"}}));
 }
 
-TEST_F(KvpfsTest, WritesAtOffsetsEditThePendingValue) {
+TEST_F(KvpfsTest, WritesAtOffsetsAreStoredWhenTheyReturn) {
     set_pool(1, {{"k", "abcdef"}});
     int fd = ::open(mnt("guest/k").c_str(), O_RDWR);
     ASSERT_GE(fd, 0);
     ASSERT_EQ(::pwrite(fd, "XY", 2, 2), 2);
+    EXPECT_EQ(pool_recs(1), (Recs{{"k", "abXYef"}}));  // stored before write() returned
     char buf[16] = {};
     ASSERT_EQ(::pread(fd, buf, sizeof buf, 0), 7);
     EXPECT_EQ(std::string(buf, 7), "abXYef\n");
-    EXPECT_EQ(pool_recs(1), (Recs{{"k", "abcdef"}}));  // nothing committed before close
-    ASSERT_EQ(::pwrite(fd, "Z", 1, 9), -1);            // a hole would be NUL bytes
+    const std::string before = pool_raw(1);
+    ASSERT_EQ(::pwrite(fd, "Z", 1, 9), -1);  // a hole would be NUL bytes
     EXPECT_EQ(errno, EINVAL);
-    ::close(fd);
-    EXPECT_EQ(pool_recs(1), (Recs{{"k", "abcdef"}}));  // the refused handle committed nothing
+    EXPECT_EQ(pool_raw(1), before);
+    ASSERT_EQ(::pwrite(fd, "Q", 1, 0), 1);  // a refusal does not stop later writes
+    EXPECT_EQ(pool_recs(1), (Recs{{"k", "QbXYef"}}));
+    EXPECT_EQ(::close(fd), -1);  // close answers the refused write's errno again
+    EXPECT_EQ(errno, EINVAL);
+    EXPECT_EQ(pool_recs(1), (Recs{{"k", "QbXYef"}}));
 }
 
 TEST_F(KvpfsTest, ValueIsInThePoolBeforeCloseReturnsAndOnFsync) {
     int fd = ::open(mnt("guest/k").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     ASSERT_GE(fd, 0);
+    EXPECT_EQ(pool_raw(1), "");  // the name is reserved, not in the pool
     ASSERT_EQ(::write(fd, "one\n", 4), 4);
-    EXPECT_EQ(pool_raw(1), "");  // value pending, the new key with it
+    EXPECT_EQ(pool_recs(1), (Recs{{"k", "one"}}));  // created by the first stored write
     ASSERT_EQ(::fsync(fd), 0);
     EXPECT_EQ(pool_recs(1), (Recs{{"k", "one"}}));
     ASSERT_EQ(::pwrite(fd, "two\n", 4, 0), 4);
@@ -161,10 +167,12 @@ TEST_F(KvpfsTest, NewKeyIsThereForItsWriterBeforeTheFirstCommit) {
     ASSERT_GE(fd, 0);
     struct stat st {};
     EXPECT_EQ(stat_errno("guest/new", &st), 0);
-    EXPECT_EQ(st.st_size, 1);
+    EXPECT_EQ(st.st_size, 1);  // reads as an empty value
     EXPECT_EQ(cat("guest/new"), "\n");
-    EXPECT_EQ(pool_raw(1), "");  // not in the pool yet
+    EXPECT_EQ(list("guest"), std::vector<std::string>{});  // not listed: not in the pool
+    EXPECT_EQ(pool_raw(1), "");
     ASSERT_EQ(::write(fd, "v\n", 2), 2);
+    EXPECT_EQ(pool_recs(1), (Recs{{"new", "v"}}));
     ASSERT_EQ(::close(fd), 0);
     EXPECT_EQ(pool_recs(1), (Recs{{"new", "v"}}));
 }
@@ -225,15 +233,19 @@ TEST_F(KvpfsTest, ValueOverTheHostLimitIsEfbigAndNothingIsStored) {
     EXPECT_EQ(r.err, EFBIG);
     EXPECT_EQ(r.step, "write");
     EXPECT_EQ(pool_raw(1), before);
-    // Small writes that pass, then one that crosses: nothing of the handle is committed.
+    // A small write that passes is stored; one that crosses is refused and stores nothing.
     int fd = ::open(mnt("guest/k").c_str(), O_WRONLY | O_TRUNC);
     ASSERT_GE(fd, 0);
     ASSERT_EQ(::write(fd, "short", 5), 5);
+    EXPECT_EQ(pool_recs(1), (Recs{{"k", "short"}}));
+    const std::string after_short = pool_raw(1);
     const std::string big(2000, 'c');
     EXPECT_EQ(::write(fd, big.data(), big.size()), -1);
     EXPECT_EQ(errno, EFBIG);
-    ::close(fd);
-    EXPECT_EQ(pool_raw(1), before);
+    EXPECT_EQ(::close(fd), -1);
+    EXPECT_EQ(errno, EFBIG);
+    EXPECT_EQ(pool_raw(1), after_short);
+    set_pool(1, {{"k", "old"}});
     // Four-byte UTF-8 sequences count two units: 511 of them are 1022 units.
     std::string emoji;
     for (int i = 0; i < 512; ++i) {
@@ -253,12 +265,16 @@ TEST_F(KvpfsTest, NulByteInDataIsEinval) {
     EXPECT_EQ(pool_raw(1), before);
 }
 
-TEST_F(KvpfsTest, InvalidUtf8FailsAtCloseUnderHostLimits) {
+TEST_F(KvpfsTest, InvalidUtf8FailsTheWriteUnderHostLimits) {
     set_pool(1, {{"k", "old"}});
     const std::string before = pool_raw(1);
     IoResult r = write_file("guest/k", "bad \xC3\x28 utf8\n");
     EXPECT_EQ(r.err, EINVAL);
-    EXPECT_EQ(r.step, "close");
+    EXPECT_EQ(r.step, "write");
+    EXPECT_EQ(pool_raw(1), before);
+    r = write_file("guest/k", "\xff\xfe");
+    EXPECT_EQ(r.err, EINVAL);
+    EXPECT_EQ(r.step, "write");
     EXPECT_EQ(pool_raw(1), before);
 }
 

@@ -28,6 +28,7 @@ namespace {
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::StartsWith;
 
 constexpr std::size_t kKey = 512;
@@ -499,11 +500,11 @@ TEST_F(KvpctlTest, InitCreatesFivePoolFilesMode0644AndKeepsExisting) {
     EXPECT_EQ(read_pool(1), record("Keep", "me"));
 }
 
-TEST_F(KvpctlTest, InitSampleWritesAnAzureVmsPools) {
+TEST_F(KvpctlTest, InitSampleWritesAnAzureHostsParameterPoolAndLeavesAutoEmpty) {
     const Result r = run({"init", dir_, "--sample"}, false);
     ASSERT_EQ(r.code, 0) << r.err;
     EXPECT_THAT(r.out, HasSubstr("parameter: wrote 16 sample keys"));
-    EXPECT_THAT(r.out, HasSubstr("auto: wrote 10 sample keys"));
+    EXPECT_THAT(r.out, Not(HasSubstr("auto:")));
     EXPECT_EQ(run({"list", "parameter"}).out,
               "HostName\nHostingSystemEditionId\nHostingSystemNestedLevel\n"
               "HostingSystemOsMajor\nHostingSystemOsMinor\nHostingSystemProcessorArchitecture\n"
@@ -512,20 +513,59 @@ TEST_F(KvpctlTest, InitSampleWritesAnAzureVmsPools) {
               "PhysicalHostName\nPhysicalHostNameFullyQualified\n"
               "VirtualMachineDynamicMemoryBalancingEnabled\nVirtualMachineId\n"
               "VirtualMachineName\n");
-    EXPECT_EQ(run({"list", "auto"}).out,
-              "FullyQualifiedDomainName\nIntegrationServicesVersion\nNetworkAddressIPv4\n"
-              "NetworkAddressIPv6\nOSBuildNumber\nOSName\nOSMajorVersion\nOSMinorVersion\n"
-              "OSVersion\nProcessorArchitecture\n");
-    struct utsname uts {};
-    ASSERT_EQ(::uname(&uts), 0);
-    EXPECT_EQ(run({"get", "auto", "OSBuildNumber"}).out, std::string(uts.release) + "\n");
-    EXPECT_EQ(run({"get", "auto", "ProcessorArchitecture"}).out, std::string(uts.machine) + "\n");
-    const std::string release = uts.release;
-    EXPECT_EQ(run({"get", "auto", "OSMajorVersion"}).out,
-              release.substr(0, release.find('.')) + "\n");
+    // As on a real VM: hv_kvp_daemon never stores the auto pool.
+    EXPECT_EQ(run({"list", "auto"}).out, "");
+    EXPECT_EQ(read_pool(2), "");
     EXPECT_EQ(run({"get", "parameter", "HostingSystemOsMajor"}).out, "10\n");
     EXPECT_EQ(run({"check"}).code, 0);  // sample data is clean and within the host's limits
     EXPECT_EQ(run({"list", "guest"}).out, "");
+}
+
+constexpr const char* kIntrinsicList =
+    "FullyQualifiedDomainName\nIntegrationServicesVersion\nNetworkAddressIPv4\n"
+    "NetworkAddressIPv6\nOSBuildNumber\nOSName\nOSMajorVersion\nOSMinorVersion\n"
+    "OSVersion\nProcessorArchitecture\n";
+
+TEST_F(KvpctlTest, IntrinsicShowsAutoAsTheHostSeesIt) {
+    ASSERT_EQ(run({"init", dir_}, false).code, 0);
+    EXPECT_EQ(run({"list", "auto", "--intrinsic"}).out, kIntrinsicList);
+    struct utsname uts {};
+    ASSERT_EQ(::uname(&uts), 0);
+    const std::string release = uts.release;
+    EXPECT_EQ(run({"get", "auto", "OSBuildNumber", "--intrinsic"}).out, release + "\n");
+    EXPECT_EQ(run({"get", "auto", "OSVersion", "--intrinsic"}).out,
+              release.substr(0, release.find('-')) + "\n");
+    EXPECT_EQ(run({"get", "auto", "ProcessorArchitecture", "--intrinsic"}).out,
+              std::string(uts.machine) + "\n");
+    EXPECT_EQ(run({"get", "auto", "IntegrationServicesVersion", "--intrinsic"}).out, "3.1\n");
+    EXPECT_EQ(run({"get", "auto", "OSMinorVersion", "--intrinsic"}).out, "\n");
+    EXPECT_EQ(run({"get", "auto", "FullyQualifiedDomainName", "--intrinsic"}).code, 0);
+    // Without --intrinsic, the file alone.
+    EXPECT_EQ(run({"get", "auto", "OSBuildNumber"}).code, 1);
+    // A record of the file comes first and wins.
+    write_pool(2, record("b", "1") + record("OSName", "Custom"));
+    EXPECT_EQ(run({"list", "auto", "--intrinsic"}).out,
+              "b\nOSName\nFullyQualifiedDomainName\nIntegrationServicesVersion\n"
+              "NetworkAddressIPv4\nNetworkAddressIPv6\nOSBuildNumber\nOSMajorVersion\n"
+              "OSMinorVersion\nOSVersion\nProcessorArchitecture\n");
+    EXPECT_EQ(run({"get", "auto", "OSName", "--intrinsic"}).out, "Custom\n");
+    const Result absent = run({"get", "auto", "Nothing", "--intrinsic"});
+    EXPECT_EQ(absent.code, 1);
+    EXPECT_EQ(absent.err, "kvpctl: auto: no key \"Nothing\"\n");
+    // A missing pool file is an empty pool.
+    ASSERT_EQ(::unlink(pool_path(2).c_str()), 0);
+    EXPECT_EQ(run({"list", "2", "--intrinsic"}).out, kIntrinsicList);
+}
+
+TEST_F(KvpctlTest, IntrinsicIsOnlyForAuto) {
+    ASSERT_EQ(run({"init", dir_}, false).code, 0);
+    for (const char* pool : {"guest", "parameter", "0", "4"}) {
+        Result r = run({"list", pool, "--intrinsic"});
+        EXPECT_EQ(r.code, 2) << pool;
+        EXPECT_THAT(r.err, HasSubstr("only auto (pool 2) has intrinsic items")) << pool;
+        r = run({"get", pool, "OSName", "--intrinsic"});
+        EXPECT_EQ(r.code, 2) << pool;
+    }
 }
 
 TEST_F(KvpctlTest, InitOverAFileFails) {

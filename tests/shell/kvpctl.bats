@@ -134,9 +134,10 @@ start_watch() {
     run "$KVPCTL" check
     [ "$status" -eq 0 ]
     [[ $output == *"parameter: ok, 16 records"* ]]
-    [[ $output == *"auto: ok, 10 records"* ]]
-    [ "$("$KVPCTL" get auto ProcessorArchitecture)" = "$(uname -m)" ]
-    [ "$("$KVPCTL" get auto OSBuildNumber)" = "$(uname -r)" ]
+    [[ $output == *"auto: ok, 0 records"* ]]
+    [ "$("$KVPCTL" get auto ProcessorArchitecture --intrinsic)" = "$(uname -m)" ]
+    [ "$("$KVPCTL" get auto OSBuildNumber --intrinsic)" = "$(uname -r)" ]
+    [ "$("$KVPCTL" list auto --intrinsic | wc -l)" -eq 10 ]
     [ "$(stat -c %a "$KVP_POOL_DIR/.kvp_pool_3")" = 644 ]
 }
 

@@ -32,13 +32,14 @@ teardown() {
     sandbox_assert_clean
 }
 
-@test "--sample fills parameter and auto" {
+@test "--sample fills parameter; auto shows the intrinsic items with pool 2 empty" {
     sandbox_run --sample -- '
         cat "$KVP_MOUNT/parameter/HostingSystemOsMajor"
         cat "$KVP_MOUNT/auto/ProcessorArchitecture"
-        ls "$KVP_MOUNT/parameter" | wc -l'
+        ls "$KVP_MOUNT/parameter" | wc -l
+        stat -c %s "$KVP_POOL_DIR/.kvp_pool_2"'
     [ "$status" -eq 0 ]
-    [[ $output == *$'10\n'"$(uname -m)"$'\n16'* ]]
+    [[ $output == *$'10\n'"$(uname -m)"$'\n16\n0'* ]]
     sandbox_assert_clean
 }
 

@@ -260,28 +260,26 @@ std::vector<Case> refused_cases() {
          {EPERM}});
     // --- Values (replacing guest/victim = "original").
     c.push_back({"value with a NUL byte", value(std::string("ab\0cd", 5)), {EINVAL}});
-    c.push_back({"value: good chunk, then a NUL chunk",
-                 value(std::string("good\0", 5), O_WRONLY | O_TRUNC, 4),
-                 {EINVAL}});
+    // Each write() is stored when it returns, so a refused value is one refused write.
+    c.push_back({"value ending in a NUL byte", value(std::string("good\0", 5)), {EINVAL}});
     c.push_back({"value of 1023 bytes (host limit 1022)", value(std::string(1023, 'v')), {EFBIG}});
     c.push_back({"value of 1023 bytes + \\n", value(std::string(1023, 'v') + "\n"), {EFBIG}});
     c.push_back(
         {"value of 2048 bytes (format limit 2047)", value(std::string(2048, 'v')), {EFBIG}});
     c.push_back({"value of 100,000 bytes", value(std::string(100000, 'v')), {EFBIG}});
-    c.push_back({"value crossing the limit in its 2nd write",
-                 value(std::string(1100, 'v'), O_WRONLY | O_TRUNC, 1000),
-                 {EFBIG}});
+    c.push_back({"value of 1100 bytes in one write", value(std::string(1100, 'v')), {EFBIG}});
     c.push_back({"value of 512 x U+1F389 (1024 UTF-16 units)",
                  value(rep("\xf0\x9f\x8e\x89", 512)),
                  {EFBIG}});
     c.push_back({"append past the limit (>>)",
                  value(std::string(1020, 'v'), O_WRONLY | O_APPEND),
                  {EFBIG}});
-    c.push_back(
-        {"value \\xff\\xfe (invalid UTF-8, refused at close)", value("\xff\xfe"), {EINVAL}});
+    c.push_back({"value \\xff\\xfe (invalid UTF-8)", value("\xff\xfe"), {EINVAL}});
     c.push_back({"value \\xc0\\xaf (overlong)", value("\xc0\xaf"), {EINVAL}});
     c.push_back({"value \\xed\\xa0\\x80 (surrogate)", value("\xed\xa0\x80"), {EINVAL}});
-    c.push_back({"value ending in a cut sequence \\xe2\\x82", value("abc\xe2\x82"), {EINVAL}});
+    // Held back as unfinished, then close() comes first: EINVAL, nothing stored.
+    c.push_back(
+        {"value that is a cut sequence \\xe2\\x82, then close", value("\xe2\x82"), {EINVAL}});
     c.push_back({"pwrite at offset 3000 (past the limit, a hole)",
                  [](const Sandbox& sb) {
                      const int fd = ::open(sb.mnt("guest/victim").c_str(), O_WRONLY);
@@ -526,6 +524,12 @@ TEST(Hostile, NoPathOutsideThePoolFilesIsOpened) {
     // inotify watch) plus the kernel's files the engine and libfuse read.
     const std::set<std::string> runtime_system = {"/proc/locks", "/dev/fuse", "/etc/mtab",
                                                   "/proc/self/mountinfo", "/proc/mounts"};
+    // auto/'s intrinsic items read fixed system files, never a path a name could choose:
+    // os-release, and the resolver's files for the host name's canonical name (glibc's NSS
+    // also stats "/" to notice a changed root).
+    const std::set<std::string> intrinsic_sources = {
+        "/etc/os-release", "/etc/nsswitch.conf", "/etc/resolv.conf", "/etc/host.conf",
+        "/etc/hosts",      "/etc/gai.conf",      "/etc/ld.so.cache"};
     std::set<std::string> startup, runtime;
     long calls = 0;
     for (const Opened& o : parse_strace(read_file(trace))) {
@@ -550,7 +554,9 @@ TEST(Hostile, NoPathOutsideThePoolFilesIsOpened) {
         }
         if (o.time < ready) {
             startup.insert(o.path);
-        } else if (runtime_system.count(o.path) || o.path.rfind("/proc/self/", 0) == 0) {
+        } else if (runtime_system.count(o.path) || intrinsic_sources.count(o.path) ||
+                   (o.path == "/" && o.call.find("stat") != std::string::npos) ||
+                   o.path.rfind("/proc/self/", 0) == 0) {
             runtime.insert(o.path);
         } else {
             ADD_FAILURE() << o.call << "(" << printable(o.path, 100) << ") after start-up";

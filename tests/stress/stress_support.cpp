@@ -220,6 +220,26 @@ std::string make_value(std::string_view tag, std::uint64_t seq, std::size_t leng
     return head + hash + "|" + pad;
 }
 
+std::optional<std::string> partial_value_id(std::string_view value) {
+    std::vector<std::string_view> f;
+    std::size_t at = 0;
+    for (int i = 0; i < 4; ++i) {
+        const std::size_t bar = value.find('|', at);
+        if (bar == std::string_view::npos) {
+            return std::nullopt;
+        }
+        f.push_back(value.substr(at, bar - at));
+        at = bar + 1;
+    }
+    const bool digits = !f[3].empty() && f[3].size() < 6 &&
+                        f[3].find_first_not_of("0123456789") == std::string_view::npos;
+    if (f[0] != "V" || f[1].empty() || f[1].back() != 'c' || !digits ||
+        value.size() >= std::stoul(std::string(f[3]))) {
+        return std::nullopt;
+    }
+    return std::string(f[1]) + "|" + std::string(f[2]);
+}
+
 std::optional<std::string> verify_value(std::string_view value) {
     // V|tag|seq|len|hash|pad  (tag may not hold '|')
     if (value.substr(0, 2) != "V|") {

@@ -48,6 +48,10 @@ std::string errno_name(int e);
 std::string make_value(std::string_view tag, std::uint64_t seq, std::size_t length);
 // The value's id "<tag>|<seq>", or nullopt when the value is not whole.
 std::optional<std::string> verify_value(std::string_view value);
+// A value written in several write() calls is visible after each (CONTRACT §5); writers that
+// do so use a tag ending in 'c'. The id of such a value cut short ("V|<tag>c|<seq>|<len>|"
+// and shorter than <len>), or nullopt.
+std::optional<std::string> partial_value_id(std::string_view value);
 
 // --- Processes.
 // Runs `body` in a forked child that leaves with _exit(body()).

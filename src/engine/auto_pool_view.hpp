@@ -1,0 +1,47 @@
+#pragma once
+// Pool 2 as the host sees it: the records of .kvp_pool_2, then each intrinsic item the file
+// does not hold, in kIntrinsicNames order. A record of the file with an intrinsic item's name
+// wins over the computed value (its place is the record's). Shared by kvpfs (auto/) and
+// kvpctl (`--intrinsic`).
+
+#include <time.h>
+
+#include <array>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "intrinsic_items.hpp"
+#include "pool_snapshot.hpp"
+
+namespace kvp {
+
+class AutoPoolView {
+  public:
+    // `since`: the time given as the mtime of a value first seen (the mount's start).
+    AutoPoolView(IntrinsicSources sources, struct timespec since);
+
+    // The intrinsic names `snap` holds no record of, in their order.
+    [[nodiscard]] std::vector<std::string_view> missing_names(const PoolSnapshot& snap) const;
+    // Item `key` computed now, as a record; nullopt when `key` is not an intrinsic name.
+    // changed_at is when its value was last seen to change: `since` until a call sees a
+    // value different from the one before. The caller asks only when the file lacks `key`.
+    [[nodiscard]] std::optional<SnapshotRecord> intrinsic(std::string_view key);
+
+    [[nodiscard]] const IntrinsicItems& items() const { return items_; }
+
+  private:
+    struct Seen {
+        bool seen = false;
+        std::string value;
+        struct timespec changed_at {};
+    };
+    IntrinsicItems items_;
+    struct timespec since_;
+    std::mutex mutex_;
+    std::array<Seen, kIntrinsicNames.size()> seen_;
+};
+
+}  // namespace kvp

@@ -1,0 +1,29 @@
+#include "auto_view.hpp"
+
+namespace kvpfs {
+
+std::optional<kvp::SnapshotRecord> intrinsic_record(Filesystem& fs, kvp::PoolId pool,
+                                                    std::string_view key) {
+    kvp::AutoPoolView* view = fs.auto_view();
+    if (pool != kvp::PoolId::automatic || view == nullptr) {
+        return std::nullopt;
+    }
+    return view->intrinsic(key);
+}
+
+std::vector<std::string_view> intrinsic_names(Filesystem& fs, kvp::PoolId pool,
+                                              const kvp::PoolSnapshot& snap) {
+    kvp::AutoPoolView* view = fs.auto_view();
+    if (pool != kvp::PoolId::automatic || view == nullptr) {
+        return {};
+    }
+    return view->missing_names(snap);
+}
+
+void start_intrinsic_lookups(Filesystem& fs) {
+    if (kvp::AutoPoolView* view = fs.auto_view()) {
+        view->items().start();
+    }
+}
+
+}  // namespace kvpfs

@@ -1,0 +1,26 @@
+#pragma once
+// auto/ as the host sees it (CONTRACT §1): the read paths (lookup, getattr, open, readdir)
+// ask here for what .kvp_pool_2 does not hold. The merging itself is the engine's
+// AutoPoolView, which kvpctl shares; with -o auto=file there is none and auto/ shows the
+// file alone.
+
+#include <optional>
+#include <string_view>
+#include <vector>
+
+#include "filesystem.hpp"
+
+namespace kvpfs {
+
+// The intrinsic item `key` of auto/, computed now, for a key the pool file does not hold;
+// nullopt for any other pool or name, and with -o auto=file.
+[[nodiscard]] std::optional<kvp::SnapshotRecord> intrinsic_record(Filesystem& fs, kvp::PoolId pool,
+                                                                  std::string_view key);
+// The names a listing of `pool` shows after the file's keys (the intrinsic items `snap`
+// lacks, for auto/; nothing otherwise).
+[[nodiscard]] std::vector<std::string_view> intrinsic_names(Filesystem& fs, kvp::PoolId pool,
+                                                            const kvp::PoolSnapshot& snap);
+// Starts the background host-name lookups (from init, after daemonizing).
+void start_intrinsic_lookups(Filesystem& fs);
+
+}  // namespace kvpfs

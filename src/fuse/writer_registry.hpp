@@ -1,0 +1,78 @@
+#pragma once
+// The names of guest/ as open writable handles see them (CONTRACT §5, round 2): which
+// handles write to which key, and which names are reserved by a create (open with O_CREAT,
+// mknod) that has stored nothing yet.
+//
+// The names lock keeps a store and a change of names apart: a store through a handle holds
+// it shared from reading the handle's key until the engine returns, unlink and rename hold
+// it exclusively around the engine's change and the handles' update. So a store lands under
+// the name its handle has at that moment, never under one it just lost. Lock order: names
+// lock, then a handle's mutex, then the engine.
+
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "file_handle.hpp"
+
+namespace kvpfs {
+
+class WriterRegistry {
+  public:
+    explicit WriterRegistry(std::chrono::milliseconds wait) : wait_(wait) {}
+
+    // The names lock, waited for at most the lock timeout (`bounded`); throws
+    // kvp::Error(EAGAIN).
+    [[nodiscard]] std::shared_lock<std::shared_timed_mutex> share_names(bool bounded = true);
+    [[nodiscard]] std::unique_lock<std::shared_timed_mutex> own_names();
+    // The names lock if it is free at once (check owns_lock()).
+    [[nodiscard]] std::shared_lock<std::shared_timed_mutex> try_share_names() {
+        return std::shared_lock(names_, std::try_to_lock);
+    }
+
+    // A writable handle from open to release (names lock shared). `reserve`: the name is not
+    // in the pool; the handle holds a reservation of it until its first store.
+    void add(FileHandle& h, bool reserve);
+    // Release: drops the handle and its reservation.
+    void remove(FileHandle& h);
+    // The handle stored its first value: its reservation is no longer needed.
+    void stored(FileHandle& h);
+
+    // mknod: reserves `key` with no handle, until a writable open takes it over, an unlink or
+    // rename moves it, or the kernel forgets the name.
+    void reserve_unopened(std::string_view key);
+    void forget_unopened(std::string_view key);
+    // Is `key` reserved (by a handle or mknod)?
+    [[nodiscard]] bool reserved(std::string_view key) const;
+    // Takes over a mknod reservation of `key` for `h` (call before add(h, true)): true if
+    // there was one.
+    bool adopt_unopened(std::string_view key);
+
+    // Names lock owned: the handles writing to `key`.
+    [[nodiscard]] std::vector<FileHandle*> handles_of(std::string_view key) const;
+    // Names lock owned: `key` was removed; its handles store nothing from now on.
+    void unlinked(std::string_view key);
+    // Names lock owned: `from` became `to`; handles of `to` lose their name, handles of
+    // `from` follow it.
+    void renamed(std::string_view from, std::string_view to);
+
+  private:
+    struct Reservation {
+        int handles = 0;
+        bool unopened = false;
+    };
+    void release_locked(std::string_view key, bool handle);
+
+    std::chrono::milliseconds wait_;
+    std::shared_timed_mutex names_;
+    mutable std::mutex mutex_;  // the maps below
+    std::unordered_multimap<std::string, FileHandle*> handles_;
+    std::map<std::string, Reservation, std::less<>> reserved_;
+};
+
+}  // namespace kvpfs
