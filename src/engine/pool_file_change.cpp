@@ -65,8 +65,10 @@ OpenedPool PoolFile::open_locked_for_change(bool create, Clock::time_point deadl
 template <typename Change>
 auto PoolFile::modify(bool create, Change&& change) {
     const auto deadline = Clock::now() + options_.lock_timeout;
-    std::optional<FileLock> lock;
+    // Declared before the lock, so destroyed after it: the lock is released on the descriptor
+    // it was taken on, never on a number another thread's open reused after a close.
     OpenedPool opened;
+    std::optional<FileLock> lock;
     std::unique_lock guard(mutex_, std::defer_lock);
     for (;;) {
         // Opened and locked without mutex_: a wait here holds up no other operation.
