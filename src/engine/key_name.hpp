@@ -1,5 +1,5 @@
 #pragma once
-// Key <-> file name (CONTRACT §6). Exactly three escapes: '%' -> %25, '/' -> %2F, and a
+// Key <-> file name (docs/behaviour.md §6). Exactly three escapes: '%' -> %25, '/' -> %2F, and a
 // key that is exactly "." or ".." -> %2E / %2E%2E. Decoding accepts only those canonical
 // forms, so every name maps to one key and back.
 

@@ -1,6 +1,10 @@
 #include "log.hpp"
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
+#include <mutex>
+#include <string>
 #include <utility>
 
 namespace kvp {
@@ -34,7 +38,70 @@ bool& debug_flag() {
     return enabled;
 }
 
+// Error lines (refusals, mostly) are rate-limited in windows of kWindow: at most kPerWindow
+// of them each, the rest counted and said in one summary line when the next window starts
+// (or at exit), so a user who repeats a bad request 5,000 times fills neither the journal
+// nor the disk, and a reader still learns how many there were.
+constexpr auto kWindow = std::chrono::seconds(5);
+constexpr unsigned kPerWindow = 20;
+
+struct RateLimit {
+    std::mutex mutex;
+    std::chrono::steady_clock::time_point window_start{};
+    unsigned in_window = 0;
+    unsigned long long left_out = 0;
+};
+
+RateLimit& rate_limit() {
+    static RateLimit r;
+    return r;
+}
+
+// Call under r.mutex; "" when nothing was left out.
+std::string take_summary(RateLimit& r) {
+    if (r.left_out == 0) {
+        return "";
+    }
+    std::string s = std::to_string(r.left_out) + " more error line" + (r.left_out == 1 ? "" : "s") +
+                    " left out (at most " + std::to_string(kPerWindow) + " every " +
+                    std::to_string(kWindow.count()) + " s)";
+    r.left_out = 0;
+    return s;
+}
+
 }  // namespace
+
+std::string printable(std::string_view text) {
+    static const char kHex[] = "0123456789abcdef";
+    std::string out;
+    out.reserve(text.size());
+    for (char ch : text) {
+        const auto c = static_cast<unsigned char>(ch);
+        switch (c) {
+            case '\n':
+                out += "\\n";
+                break;
+            case '\r':
+                out += "\\r";
+                break;
+            case '\t':
+                out += "\\t";
+                break;
+            case '\\':
+                out += "\\\\";
+                break;
+            default:
+                if (c < 0x20 || c == 0x7f) {
+                    out += "\\x";
+                    out.push_back(kHex[c >> 4]);
+                    out.push_back(kHex[c & 15]);
+                } else {
+                    out.push_back(ch);
+                }
+        }
+    }
+    return out;
+}
 
 void set_log_sink(LogSink new_sink) {
     sink() = new_sink ? std::move(new_sink) : stderr_sink;
@@ -50,7 +117,39 @@ void log(LogLevel level, const std::string& message) {
     if (level == LogLevel::debug && !debug_flag()) {
         return;
     }
-    sink()(level, message);
+    std::string summary;
+    if (!debug_flag()) {  // -d asks for every line
+        RateLimit& r = rate_limit();
+        std::lock_guard lock(r.mutex);
+        const auto now = std::chrono::steady_clock::now();
+        if (now - r.window_start >= kWindow) {
+            summary = take_summary(r);
+            r.window_start = now;
+            r.in_window = 0;
+        }
+        if (level == LogLevel::error && r.in_window++ >= kPerWindow) {
+            ++r.left_out;  // (a new window always has room: no summary is pending here)
+            return;
+        }
+    }
+    if (!summary.empty()) {
+        sink()(LogLevel::warning, summary);
+    }
+    // Every control byte escaped here, in the one place all lines pass: a crafted key name
+    // can never start a log line of its own.
+    sink()(level, printable(message));
+}
+
+void log_flush() {
+    std::string summary;
+    {
+        RateLimit& r = rate_limit();
+        std::lock_guard lock(r.mutex);
+        summary = take_summary(r);
+    }
+    if (!summary.empty()) {
+        sink()(LogLevel::warning, summary);
+    }
 }
 
 }  // namespace kvp

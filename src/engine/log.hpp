@@ -4,6 +4,7 @@
 
 #include <functional>
 #include <string>
+#include <string_view>
 
 namespace kvp {
 
@@ -16,7 +17,14 @@ using LogSink = std::function<void(LogLevel, const std::string&)>;
 void set_log_sink(LogSink sink);
 void set_log_debug(bool enabled);
 [[nodiscard]] bool log_debug_enabled();
+// Every control byte of `message` is escaped (\n, \xNN; '\\' doubled) before it reaches
+// the sink, so no name in it can start a line of its own. Error lines are rate-limited:
+// after a burst, the ones left out are counted and said in one summary line.
 void log(LogLevel level, const std::string& message);
+// Says how many error lines the rate limit left out, if any (at exit).
+void log_flush();
+// `text` on one line: control bytes as \n, \r, \t or \xNN, '\\' as "\\\\".
+[[nodiscard]] std::string printable(std::string_view text);
 
 // The lxcfs idiom: log a reason and hand back the errno value to return.
 inline int log_error(int negative_errno, const std::string& message) {

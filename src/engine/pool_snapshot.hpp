@@ -24,7 +24,7 @@ namespace kvp {
 
 struct SnapshotRecord {
     Record record;
-    // The pool file's mtime when this key's value was last seen to change (CONTRACT §4).
+    // The pool file's mtime when this key's value was last seen to change (docs/behaviour.md §4).
     struct timespec changed_at {};
     // The snapshot generation in which this record's key was first seen (a key removed and
     // made again is born again). A listing shows the keys born by its start (op_dir.cpp).

@@ -1,5 +1,5 @@
 #pragma once
-// auto/ as the host sees it (CONTRACT §1): the read paths (lookup, getattr, open, readdir)
+// auto/ as the host sees it (docs/behaviour.md §1): the read paths (lookup, getattr, open, readdir)
 // ask here for what .kvp_pool_2 does not hold. The merging itself is the engine's
 // AutoPoolView, which kvpctl shares; with -o auto=file there is none and auto/ shows the
 // file alone.

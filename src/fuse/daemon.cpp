@@ -1,10 +1,14 @@
 #include "daemon.hpp"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <syslog.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <ctime>
 #include <memory>
 #include <string>
 #include <vector>
@@ -47,26 +51,62 @@ const struct fuse_lowlevel_ops& operations() {
 
 namespace {
 
-void stderr_sink(kvp::LogLevel level, const std::string& message) {
-    if (level == kvp::LogLevel::debug && !kvp::log_debug_enabled()) {
-        return;
-    }
-    static const char* const kNames[] = {"debug", "info", "warning", "error"};
-    std::string line = "kvpfs: ";
-    line += kNames[static_cast<int>(level)];
-    line += ": ";
-    line += message;
-    line += '\n';
+const char* const kLevelNames[] = {"debug", "info", "warning", "error"};
+
+// Where lines go: stderr in the foreground, syslog when detached, and the -o logfile as well.
+struct LogTargets {
+    bool to_stderr = true;
+    bool to_syslog = false;
+    int file = -1;  // the -o logfile, opened O_APPEND before mounting; -1: none
+};
+LogTargets g_log;
+
+void write_line(int fd, const std::string& line) {
     // One write per line, so lines of concurrent threads never interleave.
-    (void)!::write(STDERR_FILENO, line.data(), line.size());
+    (void)!::write(fd, line.data(), line.size());
 }
 
-void syslog_sink(kvp::LogLevel level, const std::string& message) {
+void daemon_sink(kvp::LogLevel level, const std::string& message) {
     if (level == kvp::LogLevel::debug && !kvp::log_debug_enabled()) {
         return;
     }
-    static const int kPriority[] = {LOG_DEBUG, LOG_INFO, LOG_WARNING, LOG_ERR};
-    syslog(kPriority[static_cast<int>(level)], "%s", message.c_str());
+    const char* name = kLevelNames[static_cast<int>(level)];
+    if (g_log.to_stderr) {
+        write_line(STDERR_FILENO, std::string("kvpfs: ") + name + ": " + message + '\n');
+    }
+    if (g_log.file >= 0) {
+        char stamp[40] = "";
+        const std::time_t now = std::time(nullptr);
+        struct tm utc {};
+        if (gmtime_r(&now, &utc) != nullptr) {
+            std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ ", &utc);
+        }
+        write_line(g_log.file, std::string(stamp) + "kvpfs[" + std::to_string(::getpid()) +
+                                   "]: " + name + ": " + message + '\n');
+    }
+    if (g_log.to_syslog) {
+        static const int kPriority[] = {LOG_DEBUG, LOG_INFO, LOG_WARNING, LOG_ERR};
+        syslog(kPriority[static_cast<int>(level)], "%s", message.c_str());
+    }
+}
+
+// Opens the -o logfile and, for a daemon that will detach without one, says once on stderr
+// when syslog cannot take its lines (no /dev/log: containers). Returns false on failure.
+bool prepare_log(const Options& options) {
+    if (!options.logfile.empty()) {
+        g_log.file =
+            ::open(options.logfile.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+        if (g_log.file < 0) {
+            std::fprintf(stderr, "kvpfs: logfile '%s': %s\n", options.logfile.c_str(),
+                         std::strerror(errno));
+            return false;
+        }
+    } else if (!options.foreground && ::access("/dev/log", W_OK) != 0) {
+        std::fprintf(stderr,
+                     "kvpfs: warning: /dev/log is missing, so the detached daemon's log lines "
+                     "will be lost; use -f or -o logfile=PATH to keep them\n");
+    }
+    return true;
 }
 
 struct ArgsDeleter {
@@ -80,7 +120,10 @@ struct ArgsDeleter {
 
 int run_daemon(const Options& options) {
     kvp::set_log_debug(options.debug);
-    kvp::set_log_sink(stderr_sink);
+    kvp::set_log_sink(daemon_sink);
+    if (!prepare_log(options)) {
+        return 1;
+    }
 
     std::unique_ptr<Filesystem> fs;
     try {
@@ -104,7 +147,8 @@ int run_daemon(const Options& options) {
         if (fuse_session_mount(se, options.mountpoint.c_str()) == 0) {
             if (!options.foreground) {
                 openlog("kvpfs", LOG_PID, LOG_DAEMON);
-                kvp::set_log_sink(syslog_sink);
+                g_log.to_stderr = false;
+                g_log.to_syslog = options.logfile.empty();
             }
             kvp::log(kvp::LogLevel::info,
                      "mounted " + options.pool_dir + " on " + options.mountpoint);
@@ -132,11 +176,15 @@ int run_daemon(const Options& options) {
                 }
             }
             fuse_session_unmount(se);
+            kvp::log_flush();
             kvp::log(kvp::LogLevel::info, "unmounted " + options.mountpoint);
         }
         fuse_remove_signal_handlers(se);
     }
     fuse_session_destroy(se);
+    if (g_log.file >= 0) {
+        ::close(g_log.file);
+    }
     return status;
 }
 

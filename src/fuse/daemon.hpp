@@ -1,5 +1,5 @@
 #pragma once
-// The daemon's life: mount, serve, unmount (CONTRACT §8).
+// The daemon's life: mount, serve, unmount (docs/behaviour.md §8).
 
 #include "options.hpp"
 

@@ -6,7 +6,7 @@
 // snapshot: a pinned snapshot would make the next change copy the whole pool.
 //
 // A writable handle holds no content: every write() is applied to the key's current value
-// and stored before it returns (op_write.cpp). It keeps only what the rules of CONTRACT §5
+// and stored before it returns (op_write.cpp). It keeps only what the rules of docs/behaviour.md §5
 // need between writes (WriterState).
 
 #include <cstddef>

@@ -73,7 +73,7 @@ void Filesystem::fill_root_attr(struct stat& st) const {
 void Filesystem::fill_dir_attr(kvp::PoolId pool, struct stat& st) const {
     st = {};
     st.st_ino = pool_dir_ino(pool);
-    st.st_mode = S_IFDIR | (pool == kvp::PoolId::guest ? 0755 : 0555);
+    st.st_mode = S_IFDIR | ((pool == kvp::PoolId::guest ? 0777 : 0555) & ~options_.umask);
     st.st_nlink = 2;
     st.st_uid = options_.uid;
     st.st_gid = options_.gid;
@@ -86,7 +86,7 @@ void fill_file(const Options& o, Ino ino, kvp::PoolId pool, std::size_t size, st
                struct stat& st) {
     st = {};
     st.st_ino = ino;
-    st.st_mode = S_IFREG | (pool == kvp::PoolId::guest ? 0644 : 0444);
+    st.st_mode = S_IFREG | ((pool == kvp::PoolId::guest ? 0666 : 0444) & ~o.umask);
     st.st_nlink = 1;
     st.st_uid = o.uid;
     st.st_gid = o.gid;

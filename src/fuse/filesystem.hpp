@@ -31,7 +31,7 @@ namespace kvpfs {
 
 // Kernel cache lifetimes (seconds). The root and the pool directories never change shape,
 // so the kernel may keep them; key files and their entries (including negative ones) are
-// never cached, so every open/stat/readdir asks us and we ask the engine (CONTRACT §3).
+// never cached, so every open/stat/readdir asks us and we ask the engine (docs/behaviour.md §3).
 inline constexpr double kDirTimeout = 86400.0;
 inline constexpr double kKeyTimeout = 0.0;
 
@@ -63,8 +63,8 @@ class Filesystem {
     // Attributes of any inode from the current pool state; positive errno on failure.
     int attr_of(Ino ino, struct stat& st);
 
-    // The refusal for a change in `pool` (CONTRACT §7, after EPERM/EXDEV): EROFS with -o ro,
-    // EACCES outside guest/, 0 when the change may go ahead.
+    // The refusal for a change in `pool` (docs/behaviour.md §7, after EPERM/EXDEV): EROFS with -o
+    // ro, EACCES outside guest/, 0 when the change may go ahead.
     [[nodiscard]] int change_refusal(std::optional<kvp::PoolId> pool) const;
 
     // Writable handles and reserved names of guest/ (writer_registry.hpp).

@@ -7,9 +7,11 @@
 
 #include <csignal>
 #include <cstdio>
+#include <string>
 
 #include "daemon.hpp"
 #include "kvpfs_version.hpp"
+#include "mount_point.hpp"
 #include "options.hpp"
 
 int main(int argc, char** argv) {
@@ -29,6 +31,9 @@ int main(int argc, char** argv) {
     if (!parsed.error.empty()) {
         std::fprintf(stderr, "kvpfs: %s\n", parsed.error.c_str());
         return 2;
+    }
+    if (std::string warning = kvpfs::pool_dir_warning(o.pool_dir); !warning.empty()) {
+        std::fprintf(stderr, "kvpfs: warning: %s\n", warning.c_str());
     }
     // One malloc arena: the loop's worker threads would each keep their own, holding on to the
     // memory of reloaded pools (peak RSS 28 -> 16 MiB with two 10,000-record pools, measured by

@@ -1,5 +1,5 @@
 // Changes of the namespace: unlink, rename, and the refused mkdir/rmdir/symlink/link
-// (CONTRACT §5, §7, in its order of precedence: EPERM, EXDEV, then EROFS/EACCES).
+// (docs/behaviour.md §5, §7, in its order of precedence: EPERM, EXDEV, then EROFS/EACCES).
 
 #include <linux/fs.h>
 

@@ -130,11 +130,26 @@ void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
 }
 
 void op_statfs(fuse_req_t req, fuse_ino_t /*ino*/) {
-    struct statvfs sv {};
-    sv.f_bsize = 4096;
-    sv.f_frsize = 4096;
-    sv.f_namemax = 1024;  // the kernel's FUSE name limit; keys are at most 511 bytes
-    fuse_reply_statfs(req, &sv);
+    guarded(req, "statfs", [&] {
+        // Something true for df: the bytes of the shown pool files as used blocks, and their
+        // keys as used inodes (`df -i MOUNTPOINT` counts the keys). Nothing is free: the
+        // pools hold what they hold.
+        Filesystem& fs = fs_of(req);
+        std::uint64_t bytes = 0;
+        std::uint64_t keys = 0;
+        for (kvp::PoolId id : kvp::kShownPools) {
+            auto snap = fs.pool(id).snapshot();
+            bytes += snap->file_size();
+            keys += snap->key_count();
+        }
+        struct statvfs sv {};
+        sv.f_bsize = 4096;
+        sv.f_frsize = 4096;
+        sv.f_blocks = (bytes + sv.f_frsize - 1) / sv.f_frsize;
+        sv.f_files = keys;
+        sv.f_namemax = 1024;  // the kernel's FUSE name limit; keys are at most 511 bytes
+        fuse_reply_statfs(req, &sv);
+    });
 }
 
 }  // namespace kvpfs

@@ -2,7 +2,7 @@
 //
 // Every key file is opened with direct_io: reads always come to the daemon and are
 // answered from the handle's own snapshot, so no page cache can serve a stale value and
-// the kernel never cuts a read at a stale i_size (CONTRACT §3). Read-only opens also set
+// the kernel never cuts a read at a stale i_size (docs/behaviour.md §3). Read-only opens also set
 // noflush: their close() needs no round trip.
 
 #include <fcntl.h>
@@ -33,7 +33,7 @@ WriteMode write_mode(const Options& o, int flags) {
     return WriteMode{(flags & O_APPEND) != 0, o.raw, o.limits};
 }
 
-// Checks that `name` in `parent` may be created (CONTRACT §7) and decodes it; replies with
+// Checks that `name` in `parent` may be created (docs/behaviour.md §7) and decodes it; replies with
 // the refusal and returns nullopt otherwise.
 std::optional<std::string> creatable_key(fuse_req_t req, const char* op, fuse_ino_t parent,
                                          const char* name) {
@@ -132,9 +132,9 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
     });
 }
 
-// open with O_CREAT: a new name is only reserved for the handle (CONTRACT §5): the key enters
-// the pool with the first stored write, or empty at release (touch), so a create whose writes
-// were all refused leaves the pool as it was.
+// open with O_CREAT: a new name is only reserved for the handle (docs/behaviour.md §5): the key
+// enters the pool with the first stored write, or empty at release (touch), so a create whose
+// writes were all refused leaves the pool as it was.
 void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
                struct fuse_file_info* fi) {
     guarded(req, "create", [&] {

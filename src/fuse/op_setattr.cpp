@@ -1,4 +1,4 @@
-// setattr: truncate, chmod/chown, times (CONTRACT §5, §7).
+// setattr: truncate, chmod/chown, times (docs/behaviour.md §5, §7).
 
 #include <cerrno>
 #include <shared_mutex>

@@ -1,4 +1,4 @@
-// Writing (CONTRACT §5): every write() is one PoolFile::update, a read-modify-write of the
+// Writing (docs/behaviour.md §5): every write() is one PoolFile::update, a read-modify-write of the
 // key under the exclusive lock, applied to the key's current value as a read shows it and
 // stored before the reply, so the caller sees every refusal. flush (every close) and fsync
 // answer the last refused write's errno again; release stores what an O_TRUNC or a create

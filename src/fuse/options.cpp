@@ -1,6 +1,10 @@
 #include "options.hpp"
 
+#include "mount_point.hpp"
+
 #include <fuse_opt.h>
+#include <grp.h>
+#include <pwd.h>
 #include <sys/stat.h>
 
 #include <cerrno>
@@ -22,11 +26,14 @@ enum Key {
     kDebug,
     kSingle,
     kReadOnly,
+    kReadWrite,
     kRaw,
     kLimits,
     kUid,
     kGid,
     kLockTimeout,
+    kUmask,
+    kLogfile,
     kAuto,
 };
 
@@ -34,18 +41,31 @@ struct ParseState {
     Options* options;
     std::vector<std::string> positionals;
     std::string error;
+    bool fsname_given = false;  // -o fsname= / subtype= replace kvpfs's own
+    bool subtype_given = false;
 };
 
 // Every option kvpfs handles itself: they never reach libfuse or the kernel.
 const struct fuse_opt kSpec[] = {
-    FUSE_OPT_KEY("-h", kHelp),        FUSE_OPT_KEY("--help", kHelp),
-    FUSE_OPT_KEY("-V", kVersion),     FUSE_OPT_KEY("--version", kVersion),
-    FUSE_OPT_KEY("-f", kForeground),  FUSE_OPT_KEY("-d", kDebug),
-    FUSE_OPT_KEY("debug", kDebug),    FUSE_OPT_KEY("-s", kSingle),
-    FUSE_OPT_KEY("ro", kReadOnly),    FUSE_OPT_KEY("raw", kRaw),
-    FUSE_OPT_KEY("limits=", kLimits), FUSE_OPT_KEY("uid=", kUid),
-    FUSE_OPT_KEY("gid=", kGid),       FUSE_OPT_KEY("lock_timeout=", kLockTimeout),
-    FUSE_OPT_KEY("auto=", kAuto),     FUSE_OPT_END,
+    FUSE_OPT_KEY("-h", kHelp),
+    FUSE_OPT_KEY("--help", kHelp),
+    FUSE_OPT_KEY("-V", kVersion),
+    FUSE_OPT_KEY("--version", kVersion),
+    FUSE_OPT_KEY("-f", kForeground),
+    FUSE_OPT_KEY("-d", kDebug),
+    FUSE_OPT_KEY("debug", kDebug),
+    FUSE_OPT_KEY("-s", kSingle),
+    FUSE_OPT_KEY("ro", kReadOnly),
+    FUSE_OPT_KEY("rw", kReadWrite),
+    FUSE_OPT_KEY("raw", kRaw),
+    FUSE_OPT_KEY("limits=", kLimits),
+    FUSE_OPT_KEY("uid=", kUid),
+    FUSE_OPT_KEY("gid=", kGid),
+    FUSE_OPT_KEY("lock_timeout=", kLockTimeout),
+    FUSE_OPT_KEY("umask=", kUmask),
+    FUSE_OPT_KEY("logfile=", kLogfile),
+    FUSE_OPT_KEY("auto=", kAuto),
+    FUSE_OPT_END,
 };
 
 enum class MountOption { kernel, ignored, unknown };
@@ -55,7 +75,7 @@ enum class MountOption { kernel, ignored, unknown };
 // with our own one-line message instead of libfuse's.
 MountOption mount_option_kind(const char* arg) {
     static const char* const kFlags[] = {
-        "rw",           "dev",
+        "allow_root",   "dev",
         "nodev",        "suid",
         "nosuid",       "exec",
         "noexec",       "async",
@@ -98,11 +118,34 @@ const char* value_of(const char* arg) {
     return eq != nullptr ? eq + 1 : "";
 }
 
-bool parse_id(const char* text, unsigned& out) {
+bool parse_number(const char* text, unsigned& out, int base = 10) {
     const char* end = text + std::strlen(text);
-    auto [ptr, ec] = std::from_chars(text, end, out);
-    return ec == std::errc() && ptr == end && ptr != text &&
-           out != std::numeric_limits<unsigned>::max();  // (uid_t)-1 means "no change"
+    auto [ptr, ec] = std::from_chars(text, end, out, base);
+    return ec == std::errc() && ptr == end && ptr != text;
+}
+
+// A number, or a user (group) name looked up in the passwd (group) database.
+bool parse_id(const char* text, bool group, unsigned& out) {
+    if (parse_number(text, out)) {
+        return out != std::numeric_limits<unsigned>::max();  // (uid_t)-1 means "no change"
+    }
+    std::vector<char> buf(16384);
+    if (group) {
+        struct group gr {};
+        struct group* found = nullptr;
+        if (getgrnam_r(text, &gr, buf.data(), buf.size(), &found) != 0 || found == nullptr) {
+            return false;
+        }
+        out = found->gr_gid;
+    } else {
+        struct passwd pw {};
+        struct passwd* found = nullptr;
+        if (getpwnam_r(text, &pw, buf.data(), buf.size(), &found) != 0 || found == nullptr) {
+            return false;
+        }
+        out = found->pw_uid;
+    }
+    return true;
 }
 
 bool parse_seconds(const char* text, std::chrono::milliseconds& out) {
@@ -140,7 +183,12 @@ int process(void* data, const char* arg, int key, struct fuse_args* /*outargs*/)
             }
             switch (mount_option_kind(arg)) {
                 case MountOption::kernel:
-                    return 1;  // for libfuse / the kernel (rw, dev, allow_other, ...)
+                    if (std::strncmp(arg, "fsname=", 7) == 0) {
+                        st->fsname_given = true;
+                    } else if (std::strncmp(arg, "subtype=", 8) == 0) {
+                        st->subtype_given = true;
+                    }
+                    return 1;  // for libfuse / the kernel (dev, allow_other, ...)
                 case MountOption::ignored:
                     return 0;  // fstab-only words mount(8) may pass on (noauto, nofail, ...)
                 case MountOption::unknown:
@@ -163,8 +211,11 @@ int process(void* data, const char* arg, int key, struct fuse_args* /*outargs*/)
         case kSingle:
             o.single_thread = true;
             return 0;
-        case kReadOnly:
+        case kReadOnly:  // of ro and rw, the last one wins (as for mount)
             o.read_only = true;
+            return 0;
+        case kReadWrite:
+            o.read_only = false;
             return 0;
         case kRaw:
             o.raw = true;
@@ -194,9 +245,10 @@ int process(void* data, const char* arg, int key, struct fuse_args* /*outargs*/)
         case kUid:
         case kGid: {
             unsigned id = 0;
-            if (!parse_id(value_of(arg), id)) {
+            if (!parse_id(value_of(arg), key == kGid, id)) {
                 return fail(std::string("bad value for option ") + (key == kUid ? "uid" : "gid") +
-                            ": '" + value_of(arg) + "' (a number is needed)");
+                            ": '" + value_of(arg) + "' (a number or a known " +
+                            (key == kUid ? "user" : "group") + " name is needed)");
             }
             if (key == kUid) {
                 o.uid = id;
@@ -205,6 +257,21 @@ int process(void* data, const char* arg, int key, struct fuse_args* /*outargs*/)
             }
             return 0;
         }
+        case kUmask: {
+            unsigned mask = 0;
+            if (!parse_number(value_of(arg), mask, 8) || mask > 0777) {
+                return fail(std::string("bad value for option umask: '") + value_of(arg) +
+                            "' (octal, e.g. 022 or 002)");
+            }
+            o.umask = static_cast<mode_t>(mask);
+            return 0;
+        }
+        case kLogfile:
+            o.logfile = value_of(arg);
+            if (o.logfile.empty()) {
+                return fail("bad value for option logfile: a path is needed");
+            }
+            return 0;
         case kLockTimeout:
             if (!parse_seconds(value_of(arg), o.lock_timeout)) {
                 return fail(std::string("bad value for option lock_timeout: '") + value_of(arg) +
@@ -269,9 +336,17 @@ ParseResult parse_options(int argc, char** argv) {
     }
     o.mountpoint = st.positionals.back();
     // Always: the kernel checks mode bits, so with allow_other others read but only the
-    // owner writes guest/ (CONTRACT §8). fsname/subtype make `mount` show fuse.kvpfs.
+    // owner writes guest/ (docs/behaviour.md §8). fsname/subtype make `mount` show fuse.kvpfs.
     o.fuse_args.emplace_back("-odefault_permissions");
-    o.fuse_args.emplace_back("-osubtype=kvpfs");
+    if (!st.subtype_given) {
+        o.fuse_args.emplace_back("-osubtype=kvpfs");
+    }
+    o.fsname_given = st.fsname_given;
+    if (o.read_only) {
+        // A read-only mount for the kernel too: /proc/mounts says ro, test -w is false, and
+        // the kernel answers EROFS before asking us.
+        o.fuse_args.emplace_back("-oro");
+    }
     if (o.debug) {
         // libfuse's own trace: every request and its result (errno or reply size).
         o.fuse_args.emplace_back("-odebug");
@@ -291,8 +366,13 @@ std::string check_paths(Options& o) {
         o.pool_dir = real;
         std::free(real);
     }
-    o.fuse_args.emplace_back("-ofsname=" + escape_opt(o.pool_dir));
+    if (!o.fsname_given) {
+        o.fuse_args.emplace_back("-ofsname=" + escape_opt(o.pool_dir));
+    }
     if (::stat(o.mountpoint.c_str(), &st) != 0) {
+        if (errno == ENOTCONN) {
+            return dead_mount_reason(o.mountpoint);
+        }
         return "MOUNTPOINT '" + o.mountpoint + "': " + std::strerror(errno);
     }
     if (!S_ISDIR(st.st_mode)) {
@@ -304,7 +384,7 @@ std::string check_paths(Options& o) {
         o.mountpoint = real;
         std::free(real);
     }
-    return "";
+    return mountpoint_refusal(o.pool_dir, o.mountpoint);
 }
 
 std::string usage_text(const char* program) {
@@ -321,16 +401,23 @@ std::string usage_text(const char* program) {
            "  -f                     stay in the foreground (log to stderr)\n"
            "  -d                     debug: log every request and its result (implies -f)\n"
            "  -s                     single-threaded\n"
-           "  -o ro                  refuse every change with EROFS\n"
+           "  -o ro                  a read-only mount: every change fails with EROFS\n"
+           "  -o rw                  a read-write mount (the default; of ro and rw the last wins)\n"
            "  -o raw                 files hold exactly the value (no trailing newline)\n"
            "  -o limits=host|pool    write limits: what the host receives intact (254/1022\n"
            "                         UTF-16 units, valid UTF-8; default) or the file format's\n"
            "                         (511/2047 bytes)\n"
            "  -o auto=host|file      auto/: the file's records and the intrinsic items the\n"
            "                         host is shown (default), or .kvp_pool_2 alone\n"
-           "  -o uid=N, -o gid=N     owner of every file (default 0)\n"
+           "  -o uid=U, -o gid=G     owner and group of every file, a number or a name (default "
+           "0)\n"
+           "  -o umask=M             octal bits taken from the modes (default 022: guest/ 0755,\n"
+           "                         its files 0644; with 002 the group may write guest/ too)\n"
            "  -o lock_timeout=S      longest wait for a pool file lock, in seconds (default 10)\n"
+           "  -o logfile=PATH        also append log lines to PATH (detached: instead of syslog)\n"
            "  -o allow_other         let other users in (mode bits are always checked)\n"
+           "  -o allow_root          let root in besides the mounting user\n"
+           "  -o fsname=N, subtype=T what mount and df show (default: POOL_DIR, fuse.kvpfs)\n"
            "  -o OPT[,OPT...]        generic mount options (rw, nosuid, nodev, ...)\n";
 }
 

@@ -1,5 +1,5 @@
 #pragma once
-// The daemon's command line (CONTRACT §1, §8), parsed the libfuse way (fuse_opt_parse) so
+// The daemon's command line (docs/behaviour.md §1, §8), parsed the libfuse way (fuse_opt_parse) so
 // that `mount -t fuse.kvpfs POOL_DIR MOUNTPOINT -o rw,dev,suid,...` works: options may come
 // before or after the paths. kvpfs's own options are taken out; the generic mount options
 // that remain are handed to fuse_session_new(), which passes them to the kernel and rejects
@@ -29,6 +29,12 @@ struct Options {
     bool auto_intrinsic = true;
     uid_t uid = 0;
     gid_t gid = 0;
+    // Taken away from the modes of guest/ and its files (and of the read-only pools, which
+    // never have write bits): -o gid=kvp,umask=002 lets a group publish keys.
+    mode_t umask = 022;
+    // Where log lines go besides (foreground) or instead of (detached) syslog; "" = none.
+    std::string logfile;
+    bool fsname_given = false;  // -o fsname= was given: kvpfs does not set its own
     std::chrono::milliseconds lock_timeout{10'000};
     bool show_help = false;
     bool show_version = false;
@@ -43,8 +49,9 @@ struct ParseResult {
 
 [[nodiscard]] ParseResult parse_options(int argc, char** argv);
 // Checks what can be checked before mounting: POOL_DIR is a directory, MOUNTPOINT exists
-// and is a directory. Returns a one-line reason, or "" when fine.
-// Also makes POOL_DIR absolute: the daemon changes to "/" when it starts serving.
+// and is a directory, and mountpoint_refusal() (mount_point.hpp) finds nothing against it.
+// Returns a one-line reason, or "" when fine.
+// Also makes both paths absolute: the daemon changes to "/" when it starts serving.
 [[nodiscard]] std::string check_paths(Options& options);
 [[nodiscard]] std::string usage_text(const char* program);
 

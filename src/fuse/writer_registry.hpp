@@ -1,5 +1,5 @@
 #pragma once
-// The names of guest/ as open writable handles see them (CONTRACT §5, round 2): which
+// The names of guest/ as open writable handles see them (docs/behaviour.md §5): which
 // handles write to which key, and which names are reserved by a create (open with O_CREAT,
 // mknod) that has stored nothing yet.
 //

@@ -1,6 +1,7 @@
 // The kvpctl command line (CLI11): global options, one subcommand per command, the exit
 // codes. main.cpp only calls run().
 #include <CLI/CLI.hpp>
+#include <cmath>
 #include <exception>
 #include <functional>
 
@@ -14,14 +15,16 @@ namespace kvpctl {
 namespace {
 
 constexpr const char* kPoolHelp =
-    "a pool: external, guest, auto, parameter, or its number 0-4 (4: the daemon's internal pool)";
+    "a pool: external, guest, auto, parameter, internal, or its number 0-4 (4: internal, the "
+    "daemon's own pool)";
 
 const CLI::Validator kPoolValidator(
     [](std::string& text) -> std::string {
         if (kvp::parse_pool(text)) {
             return {};
         }
-        return "unknown pool '" + text + "' (use external, guest, auto, parameter or 0-4)";
+        return "unknown pool '" + text +
+               "' (use external, guest, auto, parameter, internal or 0-4)";
     },
     "", "pool");
 
@@ -48,7 +51,7 @@ int run(int argc, const char* const* argv, std::ostream& out, std::ostream& err)
     app.require_subcommand(1);
     app.fallthrough();
     app.footer(
-        "POOL is external, guest, auto, parameter, or a number 0-4.\n"
+        "POOL is external, guest, auto, parameter, internal, or a number 0-4.\n"
         "Exit status: 0 done; 1 key absent (get, delete) or problems found (check);\n"
         "2 bad use, or the command could not be done (the reason is on stderr).\n"
         "Run 'kvpctl COMMAND --help' for a command's arguments.");
@@ -58,17 +61,20 @@ int run(int argc, const char* const* argv, std::ostream& out, std::ostream& err)
                    "The directory of the pool files (default /var/lib/hyperv, or $KVP_POOL_DIR)")
         ->envname("KVP_POOL_DIR")
         ->type_name("DIR");
-    unsigned lock_timeout_s = 10;
+    double lock_timeout_s = 10;
     app.add_option("--lock-timeout", lock_timeout_s,
-                   "Seconds to wait for a pool file's lock before failing (default 10)")
-        ->check(CLI::Range(0u, 86400u))
+                   "Seconds to wait for a pool file's lock before failing, e.g. 10 or 0.5 "
+                   "(default 10)")
+        ->check(CLI::Range(0.0, 86400.0))
         ->type_name("SECONDS");
 
     std::function<int(const Context&)> action;
     std::string pool_arg;
     std::string key;
     std::string value;
-    std::string limits = "pool";
+    std::string limits = "host";
+    std::string value_file;
+    bool raw = false;
     std::string dir;
     bool json = false;
     bool sample = false;
@@ -97,16 +103,32 @@ int run(int argc, const char* const* argv, std::ostream& out, std::ostream& err)
         "set", "Create or replace a key in any pool (creates the pool file if missing)");
     set->add_option("POOL", pool_arg, kPoolHelp)->required()->check(kPoolValidator)->type_name("");
     set->add_option("KEY", key, "The key")->required();
-    set->add_option("VALUE", value, "The value (stored without a trailing newline)")->required();
+    auto* value_opt =
+        set->add_option("VALUE", value, "The value, as given; '-' reads it from stdin (see --raw)");
+    auto* file_opt = set->add_option("--file", value_file, "Read the value from FILE (see --raw)")
+                         ->type_name("FILE");
+    value_opt->excludes(file_opt);
+    set->add_flag("--raw", raw,
+                  "With '-' or --file: store the bytes as read. Without it, exactly one "
+                  "trailing newline is dropped, as a write through the mount does");
     set->add_option("--limits", limits,
-                    "Which limits the key and value must keep: pool (511/2047 bytes, the "
-                    "default) or host (what the host receives intact: UTF-8, 254/1022 "
-                    "UTF-16 units)")
+                    "Which limits the key and value must keep: host (what the host receives "
+                    "intact: UTF-8, 254/1022 UTF-16 units; the default, as for the mount) or "
+                    "pool (the file format's 511/2047 bytes)")
         ->check(CLI::IsMember({"pool", "host"}));
     set->callback([&] {
+        if (value_opt->count() == 0 && file_opt->count() == 0) {
+            throw CLI::RequiredError("VALUE or --file");
+        }
         action = [&](const Context& c) {
-            return cmd_set(c, to_pool(pool_arg), key, value,
-                           limits == "host" ? kvp::Limits::host : kvp::Limits::pool);
+            const kvp::Limits l = limits == "host" ? kvp::Limits::host : kvp::Limits::pool;
+            if (file_opt->count() != 0) {
+                return cmd_set(c, to_pool(pool_arg), key, read_value(value_file, raw), l);
+            }
+            if (value == "-") {
+                return cmd_set(c, to_pool(pool_arg), key, read_value("-", raw), l);
+            }
+            return cmd_set(c, to_pool(pool_arg), key, value, l);
         };
     });
 
@@ -172,7 +194,8 @@ int run(int argc, const char* const* argv, std::ostream& out, std::ostream& err)
 
     Context ctx;
     ctx.pool_dir = pool_dir;
-    ctx.lock_timeout = std::chrono::seconds(lock_timeout_s);
+    ctx.lock_timeout =
+        std::chrono::milliseconds(static_cast<long long>(std::llround(lock_timeout_s * 1000.0)));
     ctx.out = &out;
     ctx.err = &err;
     kvp::set_log_sink([&err](kvp::LogLevel level, const std::string& message) {

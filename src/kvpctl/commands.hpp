@@ -18,6 +18,9 @@ int cmd_list(const Context& ctx, kvp::PoolId pool, bool intrinsic);
 int cmd_get(const Context& ctx, kvp::PoolId pool, const std::string& key, bool intrinsic);
 int cmd_set(const Context& ctx, kvp::PoolId pool, const std::string& key, const std::string& value,
             kvp::Limits limits);
+// The value of `kvpctl set POOL KEY -` (path "-": stdin) or `--file PATH`: without `raw`,
+// exactly one trailing newline is dropped, as a write through the mount in text mode does.
+[[nodiscard]] std::string read_value(const std::string& path, bool raw);
 int cmd_delete(const Context& ctx, kvp::PoolId pool, const std::string& key);
 int cmd_dump(const Context& ctx, const std::optional<kvp::PoolId>& pool, bool json);
 int cmd_check(const Context& ctx, const std::optional<kvp::PoolId>& pool);

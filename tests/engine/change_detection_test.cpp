@@ -1,7 +1,7 @@
 // Change detection: a change by another process that follows the locking rules is seen by
 // the next operation, also when the file's size is unchanged and its mtime is the same
 // (the write landed in the same timestamp tick); a change made through the engine never
-// loses one made by another process; the per-key changed_at of CONTRACT §4.
+// loses one made by another process; the per-key changed_at of docs/behaviour.md §4.
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -303,7 +303,7 @@ TEST_F(ChangeDetectionTest, ChangeInAnotherPoolFileOfTheDirectoryDoesNotInvalida
     EXPECT_EQ(p->get("a"), "1");
 }
 
-// ---- CONTRACT §4: changed_at is the pool file's mtime when the value was last seen to
+// ---- docs/behaviour.md §4: changed_at is the pool file's mtime when the value was last seen to
 // change; a key whose value did not change keeps its time.
 
 struct timespec changed_at(kvp::PoolFile& p, const std::string& key) {

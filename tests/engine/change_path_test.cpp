@@ -1,4 +1,4 @@
-// The change path against a world that does not hold still (CONTRACT §3, round 2): the pool
+// The change path against a world that does not hold still (docs/behaviour.md §3): the pool
 // directory replaced under a PoolFile, the pool file replaced while a change waits for its
 // lock, and lock waits that must not add up or hold up reads of the cache.
 #include <fcntl.h>

@@ -1,4 +1,4 @@
-// Key <-> file name (CONTRACT §6) as a pure pair of functions: exactly three escapes,
+// Key <-> file name (docs/behaviour.md §6) as a pure pair of functions: exactly three escapes,
 // canonical decoding only, so every key round-trips and every other name is refused.
 
 #include <gtest/gtest.h>

@@ -1,6 +1,6 @@
 // A deterministic look at one interleaving: the engine finds a pool file missing, and
 // another process creates it (and writes it, under its lock) before the engine has re-armed
-// its change watch. CONTRACT §3: once that writer released its lock, the next read shows
+// its change watch. docs/behaviour.md §3: once that writer released its lock, the next read shows
 // the change. To land the creation exactly there, this program interposes open(): when the
 // engine's open of the pool file fails with ENOENT, the hook runs a forked writer before
 // open() returns. This lives in its own executable so the interposer touches no other test.

@@ -83,7 +83,7 @@ TEST_F(PoolFileTest, FirstWriteCreatesPool1WithMode0644) {
 }
 
 TEST_F(PoolFileTest, CreatedPoolIs0644WhateverTheUmask) {
-    // CONTRACT §2: "creates .kvp_pool_1 with mode 0644" - the host-side daemon and other
+    // docs/behaviour.md §2: "creates .kvp_pool_1 with mode 0644" - the host-side daemon and other
     // readers must be able to read it even when the creator runs under a strict umask.
     const mode_t old = ::umask(077);
     auto p = open_pool(true);

@@ -1,4 +1,4 @@
-// A change that fails part-way puts the pool file back exactly as it was (CONTRACT §2,
+// A change that fails part-way puts the pool file back exactly as it was (docs/behaviour.md §2,
 // "A failed change takes nothing with it"): every change is failed at each of its write
 // steps in turn (file_io's injection seam: ENOSPC, EFBIG or EIO at step n), and the file's
 // bytes afterwards must equal those before, byte for byte, old size included. Then the same

@@ -1,4 +1,4 @@
-// CONTRACT §1 "auto/ as the host sees it": the records of .kvp_pool_2, then the intrinsic
+// docs/behaviour.md §1 "auto/ as the host sees it": the records of .kvp_pool_2, then the intrinsic
 // items hv_kvp_daemon computes for the host, live; -o auto=file; read-only like all of auto/.
 
 #include <dirent.h>

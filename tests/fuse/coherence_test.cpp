@@ -1,4 +1,4 @@
-// CONTRACT §3: locking and coherence with other writers of the pool files.
+// docs/behaviour.md §3: locking and coherence with other writers of the pool files.
 
 #include <fcntl.h>
 #include <sys/file.h>

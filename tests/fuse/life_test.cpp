@@ -1,4 +1,4 @@
-// CONTRACT §1, §8: the command line, bad use before mounting, signals, mount(8).
+// docs/behaviour.md §1, §8: the command line, bad use before mounting, signals, mount(8).
 
 #include <signal.h>
 #include <sys/mount.h>
@@ -68,7 +68,12 @@ TEST_F(BadUseTest, FailsBeforeMountingWithOneLine) {
     expect_refused({pool, mntp, "-o", "bogus"}, "unknown option");
     expect_refused({"--bogus", pool, mntp}, "unknown option");
     expect_refused({pool, mntp, "-o", "limits=huge"}, "limits");
-    expect_refused({pool, mntp, "-o", "uid=root"}, "uid");
+    expect_refused({pool, mntp, "-o", "uid=no-such-user-kvpfs"}, "uid");
+    expect_refused({pool, mntp, "-o", "gid=no-such-group-kvpfs"}, "gid");
+    expect_refused({pool, mntp, "-o", "umask=9"}, "umask");
+    // MOUNTPOINT equal to, inside or holding POOL_DIR: a mount would hide the pool files.
+    expect_refused({pool, pool}, "is POOL_DIR");
+    expect_refused({pool, dir_}, "holds POOL_DIR");
     expect_refused({pool, mntp, "-o", "lock_timeout=-1"}, "lock_timeout");
     expect_refused({pool, mntp, "extra"}, "too many arguments");
 }

@@ -1,6 +1,6 @@
 #pragma once
 // The tests' own pool-file reader and writer, written from the format description
-// (CONTRACT §2) and independent of the engine, so the tests check the engine too.
+// (docs/behaviour.md §2) and independent of the engine, so the tests check the engine too.
 // The writer behaves like a foreign KVP writer: it takes flock (cloud-init) and a classic
 // fcntl lock (hv_kvp_daemon) and changes the file in place.
 

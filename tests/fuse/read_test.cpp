@@ -1,4 +1,4 @@
-// CONTRACT §1 layout, §4 reading, §2 duplicates/garbage/partial tail, §6 names (reading).
+// docs/behaviour.md §1 layout, §4 reading, §2 duplicates/garbage/partial tail, §6 names (reading).
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -173,7 +173,7 @@ TEST_F(KvpfsTest, ListingStaysWholeWhileThePoolChanges) {
     }
     ::closedir(d);
     // Keys that exist throughout are listed exactly once; the one added meanwhile may or may
-    // not be (POSIX). The open directory holds no copy of the pool (memory, CONTRACT §8).
+    // not be (POSIX). The open directory holds no copy of the pool (memory, docs/behaviour.md §8).
     seen.erase("other");
     EXPECT_EQ(seen.size(), 2000u);
     EXPECT_EQ(std::set<std::string>(seen.begin(), seen.end()).size(), 2000u);

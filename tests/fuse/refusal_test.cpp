@@ -1,5 +1,5 @@
-// CONTRACT §7: every refusal with its errno, the pool files byte-identical before and after,
-// and a reason in the daemon's log.
+// docs/behaviour.md §7: every refusal with its errno, the pool files byte-identical before and
+// after, and a reason in the daemon's log.
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -165,9 +165,11 @@ TEST_F(ReadOnlyTest, EveryChangeIsErofs) {
     expect_refused("chmod", ::chmod(k.c_str(), 0600), EROFS);
     expect_refused("utimes", ::utimes(k.c_str(), nullptr), EROFS);
     expect_refused("external write", ::open(mnt("external/k").c_str(), O_WRONLY), EROFS);
-    // The order of precedence: EPERM and EXDEV come first.
-    expect_refused("mkdir", ::mkdir(mnt("guest/d").c_str(), 0755), EPERM);
-    expect_refused("cross rename", ::rename(k.c_str(), mnt("auto/k").c_str()), EXDEV);
+    // A read-only mount for the kernel: it answers EROFS before asking kvpfs, so EROFS wins
+    // over the EPERM and EXDEV rules too.
+    expect_refused("mkdir", ::mkdir(mnt("guest/d").c_str(), 0755), EROFS);
+    expect_refused("cross rename", ::rename(k.c_str(), mnt("auto/k").c_str()), EROFS);
+    expect_refused("chmod root", ::chmod(mnt("").c_str(), 0755), EROFS);
 }
 
 class AllowOtherTest : public KvpfsTest {

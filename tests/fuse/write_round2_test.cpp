@@ -1,4 +1,4 @@
-// CONTRACT §5, round 2: each write() stored when it returns, applied to the key's current
+// docs/behaviour.md §5: each write() stored when it returns, applied to the key's current
 // value; keys created by their first stored write; handles that follow renames and store
 // nothing after rm; errors that stay the same on retry; unfinished UTF-8 held back.
 // Every refusal is checked to leave the pool byte-identical.

@@ -1,4 +1,4 @@
-// CONTRACT §5 writing through guest/, and §2's rules for what a change rewrites.
+// docs/behaviour.md §5 writing through guest/, and §2's rules for what a change rewrites.
 
 #include <fcntl.h>
 #include <sys/stat.h>

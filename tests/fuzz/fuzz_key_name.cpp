@@ -1,4 +1,4 @@
-// Key <-> file name (CONTRACT §6): every name decodes to at most one key, and that key
+// Key <-> file name (docs/behaviour.md §6): every name decodes to at most one key, and that key
 // encodes back to exactly the name; every storable key encodes to a name a directory can
 // hold (no '/', no NUL, not "." or "..") that decodes back to the key.
 #include <cstddef>

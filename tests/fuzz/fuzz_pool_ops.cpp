@@ -1,4 +1,4 @@
-// The engine's operations on a fuzzed pool (CONTRACT §2, §5): the input builds a pool file
+// The engine's operations on a fuzzed pool (docs/behaviour.md §2, §5): the input builds a pool file
 // on tmpfs (structured records with garbage after the NULs, duplicates, empty keys,
 // unterminated fields, a partial tail — or raw bytes) and then a sequence of PoolFile
 // operations, with now and then another writer editing the file behind the engine's back.

@@ -1,4 +1,4 @@
-// Pool parsing from arbitrary bytes (CONTRACT §2): the record codec, the snapshot index
+// Pool parsing from arbitrary bytes (docs/behaviour.md §2): the record codec, the snapshot index
 // and the engine's chunked reading of a real file all agree with an independent decoder;
 // garbage after a field's NUL never shows; a partial tail is ignored and left alone.
 #include <cstddef>

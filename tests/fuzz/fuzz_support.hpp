@@ -2,7 +2,7 @@
 // Shared by the fuzz targets: a check that aborts with a message (libFuzzer then saves the
 // input), and references written independently of the engine — a pool decoder, a UTF-8
 // validator after the Unicode standard's table of well-formed byte sequences, the UTF-16
-// length and the limits of CONTRACT §2 — to hold the engine's answers against.
+// length and the limits of docs/behaviour.md §2 — to hold the engine's answers against.
 
 #include <cstddef>
 #include <cstdint>
@@ -49,7 +49,7 @@ bool ref_valid_utf8(std::string_view text);
 std::size_t ref_utf16_units(std::string_view text);
 
 enum class RefLimits { host, pool };
-// What CONTRACT §2/§5 say about a key or a value, independent of the engine. When several
+// What docs/behaviour.md §2/§5 say about a key or a value, independent of the engine. When several
 // limits are crossed, any of them is a right answer: each flag says whether one is crossed.
 struct Judgement {
     bool ok = true;

@@ -250,17 +250,27 @@ TEST_F(KvpctlTest, SetRefusesWhatTheLimitsForbid) {
     const std::string long_value(2048, 'v');
     EXPECT_EQ(run({"set", "guest", long_key, "v"}).code, 2);
     EXPECT_EQ(run({"set", "guest", "k", long_value}).code, 2);
-    EXPECT_EQ(run({"set", "guest", std::string(511, 'k'), std::string(2047, 'v')}).code, 0);
-    // Host limits: UTF-8 and 254/1022 UTF-16 units.
-    const Result r = run({"set", "guest", "k", "\xff", "--limits", "host"});
-    EXPECT_EQ(r.code, 2);
-    EXPECT_THAT(r.err, HasSubstr("value"));
-    EXPECT_EQ(run({"set", "guest", std::string(255, 'k'), "v", "--limits", "host"}).code, 2);
-    EXPECT_EQ(run({"set", "guest", "k", "\xff"}).code, 0);  // the pool's limits allow it
-    EXPECT_EQ(run({"set", "guest", "", "v"}).code, 2);      // an empty key is no key
+    // The default is the mount's: what the host receives intact (UTF-8, 254/1022 UTF-16
+    // units), for every pool.
+    for (const char* pool : {"guest", "parameter", "4"}) {
+        const Result r = run({"set", pool, "k", "\xff"});
+        EXPECT_EQ(r.code, 2) << pool;
+        EXPECT_THAT(r.err, HasSubstr("value"));
+        EXPECT_EQ(run({"set", pool, "k", std::string(1023, 'v')}).code, 2) << pool;
+        EXPECT_EQ(run({"set", pool, std::string(255, 'k'), "v"}).code, 2) << pool;
+    }
+    EXPECT_EQ(run({"set", "guest", std::string(254, 'k'), std::string(1022, 'v')}).code, 0);
+    EXPECT_EQ(run({"list", "parameter"}).out, "");
+    // --limits pool relaxes them to the file format's: 511/2047 bytes, any bytes but NUL.
+    EXPECT_EQ(
+        run({"set", "guest", std::string(511, 'k'), std::string(2047, 'v'), "--limits", "pool"})
+            .code,
+        0);
+    EXPECT_EQ(run({"set", "guest", "k", "\xff", "--limits", "pool"}).code, 0);
+    EXPECT_EQ(run({"set", "guest", "", "v"}).code, 2);  // an empty key is no key
 }
 
-// Holes are filled from the end of the file (CONTRACT §2), so only the set of keys left is
+// Holes are filled from the end of the file (docs/behaviour.md §2), so only the set of keys left is
 // fixed. Deleting two records of one key is where a hole can be filled from a hole.
 std::vector<std::string> sorted_lines(const std::string& text) {
     std::vector<std::string> lines;

@@ -40,9 +40,17 @@ prefix=$work/prefix
 if cmake --install "$build" --prefix "$prefix" >"$work/install.log" 2>&1; then
     ok "cmake --install --prefix PREFIX"
     for f in bin/kvpfs bin/kvpctl share/man/man8/kvpfs.8.gz share/man/man1/kvpctl.1.gz \
-        lib/systemd/system/kvpfs.service share/doc/kvpfs/install.md share/doc/kvpfs/containers.md; do
+        lib/systemd/system/kvpfs.service share/doc/kvpfs/install.md share/doc/kvpfs/containers.md \
+        share/doc/kvpfs/copyright; do
         check "cmake --install: PREFIX/$f" test -s "$prefix/$f"
     done
+    # The man pages carry the real version, and their FILES section the prefix used.
+    check "cmake --install: kvpfs(8) names the version" \
+        bash -c "zcat '$prefix/share/man/man8/kvpfs.8.gz' | grep -q '\"kvpfs [0-9][0-9.]*\"'"
+    check "cmake --install: kvpfs(8) has no @placeholder@" \
+        bash -c "! zcat '$prefix/share/man/man8/kvpfs.8.gz' '$prefix/share/man/man1/kvpctl.1.gz' | grep -q '@[A-Z_]*@'"
+    check "cmake --install: kvpfs(8) FILES names PREFIX/lib/systemd/system" \
+        bash -c "zcat '$prefix/share/man/man8/kvpfs.8.gz' | grep -qF '$prefix/lib/systemd/system/kvpfs.service'"
     expect_eq "cmake --install: kvpfs found on PATH=PREFIX/bin" "$prefix/bin/kvpfs" \
         "$(PATH="$prefix/bin" command -v kvpfs)"
     check "cmake --install: man finds kvpfs(8) under PREFIX" \
@@ -61,6 +69,7 @@ fi
 deb=$(echo "$work"/cpack/kvpfs_*.deb)
 check "cpack made $(basename "$deb")" test -f "$deb"
 version=$(dpkg-deb -f "$deb" Version)
+upstream_version=${version%-*}  # the programs print the upstream part of 0.1.0-1
 depends=$(dpkg-deb -f "$deb" Depends)
 say "Depends: $depends"
 for dep in fuse3 libfuse3-3 libboost-filesystem; do
@@ -69,9 +78,20 @@ done
 contents=$(dpkg-deb -c "$deb")
 for f in usr/bin/kvpfs usr/bin/kvpctl usr/share/man/man8/kvpfs.8.gz \
     usr/share/man/man1/kvpctl.1.gz usr/lib/systemd/system/kvpfs.service \
-    usr/share/doc/kvpfs/install.md usr/share/doc/kvpfs/containers.md; do
+    usr/share/doc/kvpfs/install.md usr/share/doc/kvpfs/containers.md \
+    usr/share/doc/kvpfs/copyright usr/share/doc/kvpfs/changelog.Debian.gz; do
     check "package holds /$f" grep -q " \./$f\$" <<<"$contents"
 done
+
+# --- lintian: no error, and no warning without a written override -------------------------------
+if command -v lintian >/dev/null; then
+    lintian --tag-display-limit 0 "$deb" >"$work/lintian.log" 2>/dev/null
+    cat "$work/lintian.log"
+    expect_eq "lintian: no E: tags" "" "$(grep '^E:' "$work/lintian.log")"
+    expect_eq "lintian: no W: tags" "" "$(grep '^W:' "$work/lintian.log")"
+else
+    say "note: no lintian (scripts/setup.sh installs it); not checked"
+fi
 
 # --- Install -------------------------------------------------------------------------------
 installed_by_us=yes
@@ -83,8 +103,8 @@ fi
 ok "dpkg -i $(basename "$deb")"
 expect_eq "dpkg status" "install ok installed" "$(dpkg-query -W -f='${Status}' kvpfs)"
 check "dpkg --verify kvpfs" dpkg --verify kvpfs
-expect_eq "kvpfs --version" "kvpfs $version" "$(/usr/bin/kvpfs --version | awk '{print $1, $2}')"
-expect_eq "kvpctl --version" "kvpctl $version" "$(/usr/bin/kvpctl --version | awk '{print $1, $2}')"
+expect_eq "kvpfs --version" "kvpfs $upstream_version" "$(/usr/bin/kvpfs --version | awk '{print $1, $2}')"
+expect_eq "kvpctl --version" "kvpctl $upstream_version" "$(/usr/bin/kvpctl --version | awk '{print $1, $2}')"
 expect_eq "kvpfs on PATH" /usr/bin/kvpfs "$(PATH=/usr/bin:/bin command -v kvpfs)"
 if command -v man >/dev/null; then
     expect_eq "man -w kvpfs" /usr/share/man/man8/kvpfs.8.gz "$(man -w 8 kvpfs 2>&1)"

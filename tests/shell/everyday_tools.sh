@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Everyday tools against a kvpfs mount (CONTRACT §5, §7). Each row runs one command in the
+# Everyday tools against a kvpfs mount (docs/behaviour.md §5, §7). Each row runs one command in the
 # mount as a user would type it, checks its exit status and what guest/ holds in the pool
 # file afterwards, and becomes a row of the table in docs/everyday-tools.md. The test fails
 # when a check fails or when the table it builds differs from the committed one, so the

@@ -201,3 +201,62 @@ b'
     [ "$status" -eq 2 ]
     [[ $output == *"Resource temporarily unavailable"* ]]
 }
+
+@test "--lock-timeout takes fractions of a second" {
+    "$KVPCTL" set guest K v
+    bash -c 'exec 9<"$1"; flock -x 9; echo locked; exec sleep 30' _ "$KVP_POOL_DIR/.kvp_pool_1" \
+        >"$tmp/holder" 2>&1 &
+    holder=$!
+    kvpctl_wait_line "$tmp/holder" locked
+    local start=$SECONDS
+    run "$KVPCTL" --lock-timeout 0.5 get guest K
+    kill "$holder"
+    wait "$holder" || true
+    [ "$status" -eq 2 ]
+    [[ $output == *"Resource temporarily unavailable"* ]]
+    [ $((SECONDS - start)) -le 2 ]
+    run "$KVPCTL" --lock-timeout 0.25 get guest K
+    [ "$status" -eq 0 ]
+    run "$KVPCTL" --lock-timeout -1 get guest K
+    [ "$status" -eq 2 ]
+}
+
+@test "set KEY - reads stdin: exactly one trailing newline dropped, --raw keeps it" {
+    printf 'line 1\nline 2\n\n' | "$KVPCTL" set guest K -
+    [ "$("$KVPCTL" get guest K | od -c | head -1)" = "$(printf 'line 1\nline 2\n\n' | od -c | head -1)" ]
+    "$KVPCTL" dump --json guest | grep -qF '"value": "line 1\nline 2\n"'
+    printf 'v\n' | "$KVPCTL" set guest R - --raw
+    "$KVPCTL" dump --json guest | grep -qF '"value": "v\n"'
+    printf 'no newline' | "$KVPCTL" set guest N -
+    [ "$("$KVPCTL" get guest N)" = "no newline" ]
+}
+
+@test "set --file F takes the value from a file, one trailing newline dropped" {
+    printf 'a\n\n' >"$tmp/value"
+    "$KVPCTL" set guest F --file "$tmp/value"
+    "$KVPCTL" dump --json guest | grep -qF '"value": "a\n"'
+    "$KVPCTL" set guest G --file "$tmp/value" --raw
+    "$KVPCTL" dump --json guest | grep -qF '"value": "a\n\n"'
+    run "$KVPCTL" set guest H --file "$tmp/missing"
+    [ "$status" -eq 2 ]
+    [[ $output == *"No such file or directory"* ]]
+    run "$KVPCTL" set guest H v --file "$tmp/value"
+    [ "$status" -eq 2 ]
+    run "$KVPCTL" set guest H
+    [ "$status" -eq 2 ]
+    head -c 5000 /dev/zero | tr '\0' v >"$tmp/big"
+    run "$KVPCTL" set guest H --file "$tmp/big"
+    [ "$status" -eq 2 ]
+    [ -z "$("$KVPCTL" list guest | grep -x H)" ]
+}
+
+@test "set's default limits are the host's for every pool; --limits pool relaxes them" {
+    local v2000
+    v2000=$(head -c 2000 /dev/zero | tr '\0' a)
+    for pool in external guest auto parameter internal; do
+        run "$KVPCTL" set "$pool" K "$v2000"
+        [ "$status" -eq 2 ]
+        [[ $output == *"value"* ]]
+        "$KVPCTL" set "$pool" K "$v2000" --limits pool
+    done
+}

@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# The everyday experience of a kvpfs mount with ordinary shell tools (CONTRACT §4-§7).
+# The everyday experience of a kvpfs mount with ordinary shell tools (docs/behaviour.md §4-§7).
 
 load kvpfs_helpers
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# scripts/kvp-sandbox (CONTRACT §10): it runs CMD over a live kvpfs, passes CMD's exit
+# scripts/kvp-sandbox (docs/behaviour.md §10): it runs CMD over a live kvpfs, passes CMD's exit
 # status through, and leaves nothing behind whatever happens: CMD failing, CMD killed,
 # the daemon killed, the sandbox itself signalled. Needs root, /dev/fuse (ctest label
 # `mount`), and KVPFS, KVPCTL, KVP_SANDBOX.
@@ -150,4 +150,34 @@ teardown() {
     [ "$status" -eq 125 ]
     run "$KVP_SANDBOX" --help
     [ "$status" -eq 0 ]
+}
+
+@test "-o passes kvpfs options through" {
+    sandbox_run -o raw -o limits=pool -- '
+        printf v >"$KVP_MOUNT/guest/K" || exit 10
+        [ "$(wc -c <"$KVP_MOUNT/guest/K")" -eq 1 ] || exit 11
+        grep -q " $KVP_MOUNT " /proc/mounts || exit 12'
+    [ "$status" -eq 0 ]
+    sandbox_run -o ro -- 'echo x >"$KVP_MOUNT/guest/K"'
+    [ "$status" -ne 0 ]
+    [[ $output == *"Read-only file system"* ]]
+    sandbox_assert_clean
+    run "$KVP_SANDBOX" -o bogus -- true
+    [ "$status" -eq 125 ]
+    [[ $output == *"unknown option"* ]]
+}
+
+@test "--quiet keeps kvpfs's lines off stderr; they are in \$KVP_LOG" {
+    run "$KVP_SANDBOX" --quiet -- bash -c '
+        stat "$KVP_MOUNT/guest/%zz" 2>/dev/null
+        for i in $(seq 100); do
+            grep -q "not a canonical key name" "$KVP_LOG" && exit 0
+            sleep 0.01
+        done
+        exit 10'
+    [ "$status" -eq 0 ]
+    [ -z "$output" ]
+    sandbox_run -- 'stat "$KVP_MOUNT/guest/%zz" 2>/dev/null; :'
+    [[ $output == *"info: mounted"* ]]
+    [[ $output == *"not a canonical key name"* ]]
 }

@@ -1,4 +1,4 @@
-// Concurrent `>>` through the mount (CONTRACT §5, round 2: O_APPEND writes append to the
+// Concurrent `>>` through the mount (docs/behaviour.md §5: O_APPEND writes append to the
 // current value, so appends from many processes lose no line). 8 bash processes each append
 // 200 lines with the builtin echo, spread over 4 shared keys, while kvpctl rewrites other
 // keys of the same pool file. Afterwards every line is present exactly once in its key and

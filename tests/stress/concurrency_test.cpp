@@ -103,8 +103,8 @@ int mount_writer(const Sandbox& sb, int w, const Plan& plan) {
         const std::string key = keys[rng() % keys.size()];
         const std::string path = sb.mnt("guest/" + escape_key(key));
         if (r < 75) {
-            // A value written in chunks is visible after each (CONTRACT §5): its tag ends in
-            // 'c', so a reader knows a cut value of it for one in progress.
+            // A value written in chunks is visible after each (docs/behaviour.md §5): its tag ends
+            // in 'c', so a reader knows a cut value of it for one in progress.
             const bool chunked = rng() % 3 == 0;
             const std::string value =
                 make_value(chunked ? tag + "c" : tag, ++seq, 40 + rng() % 900);

@@ -1,4 +1,4 @@
-// Hostile names and values (reliability issue; CONTRACT §5-§7): crafted names ("..",
+// Hostile names and values (reliability issue; docs/behaviour.md §5-§7): crafted names ("..",
 // escaped slashes, non-canonical escapes, control bytes, invalid UTF-8, names of 255, 256
 // and 4,000 bytes), values with NUL bytes, invalid UTF-8 and over every limit, and the
 // refused operations. Each refused case gets its errno and leaves every file of the pool
@@ -184,7 +184,7 @@ std::vector<Case> refused_cases() {
                                             sb.mnt("guest/" + std::string(255, 'r')).c_str()));
                  },
                  {ENAMETOOLONG}});
-    // --- Refused operations (CONTRACT §7).
+    // --- Refused operations (docs/behaviour.md §7).
     c.push_back({"create in the root", create("x"), {EACCES}});
     c.push_back({"create .kvp_pool_1 in the root", create(".kvp_pool_1"), {EACCES}});
     c.push_back({"create in external/", create("external/new"), {EACCES}});

@@ -58,7 +58,7 @@ int writer(const Sandbox& sb, int iteration, unsigned seed, const std::string& j
             }
         };
         if (r < 70) {
-            // A value written in 64-byte chunks is stored chunk by chunk (CONTRACT §5): a
+            // A value written in 64-byte chunks is stored chunk by chunk (docs/behaviour.md §5): a
             // kill may leave it cut at a chunk; its tag ends in 'c' to say so.
             const bool newline = rng() % 2 != 0;
             const bool chunked = rng() % 2 != 0;
@@ -127,7 +127,8 @@ Observed observe(const std::string& bytes) {
     for (const auto& [key, vs] : values) {
         if (key.empty()) {
             // A record hidden while being rewritten (its first key byte zeroed) when the kill
-            // came: an empty key is not a key (CONTRACT §2); what matters is what keys read.
+            // came: an empty key is not a key (docs/behaviour.md §2); what matters is what keys
+            // read.
             o.hidden += static_cast<long>(vs.size());
             continue;
         }
@@ -257,7 +258,8 @@ TEST(Kill, SigkillDuringWritesLeavesWholeRecordsAndOldOrNewValues) {
         const std::string pool_bytes = read_file(sb.pool(1));
         const Observed o = observe(pool_bytes);
         // A kill inside an append's single write leaves a partial record at the end, which
-        // every reader ignores and the next change cuts off (CONTRACT §2); counted, not failed.
+        // every reader ignores and the next change cuts off (docs/behaviour.md §2); counted, not
+        // failed.
         if (!o.whole) {
             ++partial_tails;
             std::printf("kill %ld: partial record of %zu bytes at the end; interrupted op: %s\n",

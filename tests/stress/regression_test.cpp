@@ -74,7 +74,7 @@ TEST_F(EngineRegression, CompactingTwoDuplicatesKeepsTheOtherKeys) {
 // fuzz_pool_ops, regressions/fuzz_pool_ops/remove-reorders-duplicates-of-another-key:
 // [a, y="first", y="second"]; removing a moves the last record (the later duplicate of y)
 // into a's hole, ahead of y's first record, so y then reads "second": `rm guest/a` changes
-// what `cat guest/y` shows. CONTRACT §2 says both "the first record (lowest offset) is the
+// what `cat guest/y` shows. docs/behaviour.md §2 says both "the first record (lowest offset) is the
 // one read" and "Delete = move the file's last record into the hole": with duplicates the
 // two collide, and "nothing else is ever rewritten that the operation did not ask for".
 TEST_F(EngineRegression, RemovingAKeyDoesNotChangeWhatAnotherKeyReads) {

@@ -38,7 +38,7 @@ std::vector<Rec> decode_records(std::string_view bytes);
 std::string read_file(const std::string& path);  // throws std::runtime_error
 void write_file(const std::string& path, std::string_view bytes);
 std::string printable(std::string_view s, std::size_t max = 60);
-// CONTRACT §6, written again here: key -> file name and back (canonical escapes only).
+// docs/behaviour.md §6, written again here: key -> file name and back (canonical escapes only).
 std::string escape_key(const std::string& key);
 std::string unescape_name(const std::string& name);
 std::string errno_name(int e);
@@ -48,9 +48,9 @@ std::string errno_name(int e);
 std::string make_value(std::string_view tag, std::uint64_t seq, std::size_t length);
 // The value's id "<tag>|<seq>", or nullopt when the value is not whole.
 std::optional<std::string> verify_value(std::string_view value);
-// A value written in several write() calls is visible after each (CONTRACT §5); writers that
-// do so use a tag ending in 'c'. The id of such a value cut short ("V|<tag>c|<seq>|<len>|"
-// and shorter than <len>), or nullopt.
+// A value written in several write() calls is visible after each (docs/behaviour.md §5); writers
+// that do so use a tag ending in 'c'. The id of such a value cut short ("V|<tag>c|<seq>|<len>|" and
+// shorter than <len>), or nullopt.
 std::optional<std::string> partial_value_id(std::string_view value);
 
 // --- Processes.

@@ -1,0 +1,126 @@
+#include "mount_point.hpp"
+
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <fstream>
+#include <sstream>
+
+namespace kvpfs {
+namespace {
+
+// Real paths: does one hold the other? A mount on POOL_DIR or above it hides the pool files
+// (kvpfs would then serve its own mount: writes vanish, -s deadlocks); one inside it hides
+// part of the directory hv_kvp_daemon works in. The usual cause is swapped arguments.
+std::string overlap(const std::string& pool_dir, const std::string& mountpoint) {
+    auto inside = [](const std::string& inner, const std::string& outer) {
+        return outer == "/" ||
+               (inner.size() > outer.size() && inner.compare(0, outer.size(), outer) == 0 &&
+                inner[outer.size()] == '/');
+    };
+    const char* const usage = " (arguments swapped? usage: kvpfs [OPTIONS] [POOL_DIR] MOUNTPOINT)";
+    if (pool_dir == mountpoint) {
+        return "MOUNTPOINT '" + mountpoint +
+               "' is POOL_DIR: a mount there would hide the pool files" + usage;
+    }
+    if (inside(mountpoint, pool_dir)) {
+        return "MOUNTPOINT '" + mountpoint + "' is inside POOL_DIR '" + pool_dir +
+               "': a mount there would hide part of the pool directory" + usage;
+    }
+    if (inside(pool_dir, mountpoint)) {
+        return "MOUNTPOINT '" + mountpoint + "' holds POOL_DIR '" + pool_dir +
+               "': a mount there would hide the pool files" + usage;
+    }
+    return "";
+}
+
+// /proc/self/mountinfo writes space, tab, newline and backslash of paths as \ooo.
+std::string unescape_mountinfo(const std::string& field) {
+    std::string out;
+    for (std::size_t i = 0; i < field.size(); ++i) {
+        if (field[i] == '\\' && i + 4 <= field.size()) {
+            const std::string digits = field.substr(i + 1, 3);
+            unsigned value = 0;
+            auto [ptr, ec] = std::from_chars(digits.data(), digits.data() + 3, value, 8);
+            if (ec == std::errc() && ptr == digits.data() + 3) {
+                out.push_back(static_cast<char>(value));
+                i += 3;
+                continue;
+            }
+        }
+        out.push_back(field[i]);
+    }
+    return out;
+}
+
+// The type of the topmost mount on `path` ("fuse.kvpfs"), or "" when nothing is mounted there.
+std::string mounted_type(const std::string& path) {
+    std::ifstream in("/proc/self/mountinfo");
+    std::string line;
+    std::string type;
+    while (std::getline(in, line)) {
+        // ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER
+        std::istringstream fields(line);
+        std::string id, parent, dev, root, point, word;
+        fields >> id >> parent >> dev >> root >> point;
+        if (unescape_mountinfo(point) != path) {
+            continue;
+        }
+        while (fields >> word && word != "-") {
+        }
+        std::string fstype;
+        fields >> fstype;
+        type = fstype;  // later lines are mounted on top of earlier ones
+    }
+    return type;
+}
+
+bool is_kvpfs_type(const std::string& fstype) {
+    return fstype == "fuse.kvpfs";
+}
+
+}  // namespace
+
+std::string dead_mount_reason(const std::string& mountpoint) {
+    // What a killed FUSE daemon leaves behind; mounting again cannot work until the dead
+    // mount is gone, so say how.
+    return "MOUNTPOINT '" + mountpoint +
+           "': a dead FUSE mount (Transport endpoint is not connected); clear it with: "
+           "fusermount3 -u " +
+           mountpoint;
+}
+
+std::string mountpoint_refusal(const std::string& pool_dir, const std::string& mountpoint) {
+    if (std::string why = overlap(pool_dir, mountpoint); !why.empty()) {
+        return why;
+    }
+    const std::string fstype = mounted_type(mountpoint);
+    if (fstype.rfind("fuse", 0) == 0) {
+        // stat may be answered from the kernel's cache of a dead mount; statfs never is.
+        struct statfs sf {};
+        if (::statfs(mountpoint.c_str(), &sf) != 0 && errno == ENOTCONN) {
+            return dead_mount_reason(mountpoint);
+        }
+    }
+    if (is_kvpfs_type(fstype)) {
+        return "MOUNTPOINT '" + mountpoint + "' is already a kvpfs mount (" + fstype +
+               "); unmount it first (fusermount3 -u " + mountpoint + ")";
+    }
+    return "";
+}
+
+std::string pool_dir_warning(const std::string& pool_dir) {
+    for (int n = 0; n <= 4; ++n) {
+        const std::string path = pool_dir + "/.kvp_pool_" + std::to_string(n);
+        if (::access(path.c_str(), F_OK) == 0) {
+            return "";
+        }
+    }
+    return "POOL_DIR '" + pool_dir +
+           "' holds none of the pool files .kvp_pool_0 to .kvp_pool_4 (is it the right "
+           "directory?); mounting anyway";
+}
+
+}  // namespace kvpfs

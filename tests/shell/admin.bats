@@ -1,0 +1,197 @@
+#!/usr/bin/env bats
+# What an administrator meets around a mount: refused mountpoints, dead and stacked mounts,
+# read-only and named mounts, log lines that cannot be forged or flooded, a log file,
+# permissions for a group, and df. See docs/behaviour.md, "Daemon options and life".
+
+load kvpfs_helpers
+
+setup() {
+    kvpfs_setup
+}
+
+teardown() {
+    cd /
+    kvpfs_teardown
+}
+
+# refused_before_mount ARGS...: kvpfs exits non-zero with one line and mounts nothing.
+refused_before_mount() {
+    run "$KVPFS" -f "$@"
+    [ "$status" -ne 0 ]
+    [ "${#lines[@]}" -eq 1 ]
+    ! grep -q " $MNT " /proc/mounts
+    ! grep -q " $POOL fuse" /proc/mounts
+}
+
+@test "MOUNTPOINT equal to POOL_DIR is refused before mounting" {
+    refused_before_mount "$POOL" "$POOL"
+    [[ "$output" == *"is POOL_DIR"* ]]
+    refused_before_mount "$POOL" "$POOL/."
+    [[ "$output" == *"is POOL_DIR"* ]]
+    ln -s "$POOL" "$BASE/link"
+    refused_before_mount "$BASE/link" "$POOL"
+    [[ "$output" == *"is POOL_DIR"* ]]
+}
+
+@test "MOUNTPOINT inside or holding POOL_DIR is refused (swapped arguments)" {
+    mkdir "$POOL/sub"
+    refused_before_mount "$POOL" "$POOL/sub"
+    [[ "$output" == *"inside POOL_DIR"* ]]
+    refused_before_mount "$POOL/sub" "$POOL"
+    [[ "$output" == *"holds POOL_DIR"* ]]
+    refused_before_mount "$POOL" "$BASE"
+    [[ "$output" == *"holds POOL_DIR"* ]]
+    [ -e "$POOL/.kvp_pool_1" ]
+}
+
+@test "a second kvpfs on a kvpfs mount is refused and says so" {
+    start_kvpfs
+    run "$KVPFS" "$POOL" "$MNT"
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"already a kvpfs mount"* ]]
+    [ "$(grep -c " $MNT " /proc/mounts)" -eq 1 ]
+}
+
+@test "a dead FUSE mount names the cure: fusermount3 -u MOUNTPOINT" {
+    start_kvpfs
+    stat "$MNT/guest" >/dev/null
+    kill -9 "$KVPFS_PID"
+    wait "$KVPFS_PID" 2>/dev/null || true
+    KVPFS_PID=
+    run "$KVPFS" "$POOL" "$MNT"
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"dead FUSE mount"*"fusermount3 -u $MNT"* ]]
+    fusermount3 -u "$MNT"
+    start_kvpfs
+}
+
+@test "a POOL_DIR without pool files mounts with one warning line" {
+    rm "$POOL"/.kvp_pool_*
+    start_kvpfs
+    [ "$(grep -c 'warning' "$BATS_TEST_TMPDIR/kvpfs.log")" -eq 1 ]
+    grep -q "holds none of the pool files" "$BATS_TEST_TMPDIR/kvpfs.log"
+    echo v >"$MNT/guest/first"
+    [ -s "$POOL/.kvp_pool_1" ]
+}
+
+@test "-o ro is a kernel read-only mount; the last of ro and rw wins" {
+    start_kvpfs -o ro
+    grep " $MNT " /proc/mounts | grep -q " ro,"
+    [ ! -w "$MNT/guest" ]
+    run bash -c "echo x >'$MNT/guest/k'"
+    [[ "$output" == *"Read-only file system"* ]]
+    stop_kvpfs
+    start_kvpfs -o ro -o rw
+    grep " $MNT " /proc/mounts | grep -q " rw,"
+    echo x >"$MNT/guest/k"
+    stop_kvpfs
+    start_kvpfs -o rw,ro
+    grep " $MNT " /proc/mounts | grep -q " ro,"
+}
+
+@test "-o fsname= and -o subtype= are honoured" {
+    start_kvpfs -o fsname=hyperv-kvp,subtype=kvptest
+    grep -q "^hyperv-kvp $MNT fuse.kvptest " /proc/mounts
+    stop_kvpfs
+    start_kvpfs
+    grep -q "^$POOL $MNT fuse.kvpfs " /proc/mounts
+}
+
+@test "a crafted name cannot forge a log line" {
+    start_kvpfs
+    run stat "$MNT/guest/%zz"$'\n''kvpfs: error: forged'
+    [ "$status" -ne 0 ]
+    ! grep -q '^kvpfs: error: forged' "$BATS_TEST_TMPDIR/kvpfs.log"
+    grep -qF 'guest/%zz\nkvpfs: error: forged' "$BATS_TEST_TMPDIR/kvpfs.log"
+    run stat "$MNT/guest/%zz"$'\r\x1b[2K\x7f'
+    grep -qF 'guest/%zz\r\x1b[2K\x7f' "$BATS_TEST_TMPDIR/kvpfs.log"
+}
+
+@test "5,000 bad lookups give a bounded number of lines and a summary" {
+    start_kvpfs
+    python3 - "$MNT" <<'PY'
+import os, sys
+for i in range(5000):
+    try:
+        os.stat(sys.argv[1] + "/guest/%zz" + str(i))
+    except OSError:
+        pass
+PY
+    stop_kvpfs
+    local log=$BATS_TEST_TMPDIR/kvpfs.log
+    [ "$(grep -c 'not a canonical key name' "$log")" -le 100 ]
+    # Every line left out is counted in the summaries.
+    local shown left
+    shown=$(grep -c 'not a canonical key name' "$log")
+    left=$(grep -o '[0-9]* more error lines left out' "$log" | awk '{s += $1} END {print s}')
+    [ $((shown + left)) -eq 5000 ]
+}
+
+@test "-o logfile=PATH keeps the lines of a detached daemon" {
+    "$KVPFS" -o logfile="$BASE/kvpfs.log" "$POOL" "$MNT"
+    run stat "$MNT/guest/%zz"
+    fusermount3 -u "$MNT"
+    local i
+    for ((i = 0; i < 400; i++)); do
+        grep -q unmounted "$BASE/kvpfs.log" && break
+        sleep 0.01
+    done
+    grep -q "kvpfs\[[0-9]*\]: info: mounted $POOL on $MNT" "$BASE/kvpfs.log"
+    grep -q "error: lookup: guest/%zz: not a canonical key name" "$BASE/kvpfs.log"
+    grep -q "info: unmounted $MNT" "$BASE/kvpfs.log"
+}
+
+@test "a detached kvpfs without /dev/log says so once on stderr" {
+    # A private mount namespace where /dev/log is missing, as in a container.
+    run unshare -m bash -c "mount -t tmpfs tmpfs /dev 2>/dev/null || exit 99
+        mknod -m 666 /dev/fuse c 10 229; mknod -m 666 /dev/null c 1 3
+        '$KVPFS' '$POOL' '$MNT' && fusermount3 -u '$MNT'"
+    [ "$status" -ne 99 ] || skip "cannot make a private /dev here"
+    [ "$status" -eq 0 ]
+    [ "$(grep -c '/dev/log is missing' <<<"$output")" -eq 1 ]
+}
+
+@test "-o umask= opens guest/ to a group; read-only pools stay without write bits" {
+    start_kvpfs -o uid=daemon,gid=daemon,umask=002
+    [ "$(stat -c '%a %U %G' "$MNT/guest")" = "775 daemon daemon" ]
+    echo v >"$MNT/guest/k"
+    [ "$(stat -c '%a %U %G' "$MNT/guest/k")" = "664 daemon daemon" ]
+    [ "$(stat -c %a "$MNT/parameter")" = 555 ]
+    [ "$(stat -c %a "$MNT")" = 555 ]
+    stop_kvpfs
+    start_kvpfs -o umask=077
+    [ "$(stat -c %a "$MNT/guest")" = 700 ]
+    [ "$(stat -c %a "$MNT/guest/k")" = 600 ]
+    [ "$(stat -c %a "$MNT/parameter")" = 500 ]
+}
+
+@test "a group member writes guest/ with gid=GROUP,umask=002" {
+    chmod 755 "$BASE"
+    start_kvpfs -o allow_other,gid=nogroup,umask=002
+    # nobody, with nogroup as its group: writes by the group bits only.
+    run setpriv --reuid=nobody --regid=nogroup --clear-groups bash -c "echo hi >'$MNT/guest/bygroup'"
+    [ "$status" -eq 0 ]
+    [ "$(cat "$MNT/guest/bygroup")" = hi ]
+    stop_kvpfs
+    start_kvpfs -o allow_other,gid=nogroup
+    run setpriv --reuid=nobody --regid=nogroup --clear-groups bash -c "echo hi >'$MNT/guest/bygroup'"
+    [ "$status" -ne 0 ]
+}
+
+@test "-o allow_root is accepted" {
+    start_kvpfs -o allow_root
+    [ -d "$MNT/guest" ]
+}
+
+@test "df shows the pool bytes as used blocks and the keys as used inodes" {
+    set_pool 3 a 1 b 2 c 3
+    set_pool 1 g 1
+    start_kvpfs
+    [ "$(stat -f -c %c "$MNT")" -eq 4 ]     # inodes: 3 + 1 keys
+    [ "$(stat -f -c %S "$MNT")" -eq 4096 ]
+    [ "$(stat -f -c %b "$MNT")" -eq 3 ]     # 4 records of 2560 bytes in 3 blocks of 4096
+    echo v >"$MNT/guest/h"
+    [ "$(stat -f -c %c "$MNT")" -eq 5 ]
+    run df -i "$MNT"
+    [[ "${lines[1]}" == *" 5 "*" 5 "* ]]
+}
