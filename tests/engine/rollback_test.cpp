@@ -1,5 +1,5 @@
 // A change that fails part-way puts the pool file back exactly as it was (docs/behaviour.md §2,
-// "A failed change takes nothing with it"): every change is failed at each of its write
+// "A failed change leaves nothing behind"): every change is failed at each of its write
 // steps in turn (file_io's injection seam: ENOSPC, EFBIG or EIO at step n), and the file's
 // bytes afterwards must equal those before, byte for byte, old size included. Then the same
 // pool object carries on with the change, which must land as if nothing had happened.
