@@ -41,6 +41,7 @@ endforeach()
 # <prefix>/lib/systemd/system: /usr/lib/systemd/system in the package, and
 # /usr/local/lib/systemd/system for the default prefix; systemd reads both.
 install(FILES ${PROJECT_SOURCE_DIR}/scripts/systemd/kvpfs.service
+              ${PROJECT_SOURCE_DIR}/scripts/systemd/kvpfs-share@.service
         DESTINATION lib/systemd/system)
 
 # --- Docs ------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ packages=(
   libcli11-dev nlohmann-json3-dev
   bats util-linux procps psmisc
   clang libclang-rt-14-dev clang-format clang-tidy
-  python3 strace dpkg-dev fakeroot man-db lintian
+  python3 strace dpkg-dev fakeroot man-db lintian debootstrap
   iproute2 coreutils
   rsync vim-tiny
 )

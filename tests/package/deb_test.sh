@@ -40,7 +40,8 @@ prefix=$work/prefix
 if cmake --install "$build" --prefix "$prefix" >"$work/install.log" 2>&1; then
     ok "cmake --install --prefix PREFIX"
     for f in bin/kvpfs bin/kvpctl share/man/man8/kvpfs.8.gz share/man/man1/kvpctl.1.gz \
-        lib/systemd/system/kvpfs.service share/doc/kvpfs/install.md share/doc/kvpfs/containers.md \
+        lib/systemd/system/kvpfs.service lib/systemd/system/kvpfs-share@.service \
+        share/doc/kvpfs/install.md share/doc/kvpfs/containers.md \
         share/doc/kvpfs/copyright; do
         check "cmake --install: PREFIX/$f" test -s "$prefix/$f"
     done
@@ -78,6 +79,7 @@ done
 contents=$(dpkg-deb -c "$deb")
 for f in usr/bin/kvpfs usr/bin/kvpctl usr/share/man/man8/kvpfs.8.gz \
     usr/share/man/man1/kvpctl.1.gz usr/lib/systemd/system/kvpfs.service \
+    usr/lib/systemd/system/kvpfs-share@.service \
     usr/share/doc/kvpfs/install.md usr/share/doc/kvpfs/containers.md \
     usr/share/doc/kvpfs/copyright usr/share/doc/kvpfs/changelog.Debian.gz; do
     check "package holds /$f" grep -q " \./$f\$" <<<"$contents"
