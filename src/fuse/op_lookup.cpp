@@ -12,7 +12,12 @@
 namespace kvpfs {
 
 void op_init(void* userdata, struct fuse_conn_info* conn) {
-    start_intrinsic_lookups(*static_cast<Filesystem*>(userdata));
+    auto& fs = *static_cast<Filesystem*>(userdata);
+    start_intrinsic_lookups(fs);
+    // libfuse ends the session (EPROTO) unless init repeats -o max_read's size.
+    if (fs.options().max_read != 0) {
+        conn->max_read = fs.options().max_read;
+    }
     // open(O_TRUNC) arrives as one open() carrying O_TRUNC, not as setattr(size=0) first:
     // the value is replaced by the first stored write instead of being emptied at open.
     if ((conn->capable & FUSE_CAP_ATOMIC_O_TRUNC) != 0) {

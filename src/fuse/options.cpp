@@ -183,10 +183,22 @@ int process(void* data, const char* arg, int key, struct fuse_args* /*outargs*/)
             }
             switch (mount_option_kind(arg)) {
                 case MountOption::kernel:
-                    if (std::strncmp(arg, "fsname=", 7) == 0) {
-                        st->fsname_given = true;
-                    } else if (std::strncmp(arg, "subtype=", 8) == 0) {
-                        st->subtype_given = true;
+                    if (std::strncmp(arg, "fsname=", 7) == 0 ||
+                        std::strncmp(arg, "subtype=", 8) == 0) {
+                        const bool fsname = arg[0] == 'f';
+                        if (*value_of(arg) == '\0') {
+                            // (the kernel would refuse the mount with a bare EINVAL)
+                            return fail(std::string("bad value for option ") +
+                                        (fsname ? "fsname" : "subtype") + ": a name is needed");
+                        }
+                        (fsname ? st->fsname_given : st->subtype_given) = true;
+                    } else if (std::strncmp(arg, "max_read=", 9) == 0) {
+                        // Kept: init must answer with the same size, or libfuse ends the
+                        // session with EPROTO right after mounting.
+                        if (!parse_number(value_of(arg), o.max_read) || o.max_read == 0) {
+                            return fail(std::string("bad value for option max_read: '") +
+                                        value_of(arg) + "' (bytes, e.g. 131072)");
+                        }
                     }
                     return 1;  // for libfuse / the kernel (dev, allow_other, ...)
                 case MountOption::ignored:

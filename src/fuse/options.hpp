@@ -35,6 +35,7 @@ struct Options {
     // Where log lines go besides (foreground) or instead of (detached) syslog; "" = none.
     std::string logfile;
     bool fsname_given = false;  // -o fsname= was given: kvpfs does not set its own
+    unsigned max_read = 0;      // -o max_read=N (0: not given); init must repeat it
     std::chrono::milliseconds lock_timeout{10'000};
     bool show_help = false;
     bool show_version = false;

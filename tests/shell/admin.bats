@@ -99,6 +99,22 @@ refused_before_mount() {
     grep -q "^$POOL $MNT fuse.kvpfs " /proc/mounts
 }
 
+@test "-o max_read=N is honoured: the mount serves reads, not EPROTO at init" {
+    set_pool 3 k "$(head -c 2000 /dev/zero | tr '\0' x)"
+    start_kvpfs -o max_read=4096
+    [ "$(wc -c <"$MNT/parameter/k")" -eq 2001 ]
+    ls "$MNT/auto" >/dev/null
+}
+
+@test "empty or bad values of generic options are refused before mounting" {
+    refused_before_mount -o fsname= "$POOL" "$MNT"
+    [[ $output == *"fsname"* ]]
+    refused_before_mount -o subtype= "$POOL" "$MNT"
+    [[ $output == *"subtype"* ]]
+    refused_before_mount -o max_read=lots "$POOL" "$MNT"
+    [[ $output == *"max_read"* ]]
+}
+
 @test "a crafted name cannot forge a log line" {
     start_kvpfs
     run stat "$MNT/guest/%zz"$'\n''kvpfs: error: forged'
