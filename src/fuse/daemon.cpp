@@ -94,11 +94,16 @@ void daemon_sink(kvp::LogLevel level, const std::string& message) {
 // when syslog cannot take its lines (no /dev/log: containers). Returns false on failure.
 bool prepare_log(const Options& options) {
     if (!options.logfile.empty()) {
+        // O_NONBLOCK: a FIFO without a reader fails at once (ENXIO) instead of holding the
+        // start-up forever, and a reader that stalls costs lines, never a blocked request.
+        // O_NOCTTY: a terminal given as the log file does not become ours.
         g_log.file =
-            ::open(options.logfile.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+            ::open(options.logfile.c_str(),
+                   O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK | O_NOCTTY, 0640);
         if (g_log.file < 0) {
+            const int err = errno;
             std::fprintf(stderr, "kvpfs: logfile '%s': %s\n", options.logfile.c_str(),
-                         std::strerror(errno));
+                         err == ENXIO ? "a FIFO with no reader" : std::strerror(err));
             return false;
         }
     } else if (!options.foreground && ::access("/dev/log", W_OK) != 0) {

@@ -165,6 +165,28 @@ PY
     grep -q "info: unmounted $MNT" "$BASE/kvpfs.log"
 }
 
+@test "-o logfile= a FIFO: refused at once without a reader, used with one" {
+    mkfifo "$BATS_TEST_TMPDIR/fifo"
+    run timeout 10 "$KVPFS" -f -o logfile="$BATS_TEST_TMPDIR/fifo" "$POOL" "$MNT"
+    [ "$status" -ne 124 ]   # not waiting for a reader forever
+    [ "$status" -ne 0 ]
+    [ "${#lines[@]}" -eq 1 ]
+    [[ $output == *"no reader"* ]]
+    run grep -c " $MNT " /proc/mounts
+    [ "$output" = 0 ]
+    cat "$BATS_TEST_TMPDIR/fifo" >"$BATS_TEST_TMPDIR/read" &
+    reader=$!
+    for ((i = 0; i < 500; i++)); do
+        # cat waits in open() for a writer: a reader the FIFO counts
+        [[ $(cat /proc/$reader/comm) == cat && $(cut -d' ' -f3 /proc/$reader/stat) == S ]] && break
+        sleep 0.01
+    done
+    start_kvpfs -o logfile="$BATS_TEST_TMPDIR/fifo"
+    stop_kvpfs
+    wait "$reader"
+    grep -q "info: mounted $POOL on $MNT" "$BATS_TEST_TMPDIR/read"
+}
+
 @test "a detached kvpfs without /dev/log says so once on stderr" {
     # A private mount namespace where /dev/log is missing, as in a container.
     run unshare -m bash -c "mount -t tmpfs tmpfs /dev 2>/dev/null || exit 99
