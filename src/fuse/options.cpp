@@ -312,6 +312,13 @@ std::string escape_opt(const std::string& text) {
 ParseResult parse_options(int argc, char** argv) {
     ParseResult result;
     ParseState st{&result.options, {}, {}};
+    // fuse_opt_parse would print its own line before ours: say it in one line instead.
+    for (int i = 1; i < argc && std::strcmp(argv[i], "--") != 0; ++i) {
+        if (std::strcmp(argv[i], "-o") == 0 && i + 1 == argc) {
+            result.error = "option -o needs an argument (see --help)";
+            return result;
+        }
+    }
     struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
     if (fuse_opt_parse(&args, &st, kSpec, process) != 0) {
         // fuse_opt_parse printed its own reason (e.g. a missing -o argument).

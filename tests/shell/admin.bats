@@ -113,6 +113,8 @@ refused_before_mount() {
     [[ $output == *"subtype"* ]]
     refused_before_mount -o max_read=lots "$POOL" "$MNT"
     [[ $output == *"max_read"* ]]
+    refused_before_mount "$POOL" "$MNT" -o   # one line, not libfuse's and then ours
+    [[ $output == *"-o"* ]]
 }
 
 @test "a crafted name cannot forge a log line" {
