@@ -212,17 +212,20 @@ void op_flush(fuse_req_t req, fuse_ino_t /*ino*/, struct fuse_file_info* fi) {
         const auto names = fs.writers().try_share_names();
         std::lock_guard lock(h->mutex());
         WriterState& s = h->state();
-        if (!s.held.empty()) {
+        err = s.error;  // the refusal was logged when the write got it
+        if (err == 0 && !s.held.empty()) {
+            // Every close() of any descriptor of this handle flushes, also a child's that
+            // only inherited it (a fork, an exec with FD_CLOEXEC): this close answers EINVAL,
+            // but the bytes stay held so a later write can still finish them. Only the
+            // release after the last close drops them (not stored).
             kvp::log(kvp::LogLevel::error,
                      "flush: " + describe_key(h->pool(), s.key) +
                          ": closed inside an unfinished UTF-8 sequence; those bytes are not "
-                         "stored: " +
+                         "stored unless a later write finishes them: " +
                          std::strerror(EINVAL));
-            s.held.clear();
-            s.error = EINVAL;
+            err = EINVAL;
         }
-        err = s.error;  // the refusal was logged when the write got it
-        if (err != 0 && s.reserved && names.owns_lock()) {
+        if (s.error != 0 && s.reserved && names.owns_lock()) {
             // A create whose writes were refused: its name goes now, not at release, which
             // comes after close() returns.
             fs.writers().stored(*h);
