@@ -310,6 +310,32 @@ TEST_F(KvpfsTest, CloseOfAnotherDescriptorKeepsTheHeldUtf8) {
     EXPECT_EQ(pool_recs(1), (Recs{{"shell", "caf\xC3\xA9"}}));
 }
 
+// A refused ftruncate, like a refused write, stores nothing: `truncate -s 5 guest/new` fails
+// with EINVAL and leaves no empty key behind; an O_TRUNC whose ftruncate was refused keeps the
+// old value.
+TEST_F(KvpfsTest, CreateWhoseTruncateIsRefusedLeavesNoKey) {
+    set_pool(1, {{"k", "old"}});
+    const std::string before = pool_raw(1);
+    std::string out;
+    EXPECT_NE(run_program({"truncate", "-s", "5", mnt("guest/new")}, &out), 0);
+    EXPECT_NE(out.find("Invalid argument"), std::string::npos) << out;
+    {
+        Fd fd(mnt("guest/k"), O_WRONLY | O_TRUNC);
+        ASSERT_GE(fd.get(), 0);
+        EXPECT_EQ(::ftruncate(fd.get(), 5), -1);
+        EXPECT_EQ(errno, EINVAL);
+        EXPECT_EQ(fd.close(), 0);
+    }
+    const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (stat_errno("guest/new") != ENOENT && std::chrono::steady_clock::now() < end) {
+        std::this_thread::yield();  // release comes just after the last close
+    }
+    EXPECT_EQ(stat_errno("guest/new"), ENOENT);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // k's release, too
+    EXPECT_EQ(pool_recs(1), (Recs{{"k", "old"}}));
+    EXPECT_TRUE(pool_raw(1) == before);
+}
+
 TEST_F(KvpfsTest, FtruncateCutsTheCurrentValue) {
     set_pool(1, {{"k", "abcdef"}});
     Fd fd(mnt("guest/k"), O_RDWR);
