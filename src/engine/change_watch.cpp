@@ -16,13 +16,20 @@ namespace {
 // left out on purpose: every locked operation opens and closes the file, and the content
 // events already cover what a close could add.
 constexpr std::uint32_t kEvents = IN_MODIFY | IN_ATTRIB | IN_CREATE | IN_DELETE | IN_MOVED_FROM |
-                                  IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF;
+                                  IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR;
+
+// The watched directory itself went away (removed, renamed, its file system unmounted).
+constexpr std::uint32_t kDirectoryGone = IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF | IN_UNMOUNT;
 
 // A load made within this of the file's mtime may have missed a write in the same tick.
 constexpr long kTickMarginNs = 50'000'000;
 
 long long ns(const timespec& t) {
     return static_cast<long long>(t.tv_sec) * 1'000'000'000 + t.tv_nsec;
+}
+
+bool stat_directory(const std::string& path, struct stat& st) {
+    return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
 
 }  // namespace
@@ -35,12 +42,35 @@ ChangeWatch::ChangeWatch(const std::string& directory, const std::string& file_n
                                    "): change detection falls back to stat of " + path_);
         return;
     }
-    if (::inotify_add_watch(fd.get(), directory_.c_str(), kEvents) < 0) {
+    inotify_ = std::move(fd);
+    follow_directory();
+}
+
+void ChangeWatch::follow_directory() {
+    if (inotify_ && wd_ >= 0) {
+        (void)::inotify_rm_watch(inotify_.get(), wd_);  // fails when the kernel dropped it
+        wd_ = -1;
+    }
+    struct stat before {};
+    have_directory_ = stat_directory(directory_, before);
+    directory_dev_ = before.st_dev;
+    directory_ino_ = before.st_ino;
+    if (!inotify_ || !have_directory_) {
+        return;  // stat fallback until the directory is back
+    }
+    const int wd = ::inotify_add_watch(inotify_.get(), directory_.c_str(), kEvents);
+    struct stat after {};
+    if (wd < 0) {
         log(LogLevel::warning, "cannot watch " + directory_ + " (" + std::strerror(errno) +
                                    "): change detection falls back to stat");
-        return;
+    } else if (stat_directory(directory_, after) && after.st_dev == before.st_dev &&
+               after.st_ino == before.st_ino) {
+        wd_ = wd;
+    } else {
+        // Replaced again between the stat and the watch: the next look follows it.
+        (void)::inotify_rm_watch(inotify_.get(), wd);
+        have_directory_ = false;
     }
-    inotify_ = std::move(fd);
 }
 
 bool ChangeWatch::drain_events() {
@@ -56,14 +86,23 @@ bool ChangeWatch::drain_events() {
             if (n == 0 || errno != EAGAIN) {
                 log(LogLevel::warning, "inotify read failed; falling back to stat for " + path_);
                 inotify_.reset();
+                wd_ = -1;
                 return true;
             }
             return changed;
         }
         for (ssize_t offset = 0; offset < n;) {
             const auto* event = reinterpret_cast<const struct inotify_event*>(buffer + offset);
-            if ((event->mask & (IN_Q_OVERFLOW | IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF)) != 0 ||
+            if ((event->mask & IN_Q_OVERFLOW) != 0 ||
                 (event->len > 0 && file_name_ == event->name)) {
+                changed = true;
+            }
+            if (event->wd == wd_ && (event->mask & kDirectoryGone) != 0) {
+                // The watch no longer follows the path: stat fallback, and the next look
+                // watches whatever directory the path names then.
+                (void)::inotify_rm_watch(inotify_.get(), wd_);
+                wd_ = -1;
+                have_directory_ = false;
                 changed = true;
             }
             offset += static_cast<ssize_t>(sizeof(struct inotify_event) + event->len);
@@ -87,29 +126,53 @@ bool ChangeWatch::stat_differs() {
 }
 
 bool ChangeWatch::maybe_changed() {
-    if (inotify_) {
-        if (drain_events()) {
-            pending_change_ = true;
-        }
-        if (inotify_) {
-            return pending_change_;
-        }
+    if (inotify_ && drain_events()) {
+        pending_change_ = true;
+    }
+    struct stat dir {};
+    const bool present = stat_directory(directory_, dir);
+    if (present != have_directory_ ||
+        (present && (dir.st_dev != directory_dev_ || dir.st_ino != directory_ino_))) {
+        follow_directory();
+        pending_change_ = true;
+    }
+    if (using_inotify()) {
+        return pending_change_;
     }
     return pending_change_ || stat_differs();
 }
 
-void ChangeWatch::mark_loaded(const struct stat* st) {
-    // A missing file was found without a lock: a creation racing with that look must stay
-    // pending, so only a locked load drains what came before it.
-    if (inotify_ && st != nullptr) {
-        drain_events();
+void ChangeWatch::begin_load() {
+    if (inotify_) {
+        (void)drain_events();
     }
     pending_change_ = false;
+}
+
+void ChangeWatch::mark_loaded(const struct stat* st) {
     have_stat_ = st != nullptr;
     if (st != nullptr) {
         loaded_stat_ = *st;
     }
     ::clock_gettime(CLOCK_REALTIME, &loaded_at_);
+}
+
+void ChangeWatch::mark_own_change(int fd, std::uint64_t expected_size) {
+    if (inotify_) {
+        (void)drain_events();
+    }
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || static_cast<std::uint64_t>(st.st_size) != expected_size) {
+        pending_change_ = true;
+        have_stat_ = false;
+        return;
+    }
+    mark_loaded(&st);
+}
+
+bool ChangeWatch::differs_from_loaded(const struct stat& st) const {
+    return !have_stat_ || st.st_dev != loaded_stat_.st_dev || st.st_ino != loaded_stat_.st_ino ||
+           st.st_size != loaded_stat_.st_size || ns(st.st_ctim) != ns(loaded_stat_.st_ctim);
 }
 
 }  // namespace kvp

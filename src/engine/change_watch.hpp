@@ -2,9 +2,15 @@
 // Tells whether a pool file may have changed since the last look. Primary: an inotify
 // watch on the pool directory, drained without blocking (fsnotify queues an event before
 // the writer's write() returns, so once the writer released its lock the event is there,
-// whatever the file's size and timestamp tick). Fallback, when inotify is unavailable or
-// overflowed: the file's identity and stat fields, treating an mtime too close to the last
-// load as "maybe changed" (timestamps are coarse ticks; the racy-git rule).
+// whatever the file's size and timestamp tick). Fallback, when inotify is unavailable,
+// overflowed or the directory is missing: the file's identity and stat fields, treating an
+// mtime too close to the last load as "maybe changed" (timestamps are coarse ticks; the
+// racy-git rule).
+//
+// The pool directory is followed by its path: every look stats it, and when it is another
+// directory than the one watched (removed and made again, renamed away and replaced, or
+// mounted over, which sends no event at all) the watch moves to it and the file counts as
+// changed.
 
 #include <sys/stat.h>
 
@@ -18,23 +24,42 @@ class ChangeWatch {
   public:
     ChangeWatch(const std::string& directory, const std::string& file_name);
 
-    // True if anything may have changed the file since the last `mark_loaded`.
-    // Drains the pending events; cheap (one non-blocking read) when nothing happened.
+    // True if anything may have changed the file since the last load or own change. Cheap:
+    // one stat of the directory and one non-blocking read when nothing happened.
     [[nodiscard]] bool maybe_changed();
-    // Records the state just loaded: call under the lock, right after reading the file,
-    // with its fstat; drains the events, whose writes are in what was just read. With nullptr
-    // (the file was missing, no lock to hold) queued events stay pending.
+    // Call under the file's lock right before (re)reading it: drains the events of the writes
+    // that finished before, so an event that arrives during the read stays pending.
+    void begin_load();
+    // Records what was just read: the locked descriptor's fstat, or nullptr (no file).
     void mark_loaded(const struct stat* st);
-    [[nodiscard]] bool using_inotify() const { return static_cast<bool>(inotify_); }
+    // After a change of our own under the exclusive lock: drains the events our writes
+    // queued and records the file's state after them. `expected_size` is what the change
+    // left; a different size means someone wrote without a lock meanwhile: stays pending.
+    void mark_own_change(int fd, std::uint64_t expected_size);
+    // Whether `st` (fstat of the locked file) is another file, or the same one with another
+    // size or ctime, than the one last loaded or changed.
+    [[nodiscard]] bool differs_from_loaded(const struct stat& st) const;
+    // Makes the next look report a change (the file must be read again).
+    void invalidate() {
+        pending_change_ = true;
+        have_stat_ = false;
+    }
+    [[nodiscard]] bool using_inotify() const { return static_cast<bool>(inotify_) && wd_ >= 0; }
 
   private:
     bool drain_events();
     bool stat_differs();
+    // Moves the watch to whatever directory the path names now (none when missing).
+    void follow_directory();
 
     std::string directory_;
     std::string file_name_;
     std::string path_;
     UniqueFd inotify_;
+    int wd_ = -1;
+    bool have_directory_ = false;
+    dev_t directory_dev_ = 0;
+    ino_t directory_ino_ = 0;
     bool pending_change_ = true;
     bool have_stat_ = false;
     struct stat loaded_stat_ {};

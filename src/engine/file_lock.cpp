@@ -107,11 +107,16 @@ long lock_holder_pid(int fd, LockMode wanted) {
 
 FileLock::FileLock(int fd, LockMode mode, std::chrono::milliseconds timeout,
                    const std::string& what)
+    : FileLock(fd, mode, Clock::now() + timeout, what) {}
+
+FileLock::FileLock(int fd, LockMode mode, Clock::time_point deadline, const std::string& what)
     : fd_(fd) {
-    const auto deadline = Clock::now() + timeout;
+    const auto started = Clock::now();
     const auto fail = [&](const char* family) {
         const long holder = lock_holder_pid(fd, mode);
-        std::string message = "timed out after " + std::to_string(timeout.count()) +
+        const auto waited =
+            std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started);
+        std::string message = "timed out after " + std::to_string(waited.count()) +
                               " ms waiting for the " + family + " lock on " + what;
         message += holder > 0 ? " (held by PID " + std::to_string(holder) + ")"
                               : " (holder's PID not reported by the kernel)";

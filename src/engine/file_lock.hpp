@@ -17,6 +17,10 @@ class FileLock {
     // Waits at most `timeout` for both locks; past it throws kvp::Error(EAGAIN) whose text
     // names the holder's PID where the kernel reports it. `what` names the file for messages.
     FileLock(int fd, LockMode mode, std::chrono::milliseconds timeout, const std::string& what);
+    // The same, waiting until `deadline`: an operation's bound counts from its own start,
+    // whatever it did before it came to the lock.
+    FileLock(int fd, LockMode mode, std::chrono::steady_clock::time_point deadline,
+             const std::string& what);
     FileLock(const FileLock&) = delete;
     FileLock& operator=(const FileLock&) = delete;
     FileLock(FileLock&&) = delete;

@@ -3,9 +3,11 @@
 // every change an exclusive one (file_lock.hpp), only for the I/O itself. Between changes
 // the pool is served from an in-memory snapshot, refreshed whenever ChangeWatch says the
 // file may have changed. Pool files are changed in place only: never renamed or unlinked.
+// A change that fails part-way puts the file back as it was before its lock is released.
 //
-// Thread-safe: a mutex serialises this object's users (lock order: mutex_, then the file
-// locks). All failures throw kvp::Error with an errno value.
+// Thread-safe. Every operation waits at most `lock_timeout` from its own start, however many
+// are queued: the file locks are waited for without holding mutex_, which guards the cache
+// only (lock order: file locks, then mutex_). All failures throw kvp::Error with an errno.
 
 #include <boost/filesystem/path.hpp>
 #include <chrono>
@@ -18,8 +20,11 @@
 #include <vector>
 
 #include "change_watch.hpp"
+#include "file_lock.hpp"
 #include "limits.hpp"
+#include "pool_open.hpp"
 #include "pool_snapshot.hpp"
+#include "record_editor.hpp"
 #include "unique_fd.hpp"
 
 namespace kvp {
@@ -69,14 +74,21 @@ class PoolFile {
     [[nodiscard]] const boost::filesystem::path& path() const { return path_; }
 
   private:
-    class Editor;
+    using Editor = RecordEditor;
+    using Clock = std::chrono::steady_clock;
     // Opens the file (creating it if allowed and `create`), takes the exclusive lock, brings
-    // the cache up to date from the locked file and hands `change` an Editor over it.
+    // the cache up to date from the locked file (pool_file_change.cpp) and hands `change` an
+    // Editor over it; undoes the edits when `change` throws.
     template <typename Change>
     auto modify(bool create, Change&& change);
-    // Reads the whole locked file into a new snapshot (mutex_ held).
-    void load_locked(int fd);
-    [[nodiscard]] UniqueFd open_for_change(bool create);
+    // Opens the file for a change and locks it exclusively by `deadline`, making sure the
+    // locked descriptor is still the file the path names. Empty when missing.
+    [[nodiscard]] OpenedPool open_locked_for_change(bool create, Clock::time_point deadline,
+                                                    std::optional<FileLock>& lock);
+    // Reads the whole locked file into a new snapshot (mutex_ held, begin_load() done).
+    void load_locked(int fd, const struct stat& st);
+    // An empty snapshot for a missing file (mutex_ held).
+    void set_missing();
     // A reader's handle on cache_ (mutex_ held).
     [[nodiscard]] std::shared_ptr<const PoolSnapshot> lend_cache();
 
@@ -87,6 +99,7 @@ class PoolFile {
     ChangeWatch watch_;
     std::shared_ptr<PoolSnapshot> cache_;  // edited in place only while no reader holds it
     std::uint64_t generation_ = 0;
+    std::uint64_t loads_ = 0;  // counts installs of cache_ from the file
 };
 
 }  // namespace kvp

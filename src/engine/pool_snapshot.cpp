@@ -75,15 +75,15 @@ void PoolSnapshot::index_remove(std::size_t index) {
     }
 }
 
-void PoolSnapshot::overwrite(std::size_t index, Record record, struct timespec changed_at) {
+void PoolSnapshot::overwrite(std::size_t index, SnapshotRecord record) {
     index_remove(index);
-    records_[index] = SnapshotRecord{std::move(record), changed_at};
+    records_[index] = std::move(record);
     index_add(index);
     listing_.reset();
 }
 
-void PoolSnapshot::append(Record record, struct timespec changed_at) {
-    records_.push_back(SnapshotRecord{std::move(record), changed_at});
+void PoolSnapshot::append(SnapshotRecord record) {
+    records_.push_back(std::move(record));
     index_add(records_.size() - 1);
     listing_.reset();
 }

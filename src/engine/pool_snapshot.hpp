@@ -26,6 +26,9 @@ struct SnapshotRecord {
     Record record;
     // The pool file's mtime when this key's value was last seen to change (docs/behaviour.md §4).
     struct timespec changed_at {};
+    // The snapshot generation in which this record's key was first seen (a key removed and
+    // made again is born again). A listing shows the keys born by its start (op_dir.cpp).
+    std::uint64_t born = 0;
 };
 
 class PoolSnapshot {
@@ -57,6 +60,7 @@ class PoolSnapshot {
 
   private:
     friend class PoolFile;
+    friend class RecordEditor;
     struct Hash {
         using is_transparent = void;
         std::size_t operator()(std::string_view s) const noexcept {
@@ -67,8 +71,8 @@ class PoolSnapshot {
 
     [[nodiscard]] const Positions* positions(std::string_view key) const;
     // Edits, used by PoolFile only while it holds the sole reference.
-    void overwrite(std::size_t index, Record record, struct timespec changed_at);
-    void append(Record record, struct timespec changed_at);
+    void overwrite(std::size_t index, SnapshotRecord record);
+    void append(SnapshotRecord record);
     // Removes the records at `indices` the way the file does: each hole (highest first) is
     // filled by the last record, then the tail is dropped.
     void remove_by_filling(std::vector<std::size_t> indices);

@@ -159,7 +159,12 @@ int run_daemon(const Options& options) {
                 } else {
                     struct fuse_loop_config* cfg = fuse_loop_cfg_create();
                     fuse_loop_cfg_set_clone_fd(cfg, 0);
-                    fuse_loop_cfg_set_max_threads(cfg, 16);
+                    // A request waiting for a pool's lock keeps its thread for up to
+                    // lock_timeout; so that waits never queue behind each other (each
+                    // operation bounded from its own start) the loop may start many threads,
+                    // and keeps few of them once idle.
+                    fuse_loop_cfg_set_max_threads(cfg, 256);
+                    fuse_loop_cfg_set_idle_threads(cfg, 16);
                     rc = fuse_session_loop_mt(se, cfg);
                     fuse_loop_cfg_destroy(cfg);
                 }

@@ -35,10 +35,11 @@ namespace kvpfs {
 inline constexpr double kDirTimeout = 86400.0;
 inline constexpr double kKeyTimeout = 0.0;
 
-// An open directory: the snapshot its listing comes from (op_dir.cpp).
+// An open directory: which pool it lists; it holds no copy of the pool (op_dir.cpp).
 struct DirHandle {
     std::optional<kvp::PoolId> pool;  // nullopt: the root
-    std::shared_ptr<const kvp::PoolSnapshot> snapshot;
+    // The pool's snapshot generation when the listing started (opendir, or a rewind).
+    std::optional<std::uint64_t> listing_generation;
     std::mutex mutex;
 };
 

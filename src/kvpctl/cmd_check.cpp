@@ -10,19 +10,26 @@ namespace kvpctl {
 
 namespace {
 
-// Prints the problems of one pool and returns how many it found.
-std::size_t check_pool(const RawPool& pool, std::ostream& out) {
-    const std::string name(kvp::pool_name(pool.id));
-    if (!pool.exists) {
-        out << name << ": no pool file (" << pool.path.string() << ")\n";
-        return 0;
-    }
+// Prints the problems of one pool, streaming it, and returns how many it found.
+std::size_t check_pool(const Context& ctx, kvp::PoolId id, std::ostream& out) {
+    const std::string name(kvp::pool_name(id));
     std::size_t problems = 0;
+    std::size_t count = 0;
+    bool exists = false;
+    bool has_tail = false;
     const auto problem = [&](std::size_t index) -> std::ostream& {
         ++problems;
         return out << name << " #" << index << ": ";
     };
-    for (const auto& rec : pool.records) {
+    RawPoolVisitor visitor;
+    visitor.begin = [&](const RawPoolHeader& header) {
+        exists = header.exists;
+        if (!exists) {
+            out << name << ": no pool file (" << header.path.string() << ")\n";
+        }
+    };
+    visitor.record = [&](const RawRecord& rec) {
+        ++count;
         if (rec.duplicate_of) {
             problem(rec.index) << "duplicate of key " << escape(rec.key, true) << " (first record #"
                                << *rec.duplicate_of << "; this one is never read)\n";
@@ -42,18 +49,22 @@ std::size_t check_pool(const RawPool& pool, std::ostream& out) {
             problem(rec.index) << "value of " << escape(rec.key, true)
                                << " is not valid UTF-8: " << escape(rec.value, true) << '\n';
         }
+    };
+    visitor.tail = [&](const RawTail& tail) {
+        has_tail = true;
+        problem(tail.index) << "partial record at offset " << tail.offset << ": "
+                            << tail.bytes.size() << " of " << kvp::kRecordSize
+                            << " bytes (ignored when reading)\n";
+    };
+    scan_raw_pool(ctx.pool_dir, id, ctx.lock_timeout, visitor);
+    if (!exists) {
+        return 0;
     }
-    if (pool.tail) {
-        problem(pool.tail->index) << "partial record at offset " << pool.tail->offset << ": "
-                                  << pool.tail->bytes.size() << " of " << kvp::kRecordSize
-                                  << " bytes (ignored when reading)\n";
-    }
-    const std::size_t count = pool.records.size();
     if (problems == 0) {
         out << name << ": ok, " << plural(count, "record", "records") << '\n';
     } else {
         out << name << ": " << plural(problems, "problem", "problems") << " in "
-            << plural(count, "record", "records") << (pool.tail ? " and a partial tail" : "")
+            << plural(count, "record", "records") << (has_tail ? " and a partial tail" : "")
             << '\n';
     }
     return problems;
@@ -65,7 +76,7 @@ int cmd_check(const Context& ctx, const std::optional<kvp::PoolId>& pool) {
     require_pool_directory(ctx);
     std::size_t problems = 0;
     for (const kvp::PoolId id : selected_pools(pool)) {
-        problems += check_pool(read_raw_pool(ctx.pool_dir, id, ctx.lock_timeout), *ctx.out);
+        problems += check_pool(ctx, id, *ctx.out);
     }
     return problems == 0 ? kExitOk : kExitNegative;
 }

@@ -1,6 +1,8 @@
 // kvpctl dump [--json] [POOL]: every record as it is in the file, in file order: empty
 // keys, duplicates, unterminated fields and a partial tail included.
+#include <algorithm>
 #include <nlohmann/json.hpp>
+#include <string_view>
 
 #include "commands.hpp"
 #include "limits.hpp"
@@ -32,45 +34,80 @@ void put_string(nlohmann::ordered_json& obj, const char* name, const std::string
     }
 }
 
-void dump_json(const RawPool& pool, nlohmann::ordered_json& out) {
-    const std::string name(kvp::pool_name(pool.id));
-    for (const auto& rec : pool.records) {
-        nlohmann::ordered_json obj;
-        obj["pool"] = name;
-        obj["index"] = rec.index;
-        obj["offset"] = rec.offset;
-        put_string(obj, "key", rec.key);
-        put_string(obj, "value", rec.value);
-        obj["partial"] = false;
-        obj["duplicate_of"] =
-            rec.duplicate_of ? nlohmann::ordered_json(*rec.duplicate_of) : nullptr;
-        obj["key_unterminated"] = rec.key_unterminated;
-        obj["value_unterminated"] = rec.value_unterminated;
-        out.push_back(std::move(obj));
-    }
-    if (pool.tail) {
-        nlohmann::ordered_json obj;
-        obj["pool"] = name;
-        obj["index"] = pool.tail->index;
-        obj["offset"] = pool.tail->offset;
-        put_string(obj, "key", pool.tail->key());
-        put_string(obj, "value", pool.tail->value());
-        obj["partial"] = true;
-        obj["bytes"] = pool.tail->bytes.size();
-        out.push_back(std::move(obj));
-    }
+nlohmann::ordered_json record_json(const std::string& name, const RawRecord& rec) {
+    nlohmann::ordered_json obj;
+    obj["pool"] = name;
+    obj["index"] = rec.index;
+    obj["offset"] = rec.offset;
+    put_string(obj, "key", rec.key);
+    put_string(obj, "value", rec.value);
+    obj["partial"] = false;
+    obj["duplicate_of"] = rec.duplicate_of ? nlohmann::ordered_json(*rec.duplicate_of) : nullptr;
+    obj["key_unterminated"] = rec.key_unterminated;
+    obj["value_unterminated"] = rec.value_unterminated;
+    return obj;
 }
 
-void dump_text(const RawPool& pool, std::ostream& out) {
-    const std::string name(kvp::pool_name(pool.id));
-    if (!pool.exists) {
-        out << "# " << name << ": " << pool.path.string() << " does not exist\n";
-        return;
+nlohmann::ordered_json tail_json(const std::string& name, const RawTail& tail) {
+    nlohmann::ordered_json obj;
+    obj["pool"] = name;
+    obj["index"] = tail.index;
+    obj["offset"] = tail.offset;
+    put_string(obj, "key", tail.key());
+    put_string(obj, "value", tail.value());
+    obj["partial"] = true;
+    obj["bytes"] = tail.bytes.size();
+    return obj;
+}
+
+// The JSON array, written one element at a time (the same text as dumping it whole with an
+// indent of 2), so memory does not grow with the pool.
+class JsonArrayWriter {
+  public:
+    explicit JsonArrayWriter(std::ostream& out) : out_(out) {}
+    void add(const nlohmann::ordered_json& element) {
+        out_ << (count_++ == 0 ? "[\n" : ",\n");
+        const std::string text =
+            element.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+        std::size_t start = 0;
+        while (start <= text.size()) {
+            const std::size_t end = std::min(text.find('\n', start), text.size());
+            out_ << "  " << std::string_view(text).substr(start, end - start);
+            if (end < text.size()) {
+                out_ << '\n';
+            }
+            start = end + 1;
+        }
     }
-    out << "# " << name << ": " << pool.path.string() << ", "
-        << plural(pool.records.size(), "record", "records") << ", "
-        << plural(pool.size, "byte", "bytes") << '\n';
-    for (const auto& rec : pool.records) {
+    void finish() { out_ << (count_ == 0 ? "[]\n" : "\n]\n"); }
+
+  private:
+    std::ostream& out_;
+    std::size_t count_ = 0;
+};
+
+void dump_json(const Context& ctx, kvp::PoolId id, JsonArrayWriter& writer) {
+    const std::string name(kvp::pool_name(id));
+    RawPoolVisitor visitor;
+    visitor.begin = [](const RawPoolHeader&) {};
+    visitor.record = [&](const RawRecord& rec) { writer.add(record_json(name, rec)); };
+    visitor.tail = [&](const RawTail& tail) { writer.add(tail_json(name, tail)); };
+    scan_raw_pool(ctx.pool_dir, id, ctx.lock_timeout, visitor);
+}
+
+void dump_text(const Context& ctx, kvp::PoolId id, std::ostream& out) {
+    const std::string name(kvp::pool_name(id));
+    RawPoolVisitor visitor;
+    visitor.begin = [&](const RawPoolHeader& header) {
+        if (!header.exists) {
+            out << "# " << name << ": " << header.path.string() << " does not exist\n";
+            return;
+        }
+        out << "# " << name << ": " << header.path.string() << ", "
+            << plural(header.size / kvp::kRecordSize, "record", "records") << ", "
+            << plural(header.size, "byte", "bytes") << '\n';
+    };
+    visitor.record = [&](const RawRecord& rec) {
         out << name << " #" << rec.index << ' ' << escape(rec.key, true) << " = "
             << escape(rec.value, true);
         std::vector<std::string> notes;
@@ -90,30 +127,29 @@ void dump_text(const RawPool& pool, std::ostream& out) {
             out << (i == 0 ? "  (" : ", ") << notes[i];
         }
         out << (notes.empty() ? "" : ")") << '\n';
-    }
-    if (pool.tail) {
-        out << name << " #" << pool.tail->index << ' ' << escape(pool.tail->key(), true) << " = "
-            << escape(pool.tail->value(), true) << "  (partial record: " << pool.tail->bytes.size()
-            << " of " << kvp::kRecordSize << " bytes)\n";
-    }
+    };
+    visitor.tail = [&](const RawTail& tail) {
+        out << name << " #" << tail.index << ' ' << escape(tail.key(), true) << " = "
+            << escape(tail.value(), true) << "  (partial record: " << tail.bytes.size() << " of "
+            << kvp::kRecordSize << " bytes)\n";
+    };
+    scan_raw_pool(ctx.pool_dir, id, ctx.lock_timeout, visitor);
 }
 
 }  // namespace
 
 int cmd_dump(const Context& ctx, const std::optional<kvp::PoolId>& pool, bool json) {
     require_pool_directory(ctx);
-    nlohmann::ordered_json array = nlohmann::ordered_json::array();
+    JsonArrayWriter writer(*ctx.out);
     for (const kvp::PoolId id : selected_pools(pool)) {
-        const RawPool raw = read_raw_pool(ctx.pool_dir, id, ctx.lock_timeout);
         if (json) {
-            dump_json(raw, array);
+            dump_json(ctx, id, writer);
         } else {
-            dump_text(raw, *ctx.out);
+            dump_text(ctx, id, *ctx.out);
         }
     }
     if (json) {
-        *ctx.out << array.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace)
-                 << '\n';
+        writer.finish();
     }
     return kExitOk;
 }

@@ -1,43 +1,19 @@
 #include "raw_pool.hpp"
 
-#include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <span>
-#include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "error.hpp"
 #include "file_lock.hpp"
+#include "pool_open.hpp"
 #include "record_format.hpp"
-#include "unique_fd.hpp"
 
 namespace kvpctl {
-
-namespace {
-
-std::string read_all(int fd, const std::string& what) {
-    std::string data;
-    char buf[64 * 1024];
-    for (;;) {
-        const ssize_t n = ::read(fd, buf, sizeof buf);
-        if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            kvp::throw_errno("read " + what);
-        }
-        if (n == 0) {
-            return data;
-        }
-        data.append(buf, static_cast<std::size_t>(n));
-    }
-}
-
-}  // namespace
 
 std::string RawTail::key() const {
     const std::size_t n = std::min(bytes.size(), kvp::kKeyFieldSize);
@@ -52,70 +28,87 @@ std::string RawTail::value() const {
                                                    bytes.size() - kvp::kKeyFieldSize));
 }
 
-RawPool read_raw_pool(const boost::filesystem::path& dir, kvp::PoolId id,
-                      std::chrono::milliseconds lock_timeout) {
-    RawPool pool;
-    pool.id = id;
-    pool.path = dir / kvp::pool_file_name(id);
-    const std::string what = pool.path.string();
+void scan_raw_pool(const boost::filesystem::path& dir, kvp::PoolId id,
+                   std::chrono::milliseconds lock_timeout, const RawPoolVisitor& visitor) {
+    RawPoolHeader header;
+    header.id = id;
+    header.path = dir / kvp::pool_file_name(id);
+    const std::string what = header.path.string();
 
-    kvp::UniqueFd fd(::open(pool.path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
-    if (!fd) {
-        if (errno == ENOENT) {
-            return pool;
-        }
-        kvp::throw_errno("open " + what);
+    kvp::OpenedPool opened = kvp::open_pool_file(what, kvp::PoolAccess::read);
+    if (!opened.fd) {
+        visitor.begin(header);
+        return;
     }
+    const kvp::FileLock lock(opened.fd.get(), kvp::LockMode::shared, lock_timeout, what);
     struct stat st {};
-    if (::fstat(fd.get(), &st) != 0) {
+    if (::fstat(opened.fd.get(), &st) != 0) {
         kvp::throw_errno("fstat " + what);
     }
-    if (!S_ISREG(st.st_mode)) {
-        kvp::throw_error(EINVAL, what + " is not a regular file");
-    }
-    pool.exists = true;
+    kvp::require_pool_file(st, what);  // again: it may have grown while we waited
+    header.exists = true;
+    header.size = static_cast<std::uint64_t>(st.st_size);
+    visitor.begin(header);
 
-    std::string data;
-    {
-        const kvp::FileLock lock(fd.get(), kvp::LockMode::shared, lock_timeout, what);
-        data = read_all(fd.get(), what);
-    }
-    pool.size = data.size();
-
-    const std::size_t whole = data.size() / kvp::kRecordSize;
-    pool.records.reserve(whole);
-    std::unordered_map<std::string_view, std::size_t> first;
-    for (std::size_t i = 0; i < whole; ++i) {
-        const char* base = data.data() + i * kvp::kRecordSize;
-        const std::span<const char, kvp::kRecordSize> bytes(base, kvp::kRecordSize);
-        kvp::Record decoded = kvp::decode_record(bytes);
-        RawRecord rec;
-        rec.index = i;
-        rec.offset = static_cast<std::uint64_t>(i) * kvp::kRecordSize;
-        rec.key = std::move(decoded.key);
-        rec.value = std::move(decoded.value);
-        rec.key_unterminated = kvp::field_unterminated(bytes.first<kvp::kKeyFieldSize>());
-        rec.value_unterminated = kvp::field_unterminated(bytes.last<kvp::kValueFieldSize>());
-        pool.records.push_back(std::move(rec));
-    }
-    // A second pass, once the strings no longer move, to find duplicates.
-    for (auto& rec : pool.records) {
-        if (rec.key.empty()) {
+    // One chunk of records at a time, and the first index of each distinct key.
+    constexpr std::size_t kChunk = 256 * kvp::kRecordSize;
+    std::vector<char> chunk(kChunk);
+    std::unordered_map<std::string, std::size_t> first;
+    std::uint64_t offset = 0;
+    std::size_t index = 0;
+    std::size_t filled = 0;
+    for (;;) {
+        const ssize_t n = ::pread(opened.fd.get(), chunk.data() + filled, chunk.size() - filled,
+                                  static_cast<off_t>(offset + filled));
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            kvp::throw_errno("read " + what);
+        }
+        filled += static_cast<std::size_t>(n);
+        if (n != 0 && filled < chunk.size()) {
             continue;
         }
-        const auto [it, inserted] = first.emplace(rec.key, rec.index);
-        if (!inserted) {
-            rec.duplicate_of = it->second;
+        const std::size_t whole = filled / kvp::kRecordSize;
+        for (std::size_t i = 0; i < whole; ++i, ++index) {
+            const std::span<const char, kvp::kRecordSize> bytes(chunk.data() + i * kvp::kRecordSize,
+                                                                kvp::kRecordSize);
+            kvp::Record decoded = kvp::decode_record(bytes);
+            RawRecord rec;
+            rec.index = index;
+            rec.offset = offset + i * kvp::kRecordSize;
+            rec.key = std::move(decoded.key);
+            rec.value = std::move(decoded.value);
+            rec.key_unterminated = kvp::field_unterminated(bytes.first<kvp::kKeyFieldSize>());
+            rec.value_unterminated = kvp::field_unterminated(bytes.last<kvp::kValueFieldSize>());
+            if (!rec.key.empty()) {
+                const auto [it, inserted] = first.emplace(rec.key, rec.index);
+                if (!inserted) {
+                    rec.duplicate_of = it->second;
+                }
+            }
+            visitor.record(rec);
+        }
+        offset += whole * kvp::kRecordSize;
+        const std::size_t rest = filled - whole * kvp::kRecordSize;
+        std::copy_n(chunk.data() + whole * kvp::kRecordSize, rest, chunk.data());
+        filled = rest;
+        if (n == 0) {
+            break;
+        }
+        if (offset > kvp::kMaxPoolFileSize) {
+            kvp::throw_error(EFBIG, what + " grew past " + std::to_string(kvp::kMaxPoolFileSize) +
+                                        " bytes while being read");
         }
     }
-    if (data.size() % kvp::kRecordSize != 0) {
+    if (filled != 0) {
         RawTail tail;
-        tail.index = whole;
-        tail.offset = static_cast<std::uint64_t>(whole) * kvp::kRecordSize;
-        tail.bytes = data.substr(whole * kvp::kRecordSize);
-        pool.tail = std::move(tail);
+        tail.index = index;
+        tail.offset = offset;
+        tail.bytes.assign(chunk.data(), filled);
+        visitor.tail(tail);
     }
-    return pool;
 }
 
 }  // namespace kvpctl

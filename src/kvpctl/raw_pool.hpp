@@ -1,14 +1,16 @@
 #pragma once
-// The raw pool reader behind `dump` and `check`: the whole file as it is, read under a
-// shared lock (both lock families, like every other reader). Unlike kvp::PoolSnapshot it
-// hides nothing: empty keys, duplicates, unterminated fields and the partial tail all stay.
+// The raw pool reader behind `dump`, `check` and `compact`: the file as it is, streamed record
+// by record under a shared lock (both lock families, like every other reader), so memory does
+// not grow with the file. Unlike kvp::PoolSnapshot it hides nothing: empty keys, duplicates,
+// unterminated fields and the partial tail all stay. The file is opened the one way every
+// pool file is (kvp::open_pool_file): no FIFO hangs it, no symlink is followed.
 
 #include <boost/filesystem/path.hpp>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
-#include <vector>
 
 #include "pool_id.hpp"
 
@@ -34,18 +36,24 @@ struct RawTail {
     [[nodiscard]] std::string value() const;
 };
 
-struct RawPool {
+struct RawPoolHeader {
     kvp::PoolId id = kvp::PoolId::external;
     boost::filesystem::path path;
     bool exists = false;
-    std::uint64_t size = 0;
-    std::vector<RawRecord> records;
-    std::optional<RawTail> tail;
+    std::uint64_t size = 0;  // by fstat under the lock
 };
 
-// Reads `dir/.kvp_pool_N` whole under a shared lock. A missing file gives exists=false.
-// Throws kvp::Error on any other failure (EAGAIN when the lock does not come in time).
-[[nodiscard]] RawPool read_raw_pool(const boost::filesystem::path& dir, kvp::PoolId id,
-                                    std::chrono::milliseconds lock_timeout);
+struct RawPoolVisitor {
+    std::function<void(const RawPoolHeader&)> begin;  // once, also for a missing file
+    std::function<void(const RawRecord&)> record;     // each whole record, in file order
+    std::function<void(const RawTail&)> tail;         // a partial record at the end, if any
+};
+
+// Streams `dir/.kvp_pool_N` under a shared lock. A missing file gives exists=false and no
+// records. Throws kvp::Error on any other failure (EAGAIN when the lock does not come in time,
+// ELOOP for a symlink, EISDIR/EINVAL for a directory or other non-file, EFBIG past the size
+// no pool reaches).
+void scan_raw_pool(const boost::filesystem::path& dir, kvp::PoolId id,
+                   std::chrono::milliseconds lock_timeout, const RawPoolVisitor& visitor);
 
 }  // namespace kvpctl

@@ -3,11 +3,14 @@
 // `watch` and the process-level behaviour (signals, pipes) are in tests/shell/kvpctl.bats.
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
@@ -598,3 +601,81 @@ TEST(Escape, KeepsUtf8AndEscapesTheRest) {
 }
 
 }  // namespace
+
+// --- one way to open a pool file (docs/reliability.md) -----------------------------------
+
+namespace {
+
+const std::vector<std::vector<std::string>> kEveryPoolCommand{
+    {"get", "guest", "k"},    {"list", "guest"},   {"set", "guest", "k", "v"},
+    {"delete", "guest", "k"}, {"dump", "guest"},   {"dump", "--json", "guest"},
+    {"check", "guest"},       {"compact", "guest"}};
+
+}  // namespace
+
+TEST_F(KvpctlTest, EveryCommandRefusesASymlinkedPoolFileTheSameWay) {
+    write_pool(2, record("k", "v"));
+    ASSERT_EQ(::symlink(pool_path(2).c_str(), pool_path(1).c_str()), 0);
+    for (const auto& args : kEveryPoolCommand) {
+        const Result r = run(args);
+        EXPECT_EQ(r.code, 2) << args[0];
+        EXPECT_THAT(r.err, HasSubstr("is a symbolic link; pool files are never followed"))
+            << args[0];
+    }
+    EXPECT_EQ(read_pool(2), record("k", "v"));
+}
+
+TEST_F(KvpctlTest, EveryCommandRefusesADirectoryInAPoolFilesPlaceTheSameWay) {
+    ASSERT_EQ(::mkdir(pool_path(1).c_str(), 0755), 0);
+    for (const auto& args : kEveryPoolCommand) {
+        const Result r = run(args);
+        EXPECT_EQ(r.code, 2) << args[0];
+        EXPECT_THAT(r.err, HasSubstr("is a directory, not a pool file")) << args[0];
+    }
+}
+
+TEST_F(KvpctlTest, NoCommandHangsOnAFifoInAPoolFilesPlace) {
+    ASSERT_EQ(::mkfifo(pool_path(1).c_str(), 0644), 0);
+    for (const auto& args : kEveryPoolCommand) {
+        // In a child with an alarm: a hang would otherwise hang the test.
+        const pid_t pid = ::fork();
+        ASSERT_GE(pid, 0);
+        if (pid == 0) {
+            ::alarm(10);
+            const Result r = run(args);
+            const bool said = r.err.find("is not a regular file") != std::string::npos;
+            ::_exit(r.code == 2 && said ? 0 : 1);
+        }
+        int status = 0;
+        ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+        EXPECT_TRUE(WIFEXITED(status)) << args[0] << " hung (killed by signal)";
+        EXPECT_EQ(WIFEXITED(status) ? WEXITSTATUS(status) : -1, 0) << args[0];
+    }
+}
+
+TEST_F(KvpctlTest, CheckOfAHugeSparsePoolFailsAtOnceWithASentence) {
+    write_pool(1, "");
+    ASSERT_EQ(::truncate(pool_path(1).c_str(), 20LL * 1024 * 1024 * 1024), 0);
+    const auto start = std::chrono::steady_clock::now();
+    for (const auto& args : kEveryPoolCommand) {
+        const Result r = run(args);
+        EXPECT_EQ(r.code, 2) << args[0];
+        EXPECT_THAT(r.err, HasSubstr("more than any pool file can be")) << args[0];
+    }
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+}
+
+TEST_F(KvpctlTest, CheckStreamsALargePoolInBoundedMemory) {
+    write_pool(1, record("first", "v"));
+    constexpr long long kSize = 300LL * 1024 * 1024 / kRecord * kRecord;  // sparse: no memory
+    ASSERT_EQ(::truncate(pool_path(1).c_str(), kSize), 0);
+    struct rusage before {};
+    ::getrusage(RUSAGE_SELF, &before);
+    const Result r = run({"check", "guest"});
+    struct rusage after {};
+    ::getrusage(RUSAGE_SELF, &after);
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_THAT(r.out, HasSubstr("guest: ok, " + std::to_string(kSize / kRecord) + " records"));
+    // ru_maxrss is in KiB: the file is 300 MiB, the check may not come near it.
+    EXPECT_LT(after.ru_maxrss - before.ru_maxrss, 64 * 1024);
+}

@@ -391,6 +391,7 @@ Sandbox::Sandbox() {
     }
     base_ = tmpl;
     pool_ = base_ + "/pool";
+    tmpfs_dir_ = pool_;
     mnt_ = base_ + "/mnt";
     log_path_ = base_ + "/kvpfs.log";
     if (::mkdir(pool_.c_str(), 0755) != 0 || ::mkdir(mnt_.c_str(), 0755) != 0) {
@@ -408,8 +409,8 @@ Sandbox::~Sandbox() {
     }
     detach_mount();
     if (tmpfs_) {
-        if (::umount2(pool_.c_str(), 0) != 0) {
-            ::umount2(pool_.c_str(), MNT_DETACH);
+        if (::umount2(tmpfs_dir_.c_str(), 0) != 0) {
+            ::umount2(tmpfs_dir_.c_str(), MNT_DETACH);
         }
     }
     std::error_code ec;

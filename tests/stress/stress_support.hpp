@@ -94,16 +94,20 @@ class Sandbox {
     void kill_daemon();
     [[nodiscard]] bool mounted() const;
     [[nodiscard]] bool daemon_running() const { return daemon_ > 0; }
+    [[nodiscard]] pid_t daemon_pid() const { return daemon_; }
 
     [[nodiscard]] const std::string& base() const { return base_; }
     [[nodiscard]] const std::string& pool_dir() const { return pool_; }
+    // Makes the daemon (started after this) and pool() use `dir` as the pool directory
+    // instead of the tmpfs root (a directory that can be removed, renamed or mounted over).
+    void set_pool_dir(const std::string& dir) { pool_ = dir; }
     [[nodiscard]] std::string pool(int n) const;
     [[nodiscard]] std::string mnt(const std::string& rel = "") const;
     [[nodiscard]] std::string log() const;
 
   private:
     void detach_mount();
-    std::string base_, pool_, mnt_, log_path_;
+    std::string base_, pool_, tmpfs_dir_, mnt_, log_path_;
     pid_t daemon_ = -1;
     bool tmpfs_ = false;
 };
