@@ -46,6 +46,8 @@ struct WriterState {
     bool unlinked = false;
     // The errno of the last refused write: flush and fsync answer it again.
     int error = 0;
+    // An ftruncate was refused: like a refused write, nothing empty is stored at release.
+    bool truncate_refused = false;
     // Trailing bytes of an unfinished UTF-8 sequence (-o limits=host), held until a later
     // write finishes them; they belong at content offset `held_at`.
     std::string held;

@@ -115,7 +115,8 @@ void store_empty(Filesystem& fs, FileHandle& h) {
 }
 
 [[nodiscard]] bool empty_pending(const WriterState& s) {
-    return !s.unlinked && s.error == 0 && s.held.empty() && (s.truncate_pending || s.reserved);
+    return !s.unlinked && s.error == 0 && !s.truncate_refused && s.held.empty() &&
+           (s.truncate_pending || s.reserved);
 }
 
 }  // namespace
@@ -140,22 +141,29 @@ void truncate_through(Filesystem& fs, FileHandle& h, std::size_t size) {
         return;
     }
     const WriteMode& mode = h.mode();
-    (void)update_or_refuse(fs.pool(h.pool()), s.key, mode.limits,
-                           [&](const std::string* current) -> std::optional<std::string> {
-                               std::string content;
-                               if (!s.truncate_pending && current != nullptr) {
-                                   content = shown_content(*current, mode.raw);
-                               }
-                               if (size > content.size()) {
-                                   throw kvp::Error(EINVAL,
-                                                    "truncate to " + std::to_string(size) +
-                                                        ": growing a value is not possible");
-                               }
-                               content.resize(size);
-                               std::string value(stored_value(content, mode.raw));
-                               check_stored_value(value, mode.limits);
-                               return value;
-                           });
+    // A refused ftruncate, like a refused write, keeps a create or an O_TRUNC from storing an
+    // empty value at release (`truncate -s 5 guest/new` leaves no key); close still answers 0.
+    try {
+        (void)update_or_refuse(fs.pool(h.pool()), s.key, mode.limits,
+                               [&](const std::string* current) -> std::optional<std::string> {
+                                   std::string content;
+                                   if (!s.truncate_pending && current != nullptr) {
+                                       content = shown_content(*current, mode.raw);
+                                   }
+                                   if (size > content.size()) {
+                                       throw kvp::Error(EINVAL,
+                                                        "truncate to " + std::to_string(size) +
+                                                            ": growing a value is not possible");
+                                   }
+                                   content.resize(size);
+                                   std::string value(stored_value(content, mode.raw));
+                                   check_stored_value(value, mode.limits);
+                                   return value;
+                               });
+    } catch (const kvp::Error&) {
+        s.truncate_refused = true;
+        throw;
+    }
     s.truncate_pending = false;
     s.open_line.reset();
     fs.writers().stored(h);
@@ -212,17 +220,20 @@ void op_flush(fuse_req_t req, fuse_ino_t /*ino*/, struct fuse_file_info* fi) {
         const auto names = fs.writers().try_share_names();
         std::lock_guard lock(h->mutex());
         WriterState& s = h->state();
-        if (!s.held.empty()) {
+        err = s.error;  // the refusal was logged when the write got it
+        if (err == 0 && !s.held.empty()) {
+            // Every close() of any descriptor of this handle flushes, also a child's that
+            // only inherited it (a fork, an exec with FD_CLOEXEC): this close answers EINVAL,
+            // but the bytes stay held so a later write can still finish them. Only the
+            // release after the last close drops them (not stored).
             kvp::log(kvp::LogLevel::error,
                      "flush: " + describe_key(h->pool(), s.key) +
                          ": closed inside an unfinished UTF-8 sequence; those bytes are not "
-                         "stored: " +
+                         "stored unless a later write finishes them: " +
                          std::strerror(EINVAL));
-            s.held.clear();
-            s.error = EINVAL;
+            err = EINVAL;
         }
-        err = s.error;  // the refusal was logged when the write got it
-        if (err != 0 && s.reserved && names.owns_lock()) {
+        if (s.error != 0 && s.reserved && names.owns_lock()) {
             // A create whose writes were refused: its name goes now, not at release, which
             // comes after close() returns.
             fs.writers().stored(*h);

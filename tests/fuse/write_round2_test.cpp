@@ -270,6 +270,72 @@ TEST_F(KvpfsTest, UnfinishedUtf8IsHeldUntilALaterWriteFinishesIt) {
     EXPECT_EQ(pool_raw(1), before);
 }
 
+// Every close() of a descriptor flushes, also a child's that only inherited the handle (a
+// fork, an exec closing FD_CLOEXEC descriptors): that close answers EINVAL while a sequence is
+// unfinished, but the held bytes stay for the write that finishes them.
+TEST_F(KvpfsTest, CloseOfAnotherDescriptorKeepsTheHeldUtf8) {
+    set_pool(1, {{"k", "old"}});
+    const std::string before = pool_raw(1);
+    Fd fd(mnt("guest/k"), O_WRONLY | O_TRUNC);
+    ASSERT_GE(fd.get(), 0);
+    EXPECT_EQ(fd.write("caf\xC3"), 0);
+    EXPECT_EQ(pool_recs(1), (Recs{{"k", "caf"}}));
+    const int dup = ::dup(fd.get());
+    EXPECT_EQ(::close(dup), -1);
+    EXPECT_EQ(errno, EINVAL);
+    EXPECT_EQ(fd.write("\xA9\n"), 0);
+    EXPECT_EQ(pool_recs(1), (Recs{{"k", "caf\xC3\xA9"}}));
+    EXPECT_EQ(fd.close(), 0);
+    // The same through the shell: each external printf's exit closes its copy of the handle.
+    set_pool(1, {});
+    std::string out;
+    EXPECT_EQ(run_program({"bash", "-c",
+                           "{ /usr/bin/printf 'caf\\xc3'; /usr/bin/printf '\\xa9\\n'; } > \"$1\"",
+                           "bash", mnt("guest/shell")},
+                          &out),
+              0)
+        << out;
+    EXPECT_EQ(pool_recs(1), (Recs{{"shell", "caf\xC3\xA9"}}));
+    // A create whose last close comes inside the sequence leaves no key.
+    Fd create(mnt("guest/new"), O_WRONLY | O_CREAT | O_EXCL);
+    ASSERT_GE(create.get(), 0);
+    EXPECT_EQ(create.write("\xE2\x82"), 0);
+    EXPECT_EQ(::close(::dup(create.get())), -1);
+    EXPECT_EQ(create.close(), EINVAL);
+    const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (stat_errno("guest/new") != ENOENT && std::chrono::steady_clock::now() < end) {
+        std::this_thread::yield();  // release comes just after the last close
+    }
+    EXPECT_EQ(stat_errno("guest/new"), ENOENT);
+    EXPECT_EQ(pool_recs(1), (Recs{{"shell", "caf\xC3\xA9"}}));
+}
+
+// A refused ftruncate, like a refused write, stores nothing: `truncate -s 5 guest/new` fails
+// with EINVAL and leaves no empty key behind; an O_TRUNC whose ftruncate was refused keeps the
+// old value.
+TEST_F(KvpfsTest, CreateWhoseTruncateIsRefusedLeavesNoKey) {
+    set_pool(1, {{"k", "old"}});
+    const std::string before = pool_raw(1);
+    std::string out;
+    EXPECT_NE(run_program({"truncate", "-s", "5", mnt("guest/new")}, &out), 0);
+    EXPECT_NE(out.find("Invalid argument"), std::string::npos) << out;
+    {
+        Fd fd(mnt("guest/k"), O_WRONLY | O_TRUNC);
+        ASSERT_GE(fd.get(), 0);
+        EXPECT_EQ(::ftruncate(fd.get(), 5), -1);
+        EXPECT_EQ(errno, EINVAL);
+        EXPECT_EQ(fd.close(), 0);
+    }
+    const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (stat_errno("guest/new") != ENOENT && std::chrono::steady_clock::now() < end) {
+        std::this_thread::yield();  // release comes just after the last close
+    }
+    EXPECT_EQ(stat_errno("guest/new"), ENOENT);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // k's release, too
+    EXPECT_EQ(pool_recs(1), (Recs{{"k", "old"}}));
+    EXPECT_TRUE(pool_raw(1) == before);
+}
+
 TEST_F(KvpfsTest, FtruncateCutsTheCurrentValue) {
     set_pool(1, {{"k", "abcdef"}});
     Fd fd(mnt("guest/k"), O_RDWR);
