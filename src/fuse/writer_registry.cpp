@@ -105,14 +105,18 @@ bool WriterRegistry::reserved(std::string_view key) const {
     return !reserved_.empty() && reserved_.find(key) != reserved_.end();
 }
 
-std::vector<FileHandle*> WriterRegistry::handles_of(std::string_view key) const {
-    std::lock_guard lock(mutex_);
+std::vector<FileHandle*> WriterRegistry::handles_locked(const std::string& key) const {
     std::vector<FileHandle*> out;
-    auto [first, last] = handles_.equal_range(std::string(key));
+    auto [first, last] = handles_.equal_range(key);
     for (auto it = first; it != last; ++it) {
         out.push_back(it->second);
     }
     return out;
+}
+
+std::vector<FileHandle*> WriterRegistry::handles_of(std::string_view key) const {
+    std::lock_guard lock(mutex_);
+    return handles_locked(std::string(key));
 }
 
 // Handles' mutexes are taken after mutex_ is released: elsewhere a handle's mutex comes first.
@@ -121,10 +125,7 @@ void WriterRegistry::unlinked(std::string_view key) {
     {
         std::lock_guard lock(mutex_);
         const std::string k(key);
-        auto [first, last] = handles_.equal_range(k);
-        for (auto it = first; it != last; ++it) {
-            losing.push_back(it->second);
-        }
+        losing = handles_locked(k);
         handles_.erase(k);
         reserved_.erase(k);
     }
@@ -147,10 +148,7 @@ void WriterRegistry::renamed(std::string_view from, std::string_view to) {
     {
         std::lock_guard lock(mutex_);
         const std::string f(from);
-        auto [first, last] = handles_.equal_range(f);
-        for (auto it = first; it != last; ++it) {
-            moving.push_back(it->second);
-        }
+        moving = handles_locked(f);
         handles_.erase(f);
         for (FileHandle* h : moving) {
             handles_.emplace(t, h);

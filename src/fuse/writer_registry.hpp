@@ -67,6 +67,8 @@ class WriterRegistry {
         bool unopened = false;
     };
     void release_locked(std::string_view key, bool handle);
+    // The handles of `key` (mutex_ held).
+    [[nodiscard]] std::vector<FileHandle*> handles_locked(const std::string& key) const;
 
     std::chrono::milliseconds wait_;
     std::shared_timed_mutex names_;
