@@ -39,7 +39,7 @@ OpenedPool PoolFile::open_locked_for_change(bool create, Clock::time_point deadl
                                             std::optional<FileLock>& lock) {
     const PoolAccess access =
         create && options_.create_on_write ? PoolAccess::create : PoolAccess::write;
-    OpenedPool opened = open_pool_file(name_, access);
+    OpenedPool opened = open_pool_file(name_, access, false);
     if (opened.fd) {
         lock.emplace(opened.fd.get(), LockMode::exclusive, deadline, name_);
         // The state under the lock, for the checks modify() makes.
