@@ -3,11 +3,14 @@
 // lock, and lock waits that must not add up or hold up reads of the cache.
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <future>
 #include <set>
@@ -239,6 +242,110 @@ TEST_F(ChangePathTest, ConcurrentChangesNeverLoseAnAppendMadeUnderFlock) {
     for (int i = 0; i < kAppends; ++i) {
         EXPECT_TRUE(keys.count("ci" + std::to_string(i)) == 1) << "ci" << i << " was lost";
     }
+}
+
+// A read that waits for the shared lock holds a descriptor opened before the wait. When the
+// name is replaced (renamed over) or removed meanwhile, that read may answer with the old file,
+// but the next read, which starts after the replacement, must show what the path names now.
+TEST_F(ChangePathTest, AReadWaitingForTheLockWhileThePoolIsRenamedOverLeavesNoStaleView) {
+    write_file(pool(), raw_pool({{"Old", "1"}}));
+    kvp::PoolFile pf(pool(), options(5000));
+    ASSERT_EQ(pf.get("Old"), "1");
+    auto holder = std::make_unique<kvptest::LockHolder>(pool(), kvptest::LockKind::flock_exclusive);
+    {
+        // An attribute change: the next read must load, so it waits for the held lock.
+        const int fd = ::open(pool().c_str(), O_WRONLY | O_CLOEXEC);
+        ASSERT_GE(fd, 0);
+        ASSERT_EQ(::futimens(fd, nullptr), 0);
+        ::close(fd);
+    }
+    auto read = std::async(std::launch::async, [&] { return pf.get("Old"); });
+    wait_for_waiter(pool());
+    const std::string replacement = dir() + "/replacement";
+    write_file(replacement, raw_pool({{"HostKey", "precious"}}));
+    ASSERT_EQ(::rename(replacement.c_str(), pool().c_str()), 0);
+    EXPECT_EQ(holder->release(), 0);
+    (void)read.get();  // the overlapping read may show either file
+    EXPECT_EQ(pf.list(), std::vector<std::string>{"HostKey"})
+        << "the renamed-over file is shown after the replacement finished";
+}
+
+TEST_F(ChangePathTest, AReadWaitingForTheLockWhileThePoolIsRemovedLeavesNoStaleView) {
+    write_file(pool(), raw_pool({{"Old", "1"}}));
+    kvp::PoolFile pf(pool(), options(5000));
+    ASSERT_EQ(pf.get("Old"), "1");
+    auto holder = std::make_unique<kvptest::LockHolder>(pool(), kvptest::LockKind::flock_exclusive);
+    {
+        const int fd = ::open(pool().c_str(), O_WRONLY | O_CLOEXEC);
+        ASSERT_GE(fd, 0);
+        ASSERT_EQ(::futimens(fd, nullptr), 0);
+        ::close(fd);
+    }
+    auto read = std::async(std::launch::async, [&] { return pf.get("Old"); });
+    wait_for_waiter(pool());
+    ASSERT_EQ(::unlink(pool().c_str()), 0);
+    EXPECT_EQ(holder->release(), 0);
+    (void)read.get();
+    EXPECT_TRUE(pf.list().empty()) << "a removed pool file is still listed";
+}
+
+// inotify reports a write to a directory's watch only when the file was opened through that
+// directory: a hard link elsewhere reaches the same bytes without an event there.
+TEST_F(ChangePathTest, AWriteThroughAHardLinkInAnotherDirectoryIsSeen) {
+    write_file(pool(), raw_pool({{"HostKey", "aaaa"}}));
+    kvp::PoolFile pf(pool(), options(1000));
+    ASSERT_EQ(pf.get("HostKey"), "aaaa");
+    ASSERT_EQ(::mkdir(sub().c_str(), 0755), 0);
+    const std::string link = sub() + "/hardlink";
+    ASSERT_EQ(::link(pool().c_str(), link.c_str()), 0);
+    const int fd = ::open(link.c_str(), O_WRONLY | O_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::flock(fd, LOCK_EX), 0);
+    ASSERT_EQ(::pwrite(fd, "bbbb", 4, kvptest::kKey), 4);
+    ::close(fd);
+    EXPECT_EQ(pf.get("HostKey"), "bbbb") << "a locked write through a hard link is not shown";
+}
+
+// A process whose working directory (or an open descriptor) is the pool directory keeps the
+// removed directory's inode alive: its watch hears nothing more, not even that it went.
+TEST_F(ChangePathTest, ADirectoryRemovedWhileStillOpenSomewhereAndMadeAgainIsFollowed) {
+    ASSERT_EQ(::mkdir(sub().c_str(), 0755), 0);
+    write_file(sub_pool(), raw_pool({{"Old", "1"}}));
+    kvp::PoolFile pf(sub_pool(), options(1000));
+    ASSERT_EQ(pf.list(), std::vector<std::string>{"Old"});
+    const int held = ::open(sub().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    ASSERT_GE(held, 0);
+    std::filesystem::remove_all(sub());
+    EXPECT_TRUE(pf.list().empty()) << "the removed directory's pool is still shown";
+    ASSERT_EQ(::mkdir(sub().c_str(), 0755), 0);
+    write_file(sub_pool(), raw_pool({{"HostKey", "precious"}}));
+    EXPECT_EQ(pf.list(), std::vector<std::string>{"HostKey"}) << "the new directory is not seen";
+    ::close(held);
+}
+
+// A bind mount over the pool file itself changes what the name leads to without any inotify
+// event; only the mount table says so.
+TEST_F(ChangePathTest, APoolFileMountedOverIsShownAndSoIsItsUnmount) {
+    write_file(pool(), raw_pool({{"Old", "1"}}));
+    const std::string other = dir() + "/other";
+    write_file(other, raw_pool({{"HostKey", "precious"}}));
+    kvp::PoolFile pf(pool(), options(1000));
+    ASSERT_EQ(pf.list(), std::vector<std::string>{"Old"});
+    if (::mount(other.c_str(), pool().c_str(), nullptr, MS_BIND, nullptr) != 0) {
+        GTEST_SKIP() << "cannot bind-mount here (" << std::strerror(errno) << "): needs root";
+    }
+    struct Unmount {
+        std::string path;
+        ~Unmount() {
+            if (!path.empty()) {
+                ::umount2(path.c_str(), MNT_DETACH);
+            }
+        }
+    } unmount{pool()};
+    EXPECT_EQ(pf.list(), std::vector<std::string>{"HostKey"}) << "the mounted-over file is shown";
+    ASSERT_EQ(::umount2(pool().c_str(), 0), 0);
+    unmount.path.clear();
+    EXPECT_EQ(pf.list(), std::vector<std::string>{"Old"}) << "the uncovered file is not shown";
 }
 
 }  // namespace

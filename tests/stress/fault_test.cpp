@@ -216,21 +216,37 @@ TEST(FaultTest, AFileSizeLimitFailsWithEFBIGAndKillsNeitherProgram) {
     sb.stop();
 }
 
-// The three ways to replace the pool directory under a running mount.
-enum class Replace { remove_and_make, rename_away, mount_over };
+// The ways to replace the pool directory under a running mount: removed and made again (also
+// while another process keeps the old one open, which holds back its removal event), renamed
+// away, mounted over, and a symbolic link in POOL_DIR pointed at another directory.
+enum class Replace { remove_and_make, remove_while_open, rename_away, mount_over, link_swapped };
 
 void replaced_directory_is_followed(Replace how) {
     Sandbox sb;
     const std::string pools = sb.pool_dir() + "/pools";
-    std::filesystem::create_directories(pools);
-    make_pools(pools, records({{"Old", "1"}}));
-    sb.set_pool_dir(pools);
+    // With a link, kvpfs is given "link" (-> pools.first); the swap points it at "pools".
+    const std::string link = sb.pool_dir() + "/link";
+    const std::string served = how == Replace::link_swapped ? link : pools;
+    const std::string first = how == Replace::link_swapped ? pools + ".first" : pools;
+    std::filesystem::create_directories(first);
+    make_pools(first, records({{"Old", "1"}}));
+    if (how == Replace::link_swapped) {
+        ASSERT_EQ(::symlink("pools.first", link.c_str()), 0);
+    }
+    sb.set_pool_dir(served);
     sb.start();
     ASSERT_EQ(list_dir(sb.mnt("guest")), std::vector<std::string>{"Old"});
 
     std::unique_ptr<TmpfsMount> over;
+    int held = -1;
     switch (how) {
         case Replace::remove_and_make:
+            std::filesystem::remove_all(pools);
+            std::filesystem::create_directories(pools);
+            break;
+        case Replace::remove_while_open:
+            held = ::open(pools.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            ASSERT_GE(held, 0);
             std::filesystem::remove_all(pools);
             std::filesystem::create_directories(pools);
             break;
@@ -241,7 +257,22 @@ void replaced_directory_is_followed(Replace how) {
         case Replace::mount_over:
             over = std::make_unique<TmpfsMount>(pools, "size=1m,mode=0755");
             break;
+        case Replace::link_swapped: {
+            std::filesystem::create_directories(pools);
+            const std::string next = link + ".new";  // ln -sfn, atomically
+            ASSERT_EQ(::symlink("pools", next.c_str()), 0);
+            ASSERT_EQ(::rename(next.c_str(), link.c_str()), 0);
+            break;
+        }
     }
+    struct Close {
+        int& fd;
+        ~Close() {
+            if (fd >= 0) {
+                ::close(fd);
+            }
+        }
+    } close_held{held};
     std::string out;
     ASSERT_EQ(kvpctl(pools, {"set", "guest", "HostKey", "precious"}, &out), 0) << out;
     // The next operation shows it: no waiting.
@@ -270,6 +301,63 @@ TEST(FaultTest, PoolDirectoryRenamedAwayAndReplacedIsFollowed) {
 }
 TEST(FaultTest, PoolDirectoryMountedOverIsFollowed) {
     replaced_directory_is_followed(Replace::mount_over);
+}
+TEST(FaultTest, PoolDirectoryRemovedWhileStillOpenElsewhereIsFollowed) {
+    replaced_directory_is_followed(Replace::remove_while_open);
+}
+TEST(FaultTest, PoolDirectoryThroughASwappedSymbolicLinkIsFollowed) {
+    replaced_directory_is_followed(Replace::link_swapped);
+}
+
+// Two ways to reach other bytes by the pool file's own name, neither with an event on the pool
+// directory: a locked write through a hard link in another directory, and a bind mount over
+// the pool file itself (and its unmount).
+TEST(FaultTest, AWriteThroughAHardLinkElsewhereShowsAtOnce) {
+    Sandbox sb;
+    make_pools(sb.pool_dir(), records({{"HostKey", "aaaa"}}));
+    sb.start();
+    ASSERT_EQ(read_value(sb.mnt("guest/HostKey")).data, "aaaa\n");
+    const std::string elsewhere = sb.pool_dir() + "/elsewhere";
+    std::filesystem::create_directories(elsewhere);
+    const std::string link = elsewhere + "/pool";
+    ASSERT_EQ(::link(sb.pool(1).c_str(), link.c_str()), 0);
+    {
+        const int fd = ::open(link.c_str(), O_RDWR | O_CLOEXEC);
+        ASSERT_GE(fd, 0);
+        ASSERT_EQ(::flock(fd, LOCK_EX), 0);
+        ASSERT_EQ(::pwrite(fd, "bbbb", 4, 512), 4);  // the value, in place: same size
+        ::close(fd);
+    }
+    EXPECT_EQ(read_value(sb.mnt("guest/HostKey")).data, "bbbb\n");
+    sb.stop();
+}
+
+TEST(FaultTest, APoolFileMountedOverShowsAndSoDoesItsUnmount) {
+    Sandbox sb;
+    make_pools(sb.pool_dir(), records({{"Old", "1"}}));
+    const std::string other = sb.pool_dir() + "/other";
+    write_file(other, records({{"HostKey", "precious"}}));
+    sb.start();
+    ASSERT_EQ(list_dir(sb.mnt("guest")), std::vector<std::string>{"Old"});
+    ASSERT_EQ(::mount(other.c_str(), sb.pool(1).c_str(), nullptr, MS_BIND, nullptr), 0)
+        << std::strerror(errno);
+    struct Unmount {
+        std::string path;
+        ~Unmount() {
+            if (!path.empty()) {
+                ::umount2(path.c_str(), MNT_DETACH);
+            }
+        }
+    } unmount{sb.pool(1)};
+    EXPECT_EQ(list_dir(sb.mnt("guest")), std::vector<std::string>{"HostKey"});
+    const Io io = write_value(sb.mnt("guest/New"), "mine\n");
+    EXPECT_EQ(io.err, 0) << io.step;
+    EXPECT_EQ(decode_records(read_file(other)),
+              (std::vector<Rec>{{"HostKey", "precious"}, {"New", "mine"}}));
+    ASSERT_EQ(::umount2(sb.pool(1).c_str(), 0), 0);
+    unmount.path.clear();
+    EXPECT_EQ(list_dir(sb.mnt("guest")), std::vector<std::string>{"Old"});
+    sb.stop();
 }
 
 TEST(FaultTest, UnlockedTruncationDuringReadsNeverLeavesAStaleView) {
