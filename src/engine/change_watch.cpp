@@ -33,7 +33,10 @@ long long ns(const timespec& t) {
 }  // namespace
 
 ChangeWatch::ChangeWatch(const std::string& directory, const std::string& file_name)
-    : directory_(directory), file_name_(file_name), path_(directory + "/" + file_name) {
+    : directory_(directory),
+      file_name_(file_name),
+      directory_base_(directory.substr(directory.rfind('/') + 1)),
+      path_(directory + "/" + file_name) {
     UniqueFd fd(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
     if (!fd) {
         log(LogLevel::warning, "inotify unavailable (" + std::string(std::strerror(errno)) +
@@ -59,6 +62,7 @@ bool ChangeWatch::drain_events() {
                 log(LogLevel::warning, "inotify read failed; falling back to stat for " + path_);
                 inotify_.reset();
                 wd_ = -1;
+                file_wd_ = -1;
                 ancestors_.clear();
                 path_watched_ = false;
                 return true;
@@ -73,6 +77,15 @@ bool ChangeWatch::drain_events() {
             } else if (event->wd == wd_) {
                 if (event->len > 0 && file_name_ == event->name) {
                     changed = true;
+                    if ((event->mask & (IN_DELETE | IN_MOVED_FROM)) != 0) {
+                        // Perhaps the whole directory is being removed: while some process
+                        // still has it open (or as its working directory) its own removal is
+                        // reported only once that process lets go.
+                        directory_suspect_ = true;
+                    }
+                }
+                if (event->len == 0 && (event->mask & IN_ATTRIB) != 0) {
+                    directory_suspect_ = true;  // its link count: renamed over, perhaps
                 }
                 if ((event->mask & kDirectoryGone) != 0) {
                     // The watch no longer follows the path: stat fallback, and the next look
@@ -83,6 +96,15 @@ bool ChangeWatch::drain_events() {
                     path_watched_ = false;
                     changed = true;
                 }
+            } else if (event->wd == file_wd_) {
+                changed = true;  // written through any of its names
+                if ((event->mask & IN_IGNORED) != 0) {
+                    file_wd_ = -1;
+                }
+            } else if (event->len > 0 && parent_watched(event->wd) &&
+                       directory_base_ == event->name) {
+                // The pool directory's name was removed or renamed over in its parent.
+                directory_suspect_ = true;
             } else if ((event->mask & kDirectoryGone) != 0 && watches_ancestor(event->wd)) {
                 // A directory above moved or went: the path may lead elsewhere now. (The
                 // IN_IGNORED of a watch we removed ourselves is for a number no longer ours.)
@@ -108,9 +130,18 @@ bool ChangeWatch::stat_differs() {
            ns(loaded_at_) - ns(st.st_ctim) < kTickMarginNs;
 }
 
+bool ChangeWatch::file_replaced() const {
+    struct stat st {};
+    const bool present = ::lstat(path_.c_str(), &st) == 0;
+    if (!have_stat_) {
+        return present;  // none was loaded (or the view is already dirty)
+    }
+    return !present || st.st_dev != loaded_stat_.st_dev || st.st_ino != loaded_stat_.st_ino;
+}
+
 bool ChangeWatch::maybe_changed() {
     if (path_watched_) {
-        if (path_may_have_moved() && check_directory()) {
+        if (path_may_have_moved() && (check_directory() || file_replaced())) {
             pending_change_ = true;
         }
     } else {
@@ -119,6 +150,8 @@ bool ChangeWatch::maybe_changed() {
         }
         if (check_directory()) {
             pending_change_ = true;
+        } else if (mount_table_changed() && file_replaced()) {
+            pending_change_ = true;  // something mounted over the file itself
         }
     }
     if (using_inotify()) {
@@ -132,6 +165,30 @@ void ChangeWatch::begin_load() {
         (void)drain_events();
     }
     pending_change_ = false;
+}
+
+void ChangeWatch::watch_file(int fd, const struct stat& st) {
+    if (!inotify_ || (file_wd_ >= 0 && st.st_dev == file_dev_ && st.st_ino == file_ino_)) {
+        return;
+    }
+    if (file_wd_ >= 0) {
+        (void)::inotify_rm_watch(inotify_.get(), file_wd_);
+        file_wd_ = -1;
+    }
+    // The descriptor's magic link leads to the very file read, whatever the path names now.
+    const std::string link = "/proc/self/fd/" + std::to_string(fd);
+    const int wd = ::inotify_add_watch(inotify_.get(), link.c_str(), IN_MODIFY | IN_ATTRIB);
+    if (wd < 0) {
+        if (!file_watch_warned_) {
+            file_watch_warned_ = true;
+            log(LogLevel::warning, "cannot watch " + path_ + " itself (" + std::strerror(errno) +
+                                       "): a write through a hard link elsewhere goes unseen");
+        }
+        return;
+    }
+    file_wd_ = wd;
+    file_dev_ = st.st_dev;
+    file_ino_ = st.st_ino;
 }
 
 void ChangeWatch::mark_loaded(const struct stat* st) {

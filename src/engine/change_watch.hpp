@@ -11,10 +11,16 @@
 // one watched (removed and made again, renamed away and replaced, mounted over, which sends no
 // event at all) the watch moves to it and the file counts as changed. The directory is looked
 // at again only when something may have moved it: an event on it or on any directory above it
-// (each watched for being moved or removed), or a change of the mount table (the mount-info
-// file polls ready after any mount or unmount). So one non-blocking poll() per look is all an
-// idle pool costs. Where that cannot be set up (a relative path, a symbolic link on the way, no
-// inotify) every look stats the directory instead.
+// (each watched for being moved or removed; the parent also for the directory's name removed
+// or renamed over, since the directory's own removal is reported only once no process has it
+// open), the pool file's name removed from it, or a change of the mount table (the mount-info
+// file polls ready after any mount or unmount; then the file's identity is checked too, for a
+// mount over the file itself). So one non-blocking poll() per look is all an idle pool costs.
+// Where that cannot be set up (a relative path, a symbolic link on the way, no inotify) every
+// look stats the directory instead.
+//
+// The file last loaded is watched too (through its descriptor): a write through a hard link
+// in another directory reaches its bytes without any event on the pool directory.
 
 #include <sys/stat.h>
 
@@ -37,6 +43,10 @@ class ChangeWatch {
     void begin_load();
     // Records what was just read: the locked descriptor's fstat, or nullptr (no file).
     void mark_loaded(const struct stat* st);
+    // Call before reading the file through `fd` (its fstat `st`): watches that very file, so a
+    // write through a hard link in another directory, which the directory's watch never hears
+    // of, is reported too.
+    void watch_file(int fd, const struct stat& st);
     // After a change of our own under the exclusive lock: drains the events our writes
     // queued and records the file's state after them (`st`, its fstat taken after the last
     // write). `expected_size` is what the change left; a different size means someone wrote
@@ -63,6 +73,11 @@ class ChangeWatch {
     };
 
     bool drain_events();
+    // Whether the path now names another file than the one last loaded (a mount over the
+    // file itself changes it without any event).
+    [[nodiscard]] bool file_replaced() const;
+    // Whether the mount table changed since the last look (consumes the notification).
+    bool mount_table_changed();
     bool stat_differs();
     // Whether an event or the mount table says the path may name another directory now.
     bool path_may_have_moved();
@@ -75,12 +90,21 @@ class ChangeWatch {
     bool watch_ancestors();
     void drop_watches();
     [[nodiscard]] bool watches_ancestor(int wd) const;
+    // Whether `wd` is the watch of the pool directory's parent (which also reports its entries).
+    [[nodiscard]] bool parent_watched(int wd) const {
+        return !ancestors_.empty() && ancestors_.back().wd == wd;
+    }
 
     std::string directory_;
     std::string file_name_;
+    std::string directory_base_;  // the pool directory's own name in its parent
     std::string path_;
     UniqueFd inotify_;
     int wd_ = -1;
+    int file_wd_ = -1;  // the loaded file itself
+    bool file_watch_warned_ = false;
+    dev_t file_dev_ = 0;
+    ino_t file_ino_ = 0;
     std::vector<AncestorWatch> ancestors_;
     UniqueFd mounts_;  // the mount-info file: polls POLLPRI once after each mount table change
     bool path_watched_ = false;

@@ -25,7 +25,8 @@ constexpr std::uint32_t kDirectoryEvents = IN_MODIFY | IN_ATTRIB | IN_CREATE | I
                                            IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF |
                                            IN_MOVE_SELF | IN_ONLYDIR;
 // A directory above: only its own moving or removal matters (IN_IGNORED and IN_UNMOUNT come
-// unasked). No entry events: they would queue one event for every file made in /tmp.
+// unasked). No entry events, but for the parent's removals and renames-over (watch_ancestors):
+// they would queue one event for every file made in /tmp.
 constexpr std::uint32_t kAncestorEvents =
     IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR | IN_DONT_FOLLOW;
 
@@ -106,7 +107,11 @@ bool ChangeWatch::watch_ancestors() {
         if (path != "/" && !is_real_directory(path)) {
             return false;
         }
-        const int wd = ::inotify_add_watch(inotify_.get(), path.c_str(), kAncestorEvents);
+        // The parent also reports the pool directory's name removed or renamed over: while a
+        // process keeps the directory open, the directory's own removal event waits for it.
+        const std::uint32_t mask =
+            path == paths.back() ? kAncestorEvents | IN_DELETE | IN_MOVED_TO : kAncestorEvents;
+        const int wd = ::inotify_add_watch(inotify_.get(), path.c_str(), mask);
         if (wd < 0) {
             return false;
         }
@@ -176,6 +181,16 @@ bool ChangeWatch::path_may_have_moved() {
     // POLLERR|POLLPRI: the mount table changed since the last poll of this descriptor.
     const bool mounts_changed = (fds[1].revents & (POLLPRI | POLLERR)) != 0;
     return mounts_changed || directory_suspect_ || !path_watched_;
+}
+
+bool ChangeWatch::mount_table_changed() {
+    if (!mounts_) {
+        return false;
+    }
+    struct pollfd p {
+        mounts_.get(), POLLPRI, 0
+    };
+    return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLPRI | POLLERR)) != 0;
 }
 
 bool ChangeWatch::check_directory() {

@@ -22,6 +22,7 @@ PoolFile::PoolFile(boost::filesystem::path path, PoolOptions options)
 
 void PoolFile::load_locked(int fd, const struct stat& st) {
     require_pool_file(st, name_);
+    watch_.watch_file(fd, st);  // before the read: a write through another link stays pending
     if (log_debug_enabled()) {
         log(LogLevel::debug, name_ + ": reading " + std::to_string(st.st_size) + " bytes");
     }
@@ -138,6 +139,13 @@ std::shared_ptr<const PoolSnapshot> PoolFile::snapshot() {
         throw_errno("fstat " + name_);
     }
     load_locked(opened.fd.get(), st);
+    // The descriptor was opened before the wait for the lock, and the events of a rename over
+    // the name or of its removal meanwhile were just drained: this answer may be the old file
+    // (it overlapped the replacement), the next one must read what the path names now.
+    struct stat now {};
+    if (::lstat(name_.c_str(), &now) != 0 || now.st_dev != st.st_dev || now.st_ino != st.st_ino) {
+        watch_.invalidate();
+    }
     return lend_cache();
 }
 

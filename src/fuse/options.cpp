@@ -6,9 +6,11 @@
 #include <grp.h>
 #include <pwd.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <charconv>
+#include <climits>
 #include <cmath>
 #include <cstddef>
 #include <cstdlib>
@@ -381,12 +383,24 @@ std::string check_paths(Options& o) {
     if (!S_ISDIR(st.st_mode)) {
         return "POOL_DIR '" + o.pool_dir + "': not a directory";
     }
+    // The pools are followed by the path as given (made absolute, since the daemon changes its
+    // directory to /): a symbolic link on it that is later pointed elsewhere is followed there.
+    // Only the overlap checks and the default fsname use the resolved path.
+    std::string real_pool_dir = o.pool_dir;
     if (char* real = ::realpath(o.pool_dir.c_str(), nullptr); real != nullptr) {
-        o.pool_dir = real;
+        real_pool_dir = real;
         std::free(real);
     }
+    if (o.pool_dir.front() != '/') {
+        std::string cwd(PATH_MAX, '\0');
+        if (::getcwd(cwd.data(), cwd.size()) == nullptr) {
+            return std::string("POOL_DIR '") + o.pool_dir + "': " + std::strerror(errno);
+        }
+        cwd.resize(std::strlen(cwd.c_str()));
+        o.pool_dir = (cwd == "/" ? "" : cwd) + "/" + o.pool_dir;
+    }
     if (!o.fsname_given) {
-        o.fuse_args.emplace_back("-ofsname=" + escape_opt(o.pool_dir));
+        o.fuse_args.emplace_back("-ofsname=" + escape_opt(real_pool_dir));
     }
     if (::stat(o.mountpoint.c_str(), &st) != 0) {
         if (errno == ENOTCONN) {
@@ -403,7 +417,7 @@ std::string check_paths(Options& o) {
         o.mountpoint = real;
         std::free(real);
     }
-    return mountpoint_refusal(o.pool_dir, o.mountpoint);
+    return mountpoint_refusal(real_pool_dir, o.mountpoint);
 }
 
 std::string usage_text(const char* program) {
