@@ -375,6 +375,30 @@ ParseResult parse_options(int argc, char** argv) {
     return result;
 }
 
+namespace {
+
+// "/a//b/./c/" -> "/a/b/c": the same directory, spelled so that the engine can follow it by
+// events (it stats every look for a path with such components). ".." stays: it could follow a
+// symbolic link.
+std::string plain_absolute(const std::string& path) {
+    std::string out;
+    std::size_t begin = 0;
+    while (begin < path.size()) {
+        std::size_t end = path.find('/', begin);
+        if (end == std::string::npos) {
+            end = path.size();
+        }
+        const std::string component = path.substr(begin, end - begin);
+        if (!component.empty() && component != ".") {
+            out += "/" + component;
+        }
+        begin = end + 1;
+    }
+    return out.empty() ? "/" : out;
+}
+
+}  // namespace
+
 std::string check_paths(Options& o) {
     struct stat st {};
     if (::stat(o.pool_dir.c_str(), &st) != 0) {
@@ -397,8 +421,9 @@ std::string check_paths(Options& o) {
             return std::string("POOL_DIR '") + o.pool_dir + "': " + std::strerror(errno);
         }
         cwd.resize(std::strlen(cwd.c_str()));
-        o.pool_dir = (cwd == "/" ? "" : cwd) + "/" + o.pool_dir;
+        o.pool_dir = cwd + "/" + o.pool_dir;
     }
+    o.pool_dir = plain_absolute(o.pool_dir);
     if (!o.fsname_given) {
         o.fuse_args.emplace_back("-ofsname=" + escape_opt(real_pool_dir));
     }
