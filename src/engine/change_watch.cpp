@@ -101,12 +101,11 @@ bool ChangeWatch::drain_events() {
                 if ((event->mask & IN_IGNORED) != 0) {
                     file_wd_ = -1;
                 }
-            } else if (event->len > 0 && parent_watched(event->wd) &&
-                       directory_base_ == event->name) {
-                // The pool directory's name was removed or renamed over in its parent.
-                directory_suspect_ = true;
-            } else if ((event->mask & kDirectoryGone) != 0 && watches_ancestor(event->wd)) {
-                // A directory above moved or went: the path may lead elsewhere now. (The
+            } else if ((event->len > 0 && parent_watched(event->wd) &&
+                        directory_base_ == event->name) ||
+                       ((event->mask & kDirectoryGone) != 0 && watches_ancestor(event->wd))) {
+                // The pool directory's name was removed or renamed over in its parent, or a
+                // directory above moved or went: the path may lead elsewhere now. (The
                 // IN_IGNORED of a watch we removed ourselves is for a number no longer ours.)
                 directory_suspect_ = true;
             }
@@ -148,10 +147,9 @@ bool ChangeWatch::maybe_changed() {
         if (inotify_ && drain_events()) {
             pending_change_ = true;
         }
-        if (check_directory()) {
+        // After a mount table change, something may be mounted over the file itself.
+        if (check_directory() || (mount_table_changed() && file_replaced())) {
             pending_change_ = true;
-        } else if (mount_table_changed() && file_replaced()) {
-            pending_change_ = true;  // something mounted over the file itself
         }
     }
     if (using_inotify()) {
