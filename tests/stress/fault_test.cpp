@@ -332,6 +332,68 @@ TEST(FaultTest, AWriteThroughAHardLinkElsewhereShowsAtOnce) {
     sb.stop();
 }
 
+// How many of `pid`'s descriptors are open on `path`.
+int descriptors_on(pid_t pid, const std::string& path) {
+    int n = 0;
+    std::error_code ec;
+    for (const auto& entry :
+         std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec)) {
+        std::error_code link_ec;
+        if (std::filesystem::read_symlink(entry.path(), link_ec) == path) {
+            ++n;
+        }
+    }
+    return n;
+}
+
+// A read through the mount that waits for the lock holds a descriptor opened before the wait.
+// The pool file is renamed over meanwhile: that read may show either file, the next one must
+// show the new file (once, the old one was shown for good).
+TEST(FaultTest, AReadThatWaitedForTheLockOfAReplacedPoolLeavesNoStaleView) {
+    Sandbox sb;
+    make_pools(sb.pool_dir(), records({{"K", "old"}}));
+    sb.start();
+    ASSERT_EQ(read_value(sb.mnt("guest/K")).data, "old\n");
+    int ready[2];
+    int release[2];
+    ASSERT_EQ(::pipe2(ready, O_CLOEXEC), 0);
+    ASSERT_EQ(::pipe2(release, O_CLOEXEC), 0);
+    const std::string pool = sb.pool(1);
+    const pid_t holder = spawn([&] {
+        const int fd = ::open(pool.c_str(), O_RDWR | O_CLOEXEC);
+        const char c = fd >= 0 && ::flock(fd, LOCK_EX) == 0 ? 'L' : 'F';
+        (void)::write(ready[1], &c, 1);
+        char r = 0;
+        (void)::read(release[0], &r, 1);
+        return 0;
+    });
+    char c = 0;
+    ASSERT_EQ(::read(ready[0], &c, 1), 1);
+    ASSERT_EQ(c, 'L');
+    // An attribute change: the next read must load the file, so it waits for the lock.
+    ASSERT_EQ(::utimensat(AT_FDCWD, pool.c_str(), nullptr, 0), 0);
+    const pid_t reader = spawn([&] {
+        (void)read_value(sb.mnt("guest/K"));
+        return 0;
+    });
+    const auto deadline = Clock::now() + std::chrono::seconds(10);
+    while (descriptors_on(sb.daemon_pid(), pool) == 0 && Clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    ASSERT_GE(descriptors_on(sb.daemon_pid(), pool), 1) << "the read never opened the pool";
+    const std::string replacement = sb.pool_dir() + "/replacement";
+    write_file(replacement, records({{"K", "new"}}));
+    ASSERT_EQ(::rename(replacement.c_str(), pool.c_str()), 0);
+    ASSERT_EQ(::write(release[1], "x", 1), 1);
+    EXPECT_EQ(wait_for(reader, std::chrono::seconds(10)), 0);
+    EXPECT_EQ(wait_for(holder, std::chrono::seconds(5)), 0);
+    for (int fd : {ready[0], ready[1], release[0], release[1]}) {
+        ::close(fd);
+    }
+    EXPECT_EQ(read_value(sb.mnt("guest/K")).data, "new\n") << "the replaced file is still shown";
+    sb.stop();
+}
+
 TEST(FaultTest, APoolFileMountedOverShowsAndSoDoesItsUnmount) {
     Sandbox sb;
     make_pools(sb.pool_dir(), records({{"Old", "1"}}));
