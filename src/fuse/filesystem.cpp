@@ -2,8 +2,10 @@
 
 #include <cerrno>
 #include <cstring>
+#include <vector>
 
 #include "auto_view.hpp"
+#include "cache_invalidator.hpp"
 #include "key_name.hpp"
 
 namespace kvpfs {
@@ -30,11 +32,44 @@ Filesystem::Filesystem(const Options& options)
 }
 
 Filesystem::~Filesystem() {
+    stop_cache();
     for (FileHandle* h : handles_) {
         delete h;
     }
     for (DirHandle* d : dir_handles_) {
         delete d;
+    }
+}
+
+void Filesystem::start_cache(struct fuse_session* session) {
+    if (!options_.cache) {
+        return;
+    }
+    std::vector<kvp::PoolId> cached;
+    for (kvp::PoolId id : kvp::kShownPools) {
+        if (caches(id)) {
+            cached.push_back(id);
+        }
+    }
+    cache_ = std::make_unique<CacheInvalidator>(*this, options_.pool_dir, std::move(cached));
+    cache_->start(session);
+}
+
+void Filesystem::stop_cache() {
+    if (cache_) {
+        cache_->stop();
+    }
+}
+
+void Filesystem::key_changed(kvp::PoolId pool, std::string_view key, bool listing) {
+    if (cache_) {
+        cache_->key_changed(pool, key, listing);
+    }
+}
+
+void Filesystem::listing_changed(kvp::PoolId pool) {
+    if (cache_) {
+        cache_->listing_changed(pool);
     }
 }
 

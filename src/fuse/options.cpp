@@ -28,6 +28,7 @@ enum Key {
     kReadOnly,
     kReadWrite,
     kRaw,
+    kCache,
     kLimits,
     kUid,
     kGid,
@@ -47,25 +48,16 @@ struct ParseState {
 
 // Every option kvpfs handles itself: they never reach libfuse or the kernel.
 const struct fuse_opt kSpec[] = {
-    FUSE_OPT_KEY("-h", kHelp),
-    FUSE_OPT_KEY("--help", kHelp),
-    FUSE_OPT_KEY("-V", kVersion),
-    FUSE_OPT_KEY("--version", kVersion),
-    FUSE_OPT_KEY("-f", kForeground),
-    FUSE_OPT_KEY("-d", kDebug),
-    FUSE_OPT_KEY("debug", kDebug),
-    FUSE_OPT_KEY("-s", kSingle),
-    FUSE_OPT_KEY("ro", kReadOnly),
-    FUSE_OPT_KEY("rw", kReadWrite),
-    FUSE_OPT_KEY("raw", kRaw),
-    FUSE_OPT_KEY("limits=", kLimits),
-    FUSE_OPT_KEY("uid=", kUid),
-    FUSE_OPT_KEY("gid=", kGid),
-    FUSE_OPT_KEY("lock_timeout=", kLockTimeout),
-    FUSE_OPT_KEY("umask=", kUmask),
-    FUSE_OPT_KEY("logfile=", kLogfile),
-    FUSE_OPT_KEY("auto=", kAuto),
-    FUSE_OPT_END,
+    FUSE_OPT_KEY("-h", kHelp),        FUSE_OPT_KEY("--help", kHelp),
+    FUSE_OPT_KEY("-V", kVersion),     FUSE_OPT_KEY("--version", kVersion),
+    FUSE_OPT_KEY("-f", kForeground),  FUSE_OPT_KEY("-d", kDebug),
+    FUSE_OPT_KEY("debug", kDebug),    FUSE_OPT_KEY("-s", kSingle),
+    FUSE_OPT_KEY("ro", kReadOnly),    FUSE_OPT_KEY("rw", kReadWrite),
+    FUSE_OPT_KEY("raw", kRaw),        FUSE_OPT_KEY("cache", kCache),
+    FUSE_OPT_KEY("limits=", kLimits), FUSE_OPT_KEY("uid=", kUid),
+    FUSE_OPT_KEY("gid=", kGid),       FUSE_OPT_KEY("lock_timeout=", kLockTimeout),
+    FUSE_OPT_KEY("umask=", kUmask),   FUSE_OPT_KEY("logfile=", kLogfile),
+    FUSE_OPT_KEY("auto=", kAuto),     FUSE_OPT_END,
 };
 
 enum class MountOption { kernel, ignored, unknown };
@@ -231,6 +223,9 @@ int process(void* data, const char* arg, int key, struct fuse_args* /*outargs*/)
             return 0;
         case kRaw:
             o.raw = true;
+            return 0;
+        case kCache:
+            o.cache = true;
             return 0;
         case kLimits: {
             const std::string v = value_of(arg);
@@ -423,6 +418,9 @@ std::string usage_text(const char* program) {
            "  -o ro                  a read-only mount: every change fails with EROFS\n"
            "  -o rw                  a read-write mount (the default; of ro and rw the last wins)\n"
            "  -o raw                 files hold exactly the value (no trailing newline)\n"
+           "  -o cache               let the kernel cache names, attributes, contents and\n"
+           "                         listings; kvpfs invalidates them when a pool changes (other\n"
+           "                         processes' changes show within about a millisecond)\n"
            "  -o limits=host|pool    write limits: what the host receives intact (254/1022\n"
            "                         UTF-16 units, valid UTF-8; default) or the file format's\n"
            "                         (511/2047 bytes)\n"
