@@ -3,7 +3,10 @@
 // Every key file is opened with direct_io: reads always come to the daemon and are
 // answered from the handle's own snapshot, so no page cache can serve a stale value and
 // the kernel never cuts a read at a stale i_size (docs/behaviour.md §3). Read-only opens also set
-// noflush: their close() needs no round trip.
+// noflush: their close() needs no round trip. -o cache keeps this: the page cache is one per
+// inode, cut at the kernel's i_size, which an O_TRUNC open sets to 0 and a value changing
+// between a size and a read makes wrong, so page-cached reads came out empty or torn
+// (docs/performance.md, "The cached mode").
 
 #include <fcntl.h>
 #include <sys/uio.h>
@@ -23,12 +26,9 @@ bool wants_write(int flags) {
     return (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC) != 0;
 }
 
-// With -o cache (`cached`), reads of a read-only open go through the page cache and every
-// open keeps the pages others read (they are invalidated when the value changes); writes
-// still come here one write() at a time.
-void set_open_flags(struct fuse_file_info* fi, bool writable, bool cached) {
-    fi->direct_io = writable || !cached ? 1 : 0;
-    fi->keep_cache = cached ? 1 : 0;
+void set_open_flags(struct fuse_file_info* fi, bool writable) {
+    fi->direct_io = 1;
+    fi->keep_cache = 0;
     fi->noflush = writable ? 0 : 1;
 }
 
@@ -119,7 +119,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
                 rec != nullptr ? std::string_view(rec->record.value) : std::string_view();
             h = std::make_unique<FileHandle>(ref->pool, value, fs.options().raw);
         }
-        set_open_flags(fi, write, fs.caches(ref->pool));
+        set_open_flags(fi, write);
         fi->fh = reinterpret_cast<uint64_t>(h.get());
         fs.track(h.get());
         if (fuse_reply_open(req, fi) == 0) {
@@ -169,7 +169,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
             fs.fill_reserved_attr(e.ino, pool, e.attr);
         }
         fs.writers().add(*h, rec == nullptr);
-        set_open_flags(fi, true, fs.caches(pool));
+        set_open_flags(fi, true);
         fi->fh = reinterpret_cast<uint64_t>(h.get());
         fs.track(h.get());
         if (fuse_reply_create(req, &e, fi) == 0) {
@@ -215,34 +215,8 @@ void op_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
     });
 }
 
-namespace {
-// -o cache: a read-only handle's read fills the page cache every open shares, so it answers
-// with the key's current value, never an older one an invalidation already dropped. A key
-// gone meanwhile reads as the handle's value (an open file outlives its name).
-void read_current(fuse_req_t req, fuse_ino_t ino, FileHandle& h, std::size_t size,
-                  std::size_t pos) {
-    guarded(req, "read", [&] {
-        Filesystem& fs = fs_of(req);
-        std::string content;
-        const auto ref = fs.inodes().resolve(ino);
-        const auto snap = fs.pool(h.pool()).snapshot();
-        const kvp::SnapshotRecord* rec = ref ? snap->find(ref->key) : nullptr;
-        if (rec != nullptr) {
-            content = rec->record.value;
-            if (!fs.options().raw) {
-                content.push_back('\n');
-            }
-        } else {
-            content.append(h.head()).append(h.tail());
-        }
-        const std::string_view part =
-            pos < content.size() ? std::string_view(content).substr(pos, size) : "";
-        fuse_reply_buf(req, part.data(), part.size());
-    });
-}
-}  // namespace
-
-void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info* fi) {
+void op_read(fuse_req_t req, fuse_ino_t /*ino*/, size_t size, off_t off,
+             struct fuse_file_info* fi) {
     // Never touch the handle after replying: the reader may close at once and the
     // release (on another thread) frees it.
     FileHandle& h = *handle_of(fi);
@@ -259,10 +233,6 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse
                 pos < content.size() ? std::string_view(content).substr(pos, size) : "";
             fuse_reply_buf(req, part.data(), part.size());
         });
-        return;
-    }
-    if (fs_of(req).caches(h.pool())) {
-        read_current(req, ino, h, size, pos);
         return;
     }
     // A read-only handle's content is immutable: no lock, no copy. The local reference

@@ -47,18 +47,30 @@ struct ParseState {
 };
 
 // Every option kvpfs handles itself: they never reach libfuse or the kernel.
+// clang-format off
 const struct fuse_opt kSpec[] = {
-    FUSE_OPT_KEY("-h", kHelp),        FUSE_OPT_KEY("--help", kHelp),
-    FUSE_OPT_KEY("-V", kVersion),     FUSE_OPT_KEY("--version", kVersion),
-    FUSE_OPT_KEY("-f", kForeground),  FUSE_OPT_KEY("-d", kDebug),
-    FUSE_OPT_KEY("debug", kDebug),    FUSE_OPT_KEY("-s", kSingle),
-    FUSE_OPT_KEY("ro", kReadOnly),    FUSE_OPT_KEY("rw", kReadWrite),
-    FUSE_OPT_KEY("raw", kRaw),        FUSE_OPT_KEY("cache", kCache),
-    FUSE_OPT_KEY("limits=", kLimits), FUSE_OPT_KEY("uid=", kUid),
-    FUSE_OPT_KEY("gid=", kGid),       FUSE_OPT_KEY("lock_timeout=", kLockTimeout),
-    FUSE_OPT_KEY("umask=", kUmask),   FUSE_OPT_KEY("logfile=", kLogfile),
-    FUSE_OPT_KEY("auto=", kAuto),     FUSE_OPT_END,
+    FUSE_OPT_KEY("-h", kHelp),
+    FUSE_OPT_KEY("--help", kHelp),
+    FUSE_OPT_KEY("-V", kVersion),
+    FUSE_OPT_KEY("--version", kVersion),
+    FUSE_OPT_KEY("-f", kForeground),
+    FUSE_OPT_KEY("-d", kDebug),
+    FUSE_OPT_KEY("debug", kDebug),
+    FUSE_OPT_KEY("-s", kSingle),
+    FUSE_OPT_KEY("ro", kReadOnly),
+    FUSE_OPT_KEY("rw", kReadWrite),
+    FUSE_OPT_KEY("raw", kRaw),
+    FUSE_OPT_KEY("cache", kCache),
+    FUSE_OPT_KEY("limits=", kLimits),
+    FUSE_OPT_KEY("uid=", kUid),
+    FUSE_OPT_KEY("gid=", kGid),
+    FUSE_OPT_KEY("lock_timeout=", kLockTimeout),
+    FUSE_OPT_KEY("umask=", kUmask),
+    FUSE_OPT_KEY("logfile=", kLogfile),
+    FUSE_OPT_KEY("auto=", kAuto),
+    FUSE_OPT_END,
 };
+// clang-format on
 
 enum class MountOption { kernel, ignored, unknown };
 
