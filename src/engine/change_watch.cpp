@@ -7,6 +7,8 @@
 
 #include <cstring>
 
+#include "change_watch_path.hpp"
+
 #include "log.hpp"
 
 namespace kvp {
@@ -18,7 +20,7 @@ namespace {
 constexpr std::uint32_t kEvents = IN_MODIFY | IN_ATTRIB | IN_CREATE | IN_DELETE | IN_MOVED_FROM |
                                   IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR;
 
-// The watched directory itself went away (removed, renamed, its file system unmounted).
+// A watched directory itself went away (removed, renamed, its file system unmounted).
 constexpr std::uint32_t kDirectoryGone = IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF | IN_UNMOUNT;
 
 // A load made within this of the file's mtime may have missed a write in the same tick.
@@ -26,10 +28,6 @@ constexpr long kTickMarginNs = 50'000'000;
 
 long long ns(const timespec& t) {
     return static_cast<long long>(t.tv_sec) * 1'000'000'000 + t.tv_nsec;
-}
-
-bool stat_directory(const std::string& path, struct stat& st) {
-    return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
 
 }  // namespace
@@ -43,34 +41,8 @@ ChangeWatch::ChangeWatch(const std::string& directory, const std::string& file_n
         return;
     }
     inotify_ = std::move(fd);
+    mounts_ = open_mount_table();
     follow_directory();
-}
-
-void ChangeWatch::follow_directory() {
-    if (inotify_ && wd_ >= 0) {
-        (void)::inotify_rm_watch(inotify_.get(), wd_);  // fails when the kernel dropped it
-        wd_ = -1;
-    }
-    struct stat before {};
-    have_directory_ = stat_directory(directory_, before);
-    directory_dev_ = before.st_dev;
-    directory_ino_ = before.st_ino;
-    if (!inotify_ || !have_directory_) {
-        return;  // stat fallback until the directory is back
-    }
-    const int wd = ::inotify_add_watch(inotify_.get(), directory_.c_str(), kEvents);
-    struct stat after {};
-    if (wd < 0) {
-        log(LogLevel::warning, "cannot watch " + directory_ + " (" + std::strerror(errno) +
-                                   "): change detection falls back to stat");
-    } else if (stat_directory(directory_, after) && after.st_dev == before.st_dev &&
-               after.st_ino == before.st_ino) {
-        wd_ = wd;
-    } else {
-        // Replaced again between the stat and the watch: the next look follows it.
-        (void)::inotify_rm_watch(inotify_.get(), wd);
-        have_directory_ = false;
-    }
 }
 
 bool ChangeWatch::drain_events() {
@@ -87,23 +59,34 @@ bool ChangeWatch::drain_events() {
                 log(LogLevel::warning, "inotify read failed; falling back to stat for " + path_);
                 inotify_.reset();
                 wd_ = -1;
+                ancestors_.clear();
+                path_watched_ = false;
                 return true;
             }
             return changed;
         }
         for (ssize_t offset = 0; offset < n;) {
             const auto* event = reinterpret_cast<const struct inotify_event*>(buffer + offset);
-            if ((event->mask & IN_Q_OVERFLOW) != 0 ||
-                (event->len > 0 && file_name_ == event->name)) {
-                changed = true;
-            }
-            if (event->wd == wd_ && (event->mask & kDirectoryGone) != 0) {
-                // The watch no longer follows the path: stat fallback, and the next look
-                // watches whatever directory the path names then.
-                (void)::inotify_rm_watch(inotify_.get(), wd_);
-                wd_ = -1;
-                have_directory_ = false;
-                changed = true;
+            if ((event->mask & IN_Q_OVERFLOW) != 0) {
+                changed = true;  // anything may have happened, the path too
+                directory_suspect_ = true;
+            } else if (event->wd == wd_) {
+                if (event->len > 0 && file_name_ == event->name) {
+                    changed = true;
+                }
+                if ((event->mask & kDirectoryGone) != 0) {
+                    // The watch no longer follows the path: stat fallback, and the next look
+                    // watches whatever directory the path names then.
+                    (void)::inotify_rm_watch(inotify_.get(), wd_);
+                    wd_ = -1;
+                    have_directory_ = false;
+                    path_watched_ = false;
+                    changed = true;
+                }
+            } else if ((event->mask & kDirectoryGone) != 0 && watches_ancestor(event->wd)) {
+                // A directory above moved or went: the path may lead elsewhere now. (The
+                // IN_IGNORED of a watch we removed ourselves is for a number no longer ours.)
+                directory_suspect_ = true;
             }
             offset += static_cast<ssize_t>(sizeof(struct inotify_event) + event->len);
         }
@@ -126,15 +109,17 @@ bool ChangeWatch::stat_differs() {
 }
 
 bool ChangeWatch::maybe_changed() {
-    if (inotify_ && drain_events()) {
-        pending_change_ = true;
-    }
-    struct stat dir {};
-    const bool present = stat_directory(directory_, dir);
-    if (present != have_directory_ ||
-        (present && (dir.st_dev != directory_dev_ || dir.st_ino != directory_ino_))) {
-        follow_directory();
-        pending_change_ = true;
+    if (path_watched_) {
+        if (path_may_have_moved() && check_directory()) {
+            pending_change_ = true;
+        }
+    } else {
+        if (inotify_ && drain_events()) {
+            pending_change_ = true;
+        }
+        if (check_directory()) {
+            pending_change_ = true;
+        }
     }
     if (using_inotify()) {
         return pending_change_;

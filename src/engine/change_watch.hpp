@@ -7,14 +7,19 @@
 // mtime too close to the last load as "maybe changed" (timestamps are coarse ticks; the
 // racy-git rule).
 //
-// The pool directory is followed by its path: every look stats it, and when it is another
-// directory than the one watched (removed and made again, renamed away and replaced, or
-// mounted over, which sends no event at all) the watch moves to it and the file counts as
-// changed.
+// The pool directory is followed by its path: when the path names another directory than the
+// one watched (removed and made again, renamed away and replaced, mounted over, which sends no
+// event at all) the watch moves to it and the file counts as changed. The directory is looked
+// at again only when something may have moved it: an event on it or on any directory above it
+// (each watched for being moved or removed), or a change of the mount table (the mount-info
+// file polls ready after any mount or unmount). So one non-blocking poll() per look is all an
+// idle pool costs. Where that cannot be set up (a relative path, a symbolic link on the way, no
+// inotify) every look stats the directory instead.
 
 #include <sys/stat.h>
 
 #include <string>
+#include <vector>
 
 #include "unique_fd.hpp"
 
@@ -25,7 +30,7 @@ class ChangeWatch {
     ChangeWatch(const std::string& directory, const std::string& file_name);
 
     // True if anything may have changed the file since the last load or own change. Cheap:
-    // one stat of the directory and one non-blocking read when nothing happened.
+    // one non-blocking poll() when nothing happened.
     [[nodiscard]] bool maybe_changed();
     // Call under the file's lock right before (re)reading it: drains the events of the writes
     // that finished before, so an event that arrives during the read stays pending.
@@ -45,18 +50,40 @@ class ChangeWatch {
         have_stat_ = false;
     }
     [[nodiscard]] bool using_inotify() const { return static_cast<bool>(inotify_) && wd_ >= 0; }
+    // Whether looks skip the directory's stat (every directory on the path and the mount table
+    // watched).
+    [[nodiscard]] bool following_by_events() const { return path_watched_; }
 
   private:
+    // A directory above the pool directory, watched for being moved or removed.
+    struct AncestorWatch {
+        int wd;
+        std::string path;
+    };
+
     bool drain_events();
     bool stat_differs();
+    // Whether an event or the mount table says the path may name another directory now.
+    bool path_may_have_moved();
+    // Stats the directory; when it is another one (or appeared, or went), follows it.
+    // Returns true if it followed.
+    bool check_directory();
     // Moves the watch to whatever directory the path names now (none when missing).
     void follow_directory();
+    // Watches every directory above the pool directory; false when that is not possible.
+    bool watch_ancestors();
+    void drop_watches();
+    [[nodiscard]] bool watches_ancestor(int wd) const;
 
     std::string directory_;
     std::string file_name_;
     std::string path_;
     UniqueFd inotify_;
     int wd_ = -1;
+    std::vector<AncestorWatch> ancestors_;
+    UniqueFd mounts_;  // the mount-info file: polls POLLPRI once after each mount table change
+    bool path_watched_ = false;
+    bool directory_suspect_ = false;
     bool have_directory_ = false;
     dev_t directory_dev_ = 0;
     ino_t directory_ino_ = 0;

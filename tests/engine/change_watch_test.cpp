@@ -3,9 +3,12 @@
 // creation, removal, replacement) is reported; changes to other files in the directory are not.
 
 #include <fcntl.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <string>
 
 #include "change_watch.hpp"
@@ -130,6 +133,103 @@ TEST_F(ChangeWatchTest, TheWatchFollowsTheDirectoryByItsPath) {
     kvptest::write_file(dir() + "/pools.old/.kvp_pool_1", kvptest::raw_record("k", "x"));
     w.begin_load();
     EXPECT_FALSE(w.maybe_changed()) << "the old directory is no longer watched";
+}
+
+// Loads whatever the path names now: the file's state, or "no file".
+void load_now(kvp::ChangeWatch& w, const std::string& file) {
+    w.begin_load();
+    if (kvptest::exists(file)) {
+        const struct stat st = kvptest::stat_of(file);
+        w.mark_loaded(&st);
+    } else {
+        w.mark_loaded(nullptr);
+    }
+}
+
+TEST_F(ChangeWatchTest, AnAbsolutePlainPathIsFollowedByEventsNotByStat) {
+    kvp::ChangeWatch w(dir(), ".kvp_pool_1");
+    ASSERT_EQ(dir().front(), '/');
+    EXPECT_TRUE(w.following_by_events());
+    kvp::ChangeWatch relative(".", ".kvp_pool_1");
+    EXPECT_FALSE(relative.following_by_events()) << "a relative path is stat()ed every look";
+}
+
+TEST_F(ChangeWatchTest, ADirectoryAboveRenamedAwayAndReplacedIsFollowed) {
+    const std::string above = dir() + "/above";
+    const std::string sub = above + "/pools";
+    const std::string file = sub + "/.kvp_pool_1";
+    ASSERT_EQ(::mkdir(above.c_str(), 0755), 0);
+    ASSERT_EQ(::mkdir(sub.c_str(), 0755), 0);
+    kvptest::write_file(file, kvptest::raw_record("k", "v"));
+    kvp::ChangeWatch w(sub, ".kvp_pool_1");
+    load_now(w, file);
+    ASSERT_FALSE(w.maybe_changed());
+    ASSERT_TRUE(w.following_by_events());
+    // Only the directory above moves: the pool directory itself sends no event it watches for.
+    ASSERT_EQ(::rename(above.c_str(), (dir() + "/above.old").c_str()), 0);
+    ASSERT_EQ(::mkdir(above.c_str(), 0755), 0);
+    ASSERT_EQ(::mkdir(sub.c_str(), 0755), 0);
+    EXPECT_TRUE(w.maybe_changed()) << "the path leads to another directory";
+    load_now(w, file);
+    EXPECT_FALSE(w.maybe_changed());
+    EXPECT_TRUE(w.following_by_events()) << "the new path is watched again";
+    kvptest::write_file(file, kvptest::raw_record("k", "w"));
+    EXPECT_TRUE(w.maybe_changed()) << "a file created in the new directory";
+    load_now(w, file);
+    kvptest::write_file(dir() + "/above.old/pools/.kvp_pool_1", kvptest::raw_record("k", "x"));
+    EXPECT_FALSE(w.maybe_changed()) << "the old directory is no longer watched";
+}
+
+TEST_F(ChangeWatchTest, AMountOverADirectoryAboveIsFollowedAndSoIsItsUnmount) {
+    const std::string above = dir() + "/above";
+    const std::string sub = above + "/pools";
+    const std::string file = sub + "/.kvp_pool_1";
+    ASSERT_EQ(::mkdir(above.c_str(), 0755), 0);
+    ASSERT_EQ(::mkdir(sub.c_str(), 0755), 0);
+    kvptest::write_file(file, kvptest::raw_record("k", "v"));
+    kvp::ChangeWatch w(sub, ".kvp_pool_1");
+    load_now(w, file);
+    ASSERT_FALSE(w.maybe_changed());
+    if (::mount("tmpfs", above.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, "size=1m") != 0) {
+        GTEST_SKIP() << "cannot mount tmpfs here (" << std::strerror(errno) << "): needs root";
+    }
+    struct Unmount {
+        std::string path;
+        ~Unmount() { ::umount2(path.c_str(), MNT_DETACH); }
+    } unmount{above};
+    EXPECT_TRUE(w.maybe_changed()) << "a mount over a directory above sends no inotify event";
+    load_now(w, file);
+    EXPECT_FALSE(w.maybe_changed());
+    ASSERT_EQ(::mkdir(sub.c_str(), 0755), 0);
+    kvptest::write_file(file, kvptest::raw_record("k", "mounted"));
+    EXPECT_TRUE(w.maybe_changed()) << "the directory made in the mounted file system";
+    load_now(w, file);
+    EXPECT_FALSE(w.maybe_changed());
+    ASSERT_EQ(::umount2(above.c_str(), 0), 0);
+    unmount.path.clear();
+    EXPECT_TRUE(w.maybe_changed()) << "the unmount uncovered the first directory";
+    load_now(w, file);
+    EXPECT_FALSE(w.maybe_changed());
+    EXPECT_TRUE(w.following_by_events());
+}
+
+TEST_F(ChangeWatchTest, ASymbolicLinkOnThePathIsStatEveryLookAndFollowedWhenSwapped) {
+    const std::string a = dir() + "/a";
+    const std::string b = dir() + "/b";
+    const std::string link = dir() + "/link";
+    ASSERT_EQ(::mkdir(a.c_str(), 0755), 0);
+    ASSERT_EQ(::mkdir(b.c_str(), 0755), 0);
+    kvptest::write_file(a + "/.kvp_pool_1", kvptest::raw_record("k", "a"));
+    kvptest::write_file(b + "/.kvp_pool_1", kvptest::raw_record("k", "b"));
+    ASSERT_EQ(::symlink("a", link.c_str()), 0);
+    kvp::ChangeWatch w(link, ".kvp_pool_1");
+    EXPECT_FALSE(w.following_by_events());
+    load_now(w, link + "/.kvp_pool_1");
+    ASSERT_FALSE(w.maybe_changed());
+    const std::string tmp = dir() + "/link.new";
+    ASSERT_EQ(::symlink("b", tmp.c_str()), 0);
+    ASSERT_EQ(::rename(tmp.c_str(), link.c_str()), 0);
+    EXPECT_TRUE(w.maybe_changed()) << "the link now leads to another directory";
 }
 
 }  // namespace

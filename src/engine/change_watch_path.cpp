@@ -1,0 +1,193 @@
+// ChangeWatch, following the pool directory by its path. A path names another directory only
+// when a directory on it is moved or removed (inotify reports that to a watch on it: IN_MOVE_SELF,
+// IN_DELETE_SELF, IN_IGNORED), when a symbolic link on it changes (there is none: the path is
+// set up only when every component is a real directory), or when something is mounted or
+// unmounted on it (the mount table changes: the mount-info file polls POLLPRI). Until one of
+// those happens the directory's identity is known, and a look needs no stat.
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/inotify.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "change_watch.hpp"
+#include "change_watch_path.hpp"
+#include "log.hpp"
+
+namespace kvp {
+namespace {
+
+// The pool directory's own events, as in change_watch.cpp: content and identity changes of the
+// file in it, and the directory being moved or removed.
+constexpr std::uint32_t kDirectoryEvents = IN_MODIFY | IN_ATTRIB | IN_CREATE | IN_DELETE |
+                                           IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF |
+                                           IN_MOVE_SELF | IN_ONLYDIR;
+// A directory above: only its own moving or removal matters (IN_IGNORED and IN_UNMOUNT come
+// unasked). No entry events: they would queue one event for every file made in /tmp.
+constexpr std::uint32_t kAncestorEvents =
+    IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR | IN_DONT_FOLLOW;
+
+// "/a/b/c" -> {"/", "/a", "/a/b"}; empty when `path` is not absolute and plain (".", "..",
+// "//" or a trailing "/" would make the lexical parents differ from the real ones).
+std::vector<std::string> ancestors_of(const std::string& path) {
+    if (path.size() < 2 || path.front() != '/' || path.back() == '/') {
+        return {};
+    }
+    std::vector<std::string> out{"/"};
+    std::size_t begin = 1;
+    for (;;) {
+        const std::size_t end = path.find('/', begin);
+        const std::string component = path.substr(begin, end - begin);
+        if (component.empty() || component == "." || component == "..") {
+            return {};
+        }
+        if (end == std::string::npos) {
+            return out;
+        }
+        out.push_back(path.substr(0, end));
+        begin = end + 1;
+    }
+}
+
+bool is_real_directory(const std::string& path) {
+    struct stat st {};
+    return ::lstat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+}  // namespace
+
+bool stat_directory(const std::string& path, struct stat& st) {
+    return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+UniqueFd open_mount_table() {
+    UniqueFd fd(::open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC));
+    if (!fd) {
+        log(LogLevel::warning, "cannot open /proc/self/mountinfo (" +
+                                   std::string(std::strerror(errno)) +
+                                   "): the pool directory is looked at on every operation");
+    }
+    return fd;
+}
+
+void ChangeWatch::drop_watches() {
+    if (!inotify_) {
+        return;
+    }
+    if (wd_ >= 0) {
+        (void)::inotify_rm_watch(inotify_.get(), wd_);  // fails when the kernel dropped it
+        wd_ = -1;
+    }
+    for (const AncestorWatch& a : ancestors_) {
+        (void)::inotify_rm_watch(inotify_.get(), a.wd);
+    }
+    ancestors_.clear();
+    path_watched_ = false;
+}
+
+bool ChangeWatch::watches_ancestor(int wd) const {
+    for (const AncestorWatch& a : ancestors_) {
+        if (a.wd == wd) {
+            return true;
+        }
+    }
+    return false;
+}
+
+bool ChangeWatch::watch_ancestors() {
+    const std::vector<std::string> paths = ancestors_of(directory_);
+    if (paths.empty() || !mounts_) {
+        return false;
+    }
+    for (const std::string& path : paths) {
+        // A symbolic link on the path could be swapped without any event we watch for.
+        if (path != "/" && !is_real_directory(path)) {
+            return false;
+        }
+        const int wd = ::inotify_add_watch(inotify_.get(), path.c_str(), kAncestorEvents);
+        if (wd < 0) {
+            return false;
+        }
+        if (watches_ancestor(wd)) {
+            return false;  // the same directory twice (a bind mount loop): keep it simple
+        }
+        ancestors_.push_back({wd, path});
+    }
+    return is_real_directory(directory_);
+}
+
+void ChangeWatch::follow_directory() {
+    drop_watches();
+    directory_suspect_ = false;
+    if (mounts_) {
+        // Reading nothing; a poll() now consumes any mount table change made before this
+        // point, which the identity taken below already reflects.
+        struct pollfd p {
+            mounts_.get(), POLLPRI, 0
+        };
+        (void)::poll(&p, 1, 0);
+    }
+    struct stat before {};
+    have_directory_ = stat_directory(directory_, before);
+    directory_dev_ = before.st_dev;
+    directory_ino_ = before.st_ino;
+    if (!inotify_ || !have_directory_) {
+        return;  // stat fallback until the directory is back
+    }
+    const bool ancestors_watched = watch_ancestors();
+    const int wd = ::inotify_add_watch(inotify_.get(), directory_.c_str(), kDirectoryEvents);
+    struct stat after {};
+    if (wd < 0) {
+        log(LogLevel::warning, "cannot watch " + directory_ + " (" + std::strerror(errno) +
+                                   "): change detection falls back to stat");
+    } else if (stat_directory(directory_, after) && after.st_dev == before.st_dev &&
+               after.st_ino == before.st_ino) {
+        wd_ = wd;
+        // Every watch is in place and the identity was taken after the mount table poll and
+        // checked after the watches: anything that moves the path from now on is reported.
+        path_watched_ = ancestors_watched;
+        return;
+    } else {
+        (void)::inotify_rm_watch(inotify_.get(), wd);
+    }
+    // Replaced again between the stat and the watch (or no watch): the next look follows it.
+    drop_watches();
+    have_directory_ = false;
+}
+
+bool ChangeWatch::path_may_have_moved() {
+    struct pollfd fds[2] = {{inotify_.get(), POLLIN, 0}, {mounts_.get(), POLLPRI, 0}};
+    int ready = 0;
+    do {
+        ready = ::poll(fds, 2, 0);
+    } while (ready < 0 && errno == EINTR);
+    if (ready < 0) {
+        // Cannot tell: read the events and look at the directory.
+        if (drain_events()) {
+            pending_change_ = true;
+        }
+        return true;
+    }
+    if ((fds[0].revents & POLLIN) != 0 && drain_events()) {
+        pending_change_ = true;
+    }
+    // POLLERR|POLLPRI: the mount table changed since the last poll of this descriptor.
+    const bool mounts_changed = (fds[1].revents & (POLLPRI | POLLERR)) != 0;
+    return mounts_changed || directory_suspect_ || !path_watched_;
+}
+
+bool ChangeWatch::check_directory() {
+    directory_suspect_ = false;
+    struct stat dir {};
+    const bool present = stat_directory(directory_, dir);
+    if (present != have_directory_ ||
+        (present && (dir.st_dev != directory_dev_ || dir.st_ino != directory_ino_))) {
+        follow_directory();
+        return true;
+    }
+    return false;
+}
+
+}  // namespace kvp
