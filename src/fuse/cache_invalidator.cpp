@@ -1,5 +1,6 @@
 #include "cache_invalidator.hpp"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
@@ -82,6 +83,8 @@ void CacheInvalidator::start(struct fuse_session* session) {
         kvp::throw_errno("cache: eventfd");
     }
     parent_wd_ = ::inotify_add_watch(inotify_.get(), parent_dir_.c_str(), kParentEvents);
+    // Without it, a mount over the directory is found by the tick only.
+    mountinfo_.reset(::open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC));
     follow_directory();
     for (kvp::PoolId id : pools_) {
         fs_.pool(id).set_load_listener([this, id] {
@@ -115,6 +118,7 @@ void CacheInvalidator::stop() {
     }
     inotify_.reset();
     wake_.reset();
+    mountinfo_.reset();
 }
 
 void CacheInvalidator::key_changed(kvp::PoolId pool, std::string_view key, bool listing) {
@@ -146,13 +150,16 @@ void CacheInvalidator::follow_directory() {
 }
 
 bool CacheInvalidator::wait(std::array<bool, 5>& touched) {
-    struct pollfd fds[2] = {{inotify_.get(), POLLIN, 0}, {wake_.get(), POLLIN, 0}};
-    const int n = ::poll(fds, 2, kTickMs);
+    struct pollfd fds[3] = {
+        {inotify_.get(), POLLIN, 0}, {wake_.get(), POLLIN, 0}, {mountinfo_.get(), POLLPRI, 0}};
+    const int n = ::poll(fds, mountinfo_ ? 3 : 2, kTickMs);
     if (stopping_.load()) {
         return false;
     }
-    if (n <= 0) {
-        touched.fill(true);  // the tick (or EINTR): look at everything
+    if (n <= 0 || (fds[2].revents & (POLLPRI | POLLERR)) != 0) {
+        // The tick (or EINTR), or the mount table changed (a directory mounted over the pool
+        // directory or one above it sends no inotify event): look at everything.
+        touched.fill(true);
         return true;
     }
     if ((fds[1].revents & POLLIN) != 0) {

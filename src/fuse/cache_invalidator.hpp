@@ -12,8 +12,9 @@
 //   lock when it changed; the engine tells (PoolFile::set_load_listener) when a snapshot was
 //   read again from the file, and only then the thread compares it with the keys and value
 //   hashes it saw last and invalidates exactly the keys that were added, removed or changed.
-//   Every second it also looks at each pool without an event (a directory mounted over sends
-//   none; an engine read that failed is retried).
+//   A change of the mount table (/proc/self/mountinfo) makes it look at every pool (a
+//   directory mounted over sends no inotify event), and so does a tick every second without
+//   an event (an inotify queue overflow, a read that failed is retried).
 //
 // The thread is started after the daemon detached and stopped (joined) before the session
 // ends; its descriptors are closed with it.
@@ -88,7 +89,8 @@ class CacheInvalidator {
     std::vector<kvp::PoolId> pools_;
     std::atomic<struct fuse_session*> session_{nullptr};
     kvp::UniqueFd inotify_;
-    kvp::UniqueFd wake_;  // eventfd: a load happened, or stop
+    kvp::UniqueFd wake_;       // eventfd: a load happened, or stop
+    kvp::UniqueFd mountinfo_;  // /proc/self/mountinfo: POLLPRI when the mount table changes
     int dir_wd_ = -1;
     int parent_wd_ = -1;
     std::array<std::atomic<bool>, 5> loaded_{};
