@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <unistd.h>
@@ -82,7 +83,6 @@ void CacheInvalidator::start(struct fuse_session* session) {
     if (!wake_) {
         kvp::throw_errno("cache: eventfd");
     }
-    parent_wd_ = ::inotify_add_watch(inotify_.get(), parent_dir_.c_str(), kParentEvents);
     // Without it, a mount over the directory is found by the tick only.
     mountinfo_.reset(::open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC));
     follow_directory();
@@ -143,9 +143,12 @@ void CacheInvalidator::listing_changed(kvp::PoolId pool) {
 }
 
 void CacheInvalidator::follow_directory() {
-    if (dir_wd_ >= 0) {
-        (void)::inotify_rm_watch(inotify_.get(), dir_wd_);
+    for (int* wd : {&dir_wd_, &parent_wd_}) {
+        if (*wd >= 0) {
+            (void)::inotify_rm_watch(inotify_.get(), *wd);
+        }
     }
+    parent_wd_ = ::inotify_add_watch(inotify_.get(), parent_dir_.c_str(), kParentEvents);
     dir_wd_ = ::inotify_add_watch(inotify_.get(), pool_dir_.c_str(), kDirEvents | IN_ONLYDIR);
 }
 
@@ -156,9 +159,14 @@ bool CacheInvalidator::wait(std::array<bool, 5>& touched) {
     if (stopping_.load()) {
         return false;
     }
-    if (n <= 0 || (fds[2].revents & (POLLPRI | POLLERR)) != 0) {
-        // The tick (or EINTR), or the mount table changed (a directory mounted over the pool
-        // directory or one above it sends no inotify event): look at everything.
+    if (n <= 0) {
+        touched.fill(true);  // the tick (or EINTR): look at everything
+        return true;
+    }
+    if ((fds[2].revents & (POLLPRI | POLLERR)) != 0) {
+        // The mount table changed: a directory mounted over the pool directory (or one above
+        // it) sends no inotify event, and the watch would stay on the covered directory.
+        follow_directory();
         touched.fill(true);
         return true;
     }
@@ -204,6 +212,7 @@ bool CacheInvalidator::wait(std::array<bool, 5>& touched) {
 }
 
 void CacheInvalidator::run() {
+    (void)::pthread_setname_np(::pthread_self(), "kvpfs-cache");  // for ps, gdb and the tests
     std::array<bool, 5> touched{};
     while (wait(touched)) {
         for (kvp::PoolId id : pools_) {

@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <csignal>
 #include <cstring>
 #include <filesystem>
 #include <functional>
@@ -363,6 +364,65 @@ TEST(CacheTest, ConcurrentReadsWritesAndOutsideChangesNeitherHangNorTear) {
     ASSERT_EQ(recs.size(), 1U);
     EXPECT_GE(shows_within([&] { return value_is(sb, "K", recs[0].value); }), 0);
     EXPECT_EQ(sb.stop(), 0) << sb.log();
+}
+
+}  // namespace
+
+namespace {
+
+// The daemon's descriptors whose link text contains `what` (e.g. "inotify", "eventfd").
+int open_descriptors(pid_t pid, const std::string& what) {
+    int n = 0;
+    const std::string dir = "/proc/" + std::to_string(pid) + "/fd";
+    for (const auto& e : std::filesystem::directory_iterator(dir)) {
+        std::error_code ec;
+        const auto target = std::filesystem::read_symlink(e.path(), ec).string();
+        if (!ec && target.find(what) != std::string::npos) {
+            ++n;
+        }
+    }
+    return n;
+}
+
+// The daemon's threads named `name` (/proc/PID/task/TID/comm).
+int threads_named(pid_t pid, const std::string& name) {
+    int n = 0;
+    for (const auto& e :
+         std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task")) {
+        if (read_file(e.path().string() + "/comm") == name + "\n") {
+            ++n;
+        }
+    }
+    return n;
+}
+
+// One thread, one eventfd and one inotify descriptor more than without -o cache; SIGTERM
+// still ends the daemon at once and cleanly, the thread stopped and joined.
+TEST(CacheTest, TheInvalidationThreadComesAndGoesWithTheMount) {
+    int plain_inotify = 0;
+    {
+        Sandbox sb;
+        make_pools(sb.pool_dir(), {{"A", "1"}});
+        sb.start();
+        (void)read_value(sb.mnt("guest/A"));
+        EXPECT_EQ(threads_named(sb.daemon_pid(), "kvpfs-cache"), 0);
+        plain_inotify = open_descriptors(sb.daemon_pid(), "inotify");
+        EXPECT_EQ(open_descriptors(sb.daemon_pid(), "eventfd"), 0);
+        EXPECT_EQ(sb.stop(), 0) << sb.log();
+    }
+    Sandbox sb;
+    make_pools(sb.pool_dir(), {{"A", "1"}});
+    sb.start(kCache);
+    (void)read_value(sb.mnt("guest/A"));
+    EXPECT_EQ(threads_named(sb.daemon_pid(), "kvpfs-cache"), 1);
+    EXPECT_EQ(open_descriptors(sb.daemon_pid(), "inotify"), plain_inotify + 1);
+    EXPECT_EQ(open_descriptors(sb.daemon_pid(), "eventfd"), 1);
+    ASSERT_EQ(kvpctl(sb.pool_dir(), {"set", "guest", "A", "2"}), 0);
+    EXPECT_GE(shows_within([&] { return value_is(sb, "A", "2"); }), 0);
+    const auto start = Clock::now();
+    ASSERT_EQ(::kill(sb.daemon_pid(), SIGTERM), 0);
+    EXPECT_EQ(sb.stop(), 0) << sb.log();
+    EXPECT_LT(Clock::now() - start, std::chrono::seconds(2));
 }
 
 }  // namespace
