@@ -83,6 +83,8 @@ void CacheInvalidator::start(struct fuse_session* session) {
     if (!wake_) {
         kvp::throw_errno("cache: eventfd");
     }
+    // Set once: after start-up only the pool directory and its files are named by a path.
+    parent_wd_ = ::inotify_add_watch(inotify_.get(), parent_dir_.c_str(), kParentEvents);
     // Without it, a mount over the directory is found by the tick only.
     mountinfo_.reset(::open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC));
     follow_directory();
@@ -143,12 +145,9 @@ void CacheInvalidator::listing_changed(kvp::PoolId pool) {
 }
 
 void CacheInvalidator::follow_directory() {
-    for (int* wd : {&dir_wd_, &parent_wd_}) {
-        if (*wd >= 0) {
-            (void)::inotify_rm_watch(inotify_.get(), *wd);
-        }
+    if (dir_wd_ >= 0) {
+        (void)::inotify_rm_watch(inotify_.get(), dir_wd_);
     }
-    parent_wd_ = ::inotify_add_watch(inotify_.get(), parent_dir_.c_str(), kParentEvents);
     dir_wd_ = ::inotify_add_watch(inotify_.get(), pool_dir_.c_str(), kDirEvents | IN_ONLYDIR);
 }
 

@@ -105,7 +105,7 @@ void Filesystem::fill_root_attr(struct stat& st) const {
     st.st_blksize = 4096;
 }
 
-void Filesystem::fill_dir_attr(kvp::PoolId pool, struct stat& st) const {
+void Filesystem::fill_dir_attr(kvp::PoolId pool, struct stat& st) {
     st = {};
     st.st_ino = pool_dir_ino(pool);
     st.st_mode = S_IFDIR | ((pool == kvp::PoolId::guest ? 0777 : 0555) & ~options_.umask);
@@ -114,6 +114,16 @@ void Filesystem::fill_dir_attr(kvp::PoolId pool, struct stat& st) const {
     st.st_gid = options_.gid;
     st.st_atim = st.st_mtim = st.st_ctim = started_;
     st.st_blksize = 4096;
+    if (caches(pool)) {
+        // A listing filled from a snapshot older than an invalidation (a readdir reply on its
+        // way while the pool changed) is thrown away at the next opendir by this.
+        const std::uint64_t generation = pools_.pool(pool).snapshot()->generation();
+        constexpr std::uint64_t kNsPerSec = 1'000'000'000;
+        const std::uint64_t ns = static_cast<std::uint64_t>(started_.tv_nsec) + generation;
+        st.st_mtim.tv_sec = started_.tv_sec + static_cast<time_t>(ns / kNsPerSec);
+        st.st_mtim.tv_nsec = static_cast<long>(ns % kNsPerSec);
+        st.st_ctim = st.st_mtim;
+    }
 }
 
 namespace {

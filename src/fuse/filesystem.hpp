@@ -77,7 +77,10 @@ class Filesystem {
     void listing_changed(kvp::PoolId pool);
 
     void fill_root_attr(struct stat& st) const;
-    void fill_dir_attr(kvp::PoolId pool, struct stat& st) const;
+    // With -o cache a cached pool directory's mtime and ctime are the start time plus one
+    // nanosecond per content change of its pool (the snapshot generation): the kernel drops
+    // a cached listing when the directory's mtime changed since the listing was filled.
+    void fill_dir_attr(kvp::PoolId pool, struct stat& st);
     void fill_key_attr(Ino ino, kvp::PoolId pool, const kvp::SnapshotRecord& rec,
                        struct stat& st) const;
     // A writable open file's attributes: `size` is what a read through it shows.

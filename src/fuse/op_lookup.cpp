@@ -27,6 +27,12 @@ void op_init(void* userdata, struct fuse_conn_info* conn) {
     conn->want &= ~static_cast<unsigned>(FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO);
     // Content is never cached (direct_io), so no data invalidation heuristics are needed.
     conn->want &= ~static_cast<unsigned>(FUSE_CAP_AUTO_INVAL_DATA | FUSE_CAP_WRITEBACK_CACHE);
+    // -o cache: with it the kernel checks a directory's mtime before it serves a cached
+    // listing from the start (also after a rewinddir), so a listing cached from a reply older
+    // than an invalidation is refilled (Filesystem::fill_dir_attr).
+    if (fs.options().cache && (conn->capable & FUSE_CAP_AUTO_INVAL_DATA) != 0) {
+        conn->want |= FUSE_CAP_AUTO_INVAL_DATA;
+    }
 }
 
 void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
