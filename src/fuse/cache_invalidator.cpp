@@ -281,7 +281,16 @@ void CacheInvalidator::refresh(kvp::PoolId pool) {
     for (std::string_view key : changed) {
         if (const auto ino = fs_.inodes().find(pool, key)) {
             check_notify(fuse_lowlevel_notify_inval_inode(se, *ino, 0, 0), "inval_inode");
+        } else {
+            // No inode yet, but a lookup may be on its way with the old attributes: dropping
+            // the name waits for the directory's lookups in progress (it takes its lock).
+            removed.emplace_back(key);
         }
+    }
+    // The listing first: the names below may be many (a truncated pool), and each waits for
+    // the directory's lookups and listings in progress (it takes the directory's lock).
+    if (!added.empty() || !removed.empty()) {
+        check_notify(fuse_lowlevel_notify_inval_inode(se, dir, 0, 0), "inval_dir");
     }
     // A name that appeared may be cached as missing; one that went may be cached as present.
     for (const auto* names : {&added, &removed}) {
@@ -295,9 +304,6 @@ void CacheInvalidator::refresh(kvp::PoolId pool) {
         if (const auto ino = fs_.inodes().find(pool, key)) {
             check_notify(fuse_lowlevel_notify_inval_inode(se, *ino, 0, 0), "inval_inode");
         }
-    }
-    if (!added.empty() || !removed.empty()) {
-        check_notify(fuse_lowlevel_notify_inval_inode(se, dir, 0, 0), "inval_dir");
     }
 }
 
