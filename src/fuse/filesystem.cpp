@@ -117,7 +117,13 @@ void Filesystem::fill_dir_attr(kvp::PoolId pool, struct stat& st) {
     if (caches(pool)) {
         // A listing filled from a snapshot older than an invalidation (a readdir reply on its
         // way while the pool changed) is thrown away at the next opendir by this.
-        const std::uint64_t generation = pools_.pool(pool).snapshot()->generation();
+        std::uint64_t generation = 0;
+        try {
+            generation = pools_.pool(pool).snapshot()->generation();
+        } catch (const kvp::Error&) {
+            // A pool locked past lock_timeout: the directory itself still answers (with the
+            // start time, which at worst makes the kernel refill a listing).
+        }
         constexpr std::uint64_t kNsPerSec = 1'000'000'000;
         const std::uint64_t ns = static_cast<std::uint64_t>(started_.tv_nsec) + generation;
         st.st_mtim.tv_sec = started_.tv_sec + static_cast<time_t>(ns / kNsPerSec);
