@@ -7,6 +7,7 @@
 #include <sys/inotify.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <utility>
@@ -25,6 +26,8 @@ constexpr std::uint32_t kDirEvents = IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN
 constexpr std::uint32_t kParentEvents = IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO;
 // Without an event the pools are looked at this often (a directory mounted over, a retry).
 constexpr int kTickMs = 1000;
+// A listing is invalidated once more this long after its keys changed (relist_at_).
+constexpr auto kRelistAfter = std::chrono::milliseconds(100);
 
 std::uint64_t hash_value(std::string_view v) {
     return std::hash<std::string_view>{}(v) ^ (static_cast<std::uint64_t>(v.size()) << 48);
@@ -95,6 +98,7 @@ void CacheInvalidator::start(struct fuse_session* session) {
             (void)!::write(wake_.get(), &one, sizeof one);
         });
     }
+    relist_at_.fill(std::chrono::steady_clock::time_point::max());
     // What the pools hold now: the kernel has nothing cached yet.
     for (kvp::PoolId id : pools_) {
         try {
@@ -154,7 +158,16 @@ void CacheInvalidator::follow_directory() {
 bool CacheInvalidator::wait(std::array<bool, 5>& touched) {
     struct pollfd fds[3] = {
         {inotify_.get(), POLLIN, 0}, {wake_.get(), POLLIN, 0}, {mountinfo_.get(), POLLPRI, 0}};
-    const int n = ::poll(fds, mountinfo_ ? 3 : 2, kTickMs);
+    int timeout = kTickMs;
+    const auto now = std::chrono::steady_clock::now();
+    for (const auto& at : relist_at_) {
+        if (at != std::chrono::steady_clock::time_point::max()) {
+            const auto ms =
+                std::chrono::duration_cast<std::chrono::milliseconds>(at - now).count() + 1;
+            timeout = std::clamp(static_cast<int>(ms), 0, timeout);
+        }
+    }
+    const int n = ::poll(fds, mountinfo_ ? 3 : 2, timeout);
     if (stopping_.load()) {
         return false;
     }
@@ -234,6 +247,22 @@ void CacheInvalidator::run() {
             }
         }
         touched.fill(false);
+        relist_due();
+    }
+}
+
+void CacheInvalidator::relist_due() {
+    const auto now = std::chrono::steady_clock::now();
+    struct fuse_session* se = session_.load();
+    for (kvp::PoolId id : pools_) {
+        auto& at = relist_at_[kvp::pool_number(id)];
+        if (at <= now) {
+            at = std::chrono::steady_clock::time_point::max();
+            if (se != nullptr) {
+                check_notify(fuse_lowlevel_notify_inval_inode(se, pool_dir_ino(id), 0, 0),
+                             "inval_dir");
+            }
+        }
     }
 }
 
@@ -291,6 +320,7 @@ void CacheInvalidator::refresh(kvp::PoolId pool) {
     // the directory's lookups and listings in progress (it takes the directory's lock).
     if (!added.empty() || !removed.empty()) {
         check_notify(fuse_lowlevel_notify_inval_inode(se, dir, 0, 0), "inval_dir");
+        relist_at_[n] = std::chrono::steady_clock::now() + kRelistAfter;
     }
     // A name that appeared may be cached as missing; one that went may be cached as present.
     for (const auto* names : {&added, &removed}) {

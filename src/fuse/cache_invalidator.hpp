@@ -23,6 +23,7 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -80,6 +81,8 @@ class CacheInvalidator {
     void follow_directory();
     // Compares the pool's snapshot with what was seen and invalidates the differences.
     void refresh(kvp::PoolId pool);
+    // Invalidates the listings whose relist_at_ has come.
+    void relist_due();
     [[nodiscard]] bool cached(kvp::PoolId pool) const;
 
     Filesystem& fs_;
@@ -100,6 +103,10 @@ class CacheInvalidator {
     std::array<std::uint64_t, 5> seen_generation_{};
     std::array<bool, 5> have_seen_{};
     std::uint64_t round_ = 0;
+    // When to invalidate a pool directory's listing once more after its keys came or went:
+    // a readdir reply built before the change may still land in the kernel's listing cache
+    // after the first invalidation (time_point::max(): nothing due).
+    std::array<std::chrono::steady_clock::time_point, 5> relist_at_{};
     std::thread thread_;
 };
 
