@@ -142,12 +142,11 @@ void ChangeWatch::mark_loaded(const struct stat* st) {
     ::clock_gettime(CLOCK_REALTIME, &loaded_at_);
 }
 
-void ChangeWatch::mark_own_change(int fd, std::uint64_t expected_size) {
+void ChangeWatch::mark_own_change(const struct stat& st, std::uint64_t expected_size) {
     if (inotify_) {
         (void)drain_events();
     }
-    struct stat st {};
-    if (::fstat(fd, &st) != 0 || static_cast<std::uint64_t>(st.st_size) != expected_size) {
+    if (static_cast<std::uint64_t>(st.st_size) != expected_size) {
         pending_change_ = true;
         have_stat_ = false;
         return;

@@ -38,9 +38,10 @@ class ChangeWatch {
     // Records what was just read: the locked descriptor's fstat, or nullptr (no file).
     void mark_loaded(const struct stat* st);
     // After a change of our own under the exclusive lock: drains the events our writes
-    // queued and records the file's state after them. `expected_size` is what the change
-    // left; a different size means someone wrote without a lock meanwhile: stays pending.
-    void mark_own_change(int fd, std::uint64_t expected_size);
+    // queued and records the file's state after them (`st`, its fstat taken after the last
+    // write). `expected_size` is what the change left; a different size means someone wrote
+    // without a lock meanwhile: stays pending.
+    void mark_own_change(const struct stat& st, std::uint64_t expected_size);
     // Whether `st` (fstat of the locked file) is another file, or the same one with another
     // size or ctime, than the one last loaded or changed.
     [[nodiscard]] bool differs_from_loaded(const struct stat& st) const;

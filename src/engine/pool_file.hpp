@@ -88,8 +88,8 @@ class PoolFile {
     // Editor over it; undoes the edits when `change` throws.
     template <typename Change>
     auto modify(bool create, Change&& change);
-    // Opens the file for a change and locks it exclusively by `deadline`, making sure the
-    // locked descriptor is still the file the path names. Empty when missing.
+    // Opens the file for a change and locks it exclusively by `deadline`; `st` is its fstat
+    // under the lock. Empty when missing. modify() checks that the path still names it.
     [[nodiscard]] OpenedPool open_locked_for_change(bool create, Clock::time_point deadline,
                                                     std::optional<FileLock>& lock);
     // Reads the whole locked file into a new snapshot (mutex_ held, begin_load() done).

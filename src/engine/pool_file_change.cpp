@@ -39,27 +39,16 @@ OpenedPool PoolFile::open_locked_for_change(bool create, Clock::time_point deadl
                                             std::optional<FileLock>& lock) {
     const PoolAccess access =
         create && options_.create_on_write ? PoolAccess::create : PoolAccess::write;
-    for (;;) {
-        OpenedPool opened = open_pool_file(name_, access);
-        if (!opened.fd) {
-            return opened;
-        }
+    OpenedPool opened = open_pool_file(name_, access, false);
+    if (opened.fd) {
         lock.emplace(opened.fd.get(), LockMode::exclusive, deadline, name_);
-        // The file may have been replaced (renamed over, its directory swapped) while we
-        // waited: a change made to the old one would be lost. Check by the path, under the lock.
-        struct stat now {};
-        if (::lstat(name_.c_str(), &now) == 0 && same_file(now, opened.st)) {
-            if (::fstat(opened.fd.get(), &opened.st) != 0) {
-                throw_errno("fstat " + name_);
-            }
-            require_pool_file(opened.st, name_);
-            return opened;
+        // The state under the lock, for the checks modify() makes.
+        if (::fstat(opened.fd.get(), &opened.st) != 0) {
+            throw_errno("fstat " + name_);
         }
-        lock.reset();
-        if (Clock::now() >= deadline) {
-            throw Error(EAGAIN, name_ + " kept being replaced while waiting for its lock");
-        }
+        require_pool_file(opened.st, name_);
     }
+    return opened;
 }
 
 template <typename Change>
@@ -74,15 +63,34 @@ auto PoolFile::modify(bool create, Change&& change) {
         // Opened and locked without mutex_: a wait here holds up no other operation.
         opened = open_locked_for_change(create, deadline, lock);
         guard.lock();
-        // Events first, then the file's fstat: whatever arrives after this stays pending.
+        // Events first: whatever arrives after this stays pending.
         const bool events = watch_.maybe_changed();
         if (opened.fd) {
-            if (cache_ == nullptr || !cache_->exists() || events ||
-                watch_.differs_from_loaded(opened.st)) {
-                watch_.begin_load();
-                load_locked(opened.fd.get(), opened.st);
+            const bool stale = cache_ == nullptr || !cache_->exists() || events ||
+                               watch_.differs_from_loaded(opened.st);
+            // The file may have been replaced (renamed over, its directory swapped) while we
+            // waited for the lock: a change made to the old one would be lost. When no event
+            // came since the last load and this is the file loaded then, the path still names
+            // it (a rename, creation or removal of the name, and any move of the directory,
+            // would have queued one); otherwise ask the path.
+            if (!stale && watch_.using_inotify()) {
+                break;
             }
-            break;
+            struct stat now {};
+            if (::lstat(name_.c_str(), &now) == 0 && same_file(now, opened.st)) {
+                if (stale) {
+                    watch_.begin_load();
+                    load_locked(opened.fd.get(), opened.st);
+                }
+                break;
+            }
+            guard.unlock();
+            lock.reset();
+            opened = OpenedPool{};
+            if (Clock::now() >= deadline) {
+                throw Error(EAGAIN, name_ + " kept being replaced while waiting for its lock");
+            }
+            continue;
         }
         // Missing: look again after draining, so a creation racing with the open is either
         // seen here (and the change made to that file) or stays pending.
@@ -127,7 +135,7 @@ auto PoolFile::modify(bool create, Change&& change) {
             }
             const std::uint64_t size = cache_->records().size() * kRecordSize;
             cache_->set_file_state(true, size, st.st_mtim, ++generation_);
-            watch_.mark_own_change(opened.fd.get(), size);  // the events our own writes queued
+            watch_.mark_own_change(st, size);  // the events our own writes queued
         }
         return result;
     } catch (...) {

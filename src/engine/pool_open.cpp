@@ -23,7 +23,7 @@ void require_pool_file(const struct stat& st, const std::string& path) {
     }
 }
 
-OpenedPool open_pool_file(const std::string& path, PoolAccess access) {
+OpenedPool open_pool_file(const std::string& path, PoolAccess access, bool check) {
     // A directory opened for writing fails with EISDIR before fstat could say so.
     const int base = O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY;
     const int flags = base | (access == PoolAccess::read ? O_RDONLY : O_RDWR);
@@ -58,6 +58,9 @@ OpenedPool open_pool_file(const std::string& path, PoolAccess access) {
         if (errno != EEXIST) {
             throw_errno("create " + path);
         }
+    }
+    if (!check) {
+        return opened;
     }
     if (::fstat(opened.fd.get(), &opened.st) != 0) {
         throw_errno("fstat " + path);

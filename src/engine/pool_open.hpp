@@ -28,7 +28,10 @@ struct OpenedPool {
 
 // Opens `path` for `access`. `create` makes a missing file with mode 0644 (whatever the
 // umask). ENOENT is not an error (an empty OpenedPool); every other failure throws kvp::Error.
-[[nodiscard]] OpenedPool open_pool_file(const std::string& path, PoolAccess access);
+// With `check`, `st` is filled and the file checked by require_pool_file; without it the
+// caller does both itself (a change does, under its lock: one fstat instead of two).
+[[nodiscard]] OpenedPool open_pool_file(const std::string& path, PoolAccess access,
+                                        bool check = true);
 
 // Throws unless `st` is a regular file of at most kMaxPoolFileSize bytes.
 void require_pool_file(const struct stat& st, const std::string& path);

@@ -43,6 +43,29 @@ double seconds_since(Clock::time_point start) {
     return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
+// How many descriptors of this process are open on `path` (the change's own open shows up
+// here before it starts waiting for the lock).
+int descriptors_on(const std::string& path) {
+    int n = 0;
+    for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+        std::error_code ec;
+        if (std::filesystem::read_symlink(entry.path(), ec) == path) {
+            ++n;
+        }
+    }
+    return n;
+}
+
+// Waits (bounded) until this process has a descriptor open on `path` (the lock holder is
+// another process).
+void wait_for_waiter(const std::string& path) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (descriptors_on(path) < 1 && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    ASSERT_GE(descriptors_on(path), 1) << "the change never opened the file";
+}
+
 TEST_F(ChangePathTest, ARemovedAndRemadeDirectoryIsFollowedByItsPath) {
     ASSERT_EQ(::mkdir(sub().c_str(), 0755), 0);
     write_file(sub_pool(), raw_pool({{"Old", "1"}}));
@@ -84,10 +107,33 @@ TEST_F(ChangePathTest, AChangeWaitingForTheLockLandsInTheFileThePathNamesWhenItG
     (void)pf.snapshot();
     auto holder = std::make_unique<kvptest::LockHolder>(pool(), kvptest::LockKind::flock_exclusive);
     auto change = std::async(std::launch::async, [&] { pf.set("New", "mine"); });
+    wait_for_waiter(pool());
     // While the change waits, the file is replaced by rename (as a tool that rewrites it would).
     const std::string replacement = dir() + "/replacement";
     write_file(replacement, raw_pool({{"HostKey", "precious"}}));
     ASSERT_EQ(::rename(replacement.c_str(), pool().c_str()), 0);
+    EXPECT_EQ(holder->release(), 0);
+    change.get();
+    EXPECT_EQ(decode_pool(read_file(pool())), (Records{{"HostKey", "precious"}, {"New", "mine"}}));
+}
+
+TEST_F(ChangePathTest, AReplacementAnotherReaderLoadedMeanwhileIsStillFound) {
+    write_file(pool(), raw_pool({{"Old", "1"}}));
+    kvp::PoolFile pf(pool(), options(5000));
+    (void)pf.snapshot();
+    auto holder = std::make_unique<kvptest::LockHolder>(pool(), kvptest::LockKind::flock_exclusive);
+    auto change = std::async(std::launch::async, [&] { pf.set("New", "mine"); });
+    wait_for_waiter(pool());
+    const std::string replacement = dir() + "/replacement";
+    write_file(replacement, raw_pool({{"HostKey", "precious"}}));
+    ASSERT_EQ(::rename(replacement.c_str(), pool().c_str()), 0);
+    // A read loads the new file and takes the replacement's events with it: the waiting change
+    // then finds no event, and must still notice that its descriptor is the old file.
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (!pf.get("HostKey") && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    ASSERT_EQ(pf.get("HostKey"), "precious");
     EXPECT_EQ(holder->release(), 0);
     change.get();
     EXPECT_EQ(decode_pool(read_file(pool())), (Records{{"HostKey", "precious"}, {"New", "mine"}}));
