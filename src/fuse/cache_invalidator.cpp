@@ -109,6 +109,8 @@ void CacheInvalidator::start(struct fuse_session* session) {
     }
     session_.store(session);
     thread_ = std::thread([this] { run(); });
+    // Named before the session serves anything: for ps, gdb and the tests.
+    (void)::pthread_setname_np(thread_.native_handle(), "kvpfs-cache");
 }
 
 void CacheInvalidator::stop() {
@@ -224,7 +226,6 @@ bool CacheInvalidator::wait(std::array<bool, 5>& touched) {
 }
 
 void CacheInvalidator::run() {
-    (void)::pthread_setname_np(::pthread_self(), "kvpfs-cache");  // for ps, gdb and the tests
     std::array<bool, 5> touched{};
     while (wait(touched)) {
         for (kvp::PoolId id : pools_) {
