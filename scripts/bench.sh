@@ -9,7 +9,10 @@
 # /usr/share/doc/libfuse3-dev/examples (never committed), prints the machine, then runs
 #   1. kvp_engine_bench  (Google Benchmark: get/set/delete/list/change detection), and
 #   2. kvp_fs_bench      (tmpfs vs passthrough_ll -o cache=never,default_permissions vs kvpfs
-#                         vs a locked linear scan of the pool file; median/p99, ratios, RSS).
+#                         vs kvpfs -o cache vs a locked linear scan of the pool file;
+#                         median/p99, ratios, RSS), and
+#   3. kvp_staleness_bench (-o cache: another process's change until the mount shows it,
+#                         10,000 changes under load; 1,000 with --quick).
 # Needs FUSE (/dev/fuse, fusermount3). A full run takes a few minutes; --quick well under one.
 # Everything it mounts lives in a scratch directory on /dev/shm and is unmounted on exit.
 set -euo pipefail
@@ -23,7 +26,7 @@ run_fs=1
 out=""
 fs_args=()
 
-usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -45,7 +48,8 @@ jobs=${KVPFS_BENCH_JOBS:-2}
 echo "== building in $build"
 cmake -S "$top" -B "$build" -DCMAKE_BUILD_TYPE=Release -DKVPFS_BUILD_BENCH=ON \
     -DKVPFS_BUILD_TESTS=OFF >/dev/null
-cmake --build "$build" -j "$jobs" --target kvpfs kvp_engine_bench kvp_fs_bench >/dev/null
+cmake --build "$build" -j "$jobs" --target kvpfs kvp_engine_bench kvp_fs_bench kvp_staleness_bench \
+    >/dev/null
 
 # passthrough_ll, built from the installed libfuse examples (the sources may be gzipped).
 if [ "$run_fs" = 1 ]; then
@@ -111,4 +115,10 @@ if [ "$run_fs" = 1 ]; then
     fi
     "$build/tests/bench/kvp_fs_bench" --kvpfs "$build/kvpfs" --passthrough "$build/passthrough_ll" \
         --work "$scratch" "${fs_args[@]}"
+    echo
+    echo "== staleness of -o cache (kvp_staleness_bench)"
+    changes=10000
+    [ "$quick" = 0 ] || changes=1000
+    "$build/tests/bench/kvp_staleness_bench" --kvpfs "$build/kvpfs" --work "$scratch" \
+        --changes "$changes"
 fi

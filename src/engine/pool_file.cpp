@@ -93,6 +93,9 @@ void PoolFile::load_locked(int fd, const struct stat& st) {
         std::make_shared<PoolSnapshot>(std::move(records), true, offset, st.st_mtim, generation_);
     watch_.mark_loaded(&loaded);
     ++loads_;
+    if (load_listener_) {
+        load_listener_();
+    }
 }
 
 void PoolFile::set_missing() {
@@ -103,6 +106,14 @@ void PoolFile::set_missing() {
                                             generation_);
     watch_.mark_loaded(nullptr);
     ++loads_;
+    if (load_listener_) {
+        load_listener_();
+    }
+}
+
+void PoolFile::set_load_listener(LoadListener listener) {
+    const std::lock_guard guard(mutex_);
+    load_listener_ = std::move(listener);
 }
 
 std::shared_ptr<const PoolSnapshot> PoolFile::snapshot() {

@@ -73,6 +73,13 @@ class PoolFile {
 
     [[nodiscard]] const boost::filesystem::path& path() const { return path_; }
 
+    // Called (with the pool's mutex held: it must not call back into this PoolFile) each
+    // time the snapshot is read again from the file or found missing, i.e. whenever a
+    // change made by someone else may have entered it. Changes made through this object
+    // edit the snapshot in place and do not call it. For kvpfs's cache invalidation.
+    using LoadListener = std::function<void()>;
+    void set_load_listener(LoadListener listener);
+
   private:
     using Editor = RecordEditor;
     using Clock = std::chrono::steady_clock;
@@ -100,6 +107,7 @@ class PoolFile {
     std::shared_ptr<PoolSnapshot> cache_;  // edited in place only while no reader holds it
     std::uint64_t generation_ = 0;
     std::uint64_t loads_ = 0;  // counts installs of cache_ from the file
+    LoadListener load_listener_;
 };
 
 }  // namespace kvp

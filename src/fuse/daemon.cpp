@@ -114,6 +114,27 @@ bool prepare_log(const Options& options) {
     return true;
 }
 
+// Started after detaching (a fork keeps only the calling thread); false when it cannot be.
+bool start_cache(Filesystem& fs, struct fuse_session* se) {
+    try {
+        fs.start_cache(se);
+        return true;
+    } catch (const std::exception& e) {
+        kvp::log(kvp::LogLevel::error, std::string("-o cache: ") + e.what());
+        return false;
+    }
+}
+
+struct CacheStop {
+    Filesystem& fs;
+    explicit CacheStop(Filesystem& f) : fs(f) {}
+    CacheStop(const CacheStop&) = delete;
+    CacheStop& operator=(const CacheStop&) = delete;
+    CacheStop(CacheStop&&) = delete;
+    CacheStop& operator=(CacheStop&&) = delete;
+    ~CacheStop() { fs.stop_cache(); }
+};
+
 struct ArgsDeleter {
     void operator()(struct fuse_args* a) const {
         fuse_opt_free_args(a);
@@ -157,7 +178,9 @@ int run_daemon(const Options& options) {
             }
             kvp::log(kvp::LogLevel::info,
                      "mounted " + options.pool_dir + " on " + options.mountpoint);
-            if (fuse_daemonize(options.foreground ? 1 : 0) == 0) {
+            if (fuse_daemonize(options.foreground ? 1 : 0) == 0 && start_cache(*fs, se)) {
+                // -o cache: the invalidation thread stops before the session ends.
+                const CacheStop cache_stop(*fs);
                 int rc = 0;
                 if (options.single_thread) {
                     rc = fuse_session_loop(se);

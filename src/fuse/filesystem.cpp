@@ -2,8 +2,10 @@
 
 #include <cerrno>
 #include <cstring>
+#include <vector>
 
 #include "auto_view.hpp"
+#include "cache_invalidator.hpp"
 #include "key_name.hpp"
 
 namespace kvpfs {
@@ -30,11 +32,44 @@ Filesystem::Filesystem(const Options& options)
 }
 
 Filesystem::~Filesystem() {
+    stop_cache();
     for (FileHandle* h : handles_) {
         delete h;
     }
     for (DirHandle* d : dir_handles_) {
         delete d;
+    }
+}
+
+void Filesystem::start_cache(struct fuse_session* session) {
+    if (!options_.cache) {
+        return;
+    }
+    std::vector<kvp::PoolId> cached;
+    for (kvp::PoolId id : kvp::kShownPools) {
+        if (caches(id)) {
+            cached.push_back(id);
+        }
+    }
+    cache_ = std::make_unique<CacheInvalidator>(*this, options_.pool_dir, std::move(cached));
+    cache_->start(session);
+}
+
+void Filesystem::stop_cache() {
+    if (cache_) {
+        cache_->stop();
+    }
+}
+
+void Filesystem::key_changed(kvp::PoolId pool, std::string_view key, bool listing) {
+    if (cache_) {
+        cache_->key_changed(pool, key, listing);
+    }
+}
+
+void Filesystem::listing_changed(kvp::PoolId pool) {
+    if (cache_) {
+        cache_->listing_changed(pool);
     }
 }
 
@@ -70,7 +105,7 @@ void Filesystem::fill_root_attr(struct stat& st) const {
     st.st_blksize = 4096;
 }
 
-void Filesystem::fill_dir_attr(kvp::PoolId pool, struct stat& st) const {
+void Filesystem::fill_dir_attr(kvp::PoolId pool, struct stat& st) {
     st = {};
     st.st_ino = pool_dir_ino(pool);
     st.st_mode = S_IFDIR | ((pool == kvp::PoolId::guest ? 0777 : 0555) & ~options_.umask);
@@ -79,6 +114,22 @@ void Filesystem::fill_dir_attr(kvp::PoolId pool, struct stat& st) const {
     st.st_gid = options_.gid;
     st.st_atim = st.st_mtim = st.st_ctim = started_;
     st.st_blksize = 4096;
+    if (caches(pool)) {
+        // A listing filled from a snapshot older than an invalidation (a readdir reply on its
+        // way while the pool changed) is thrown away at the next opendir by this.
+        std::uint64_t generation = 0;
+        try {
+            generation = pools_.pool(pool).snapshot()->generation();
+        } catch (const kvp::Error&) {
+            // A pool locked past lock_timeout: the directory itself still answers (with the
+            // start time, which at worst makes the kernel refill a listing).
+        }
+        constexpr std::uint64_t kNsPerSec = 1'000'000'000;
+        const std::uint64_t ns = static_cast<std::uint64_t>(started_.tv_nsec) + generation;
+        st.st_mtim.tv_sec = started_.tv_sec + static_cast<time_t>(ns / kNsPerSec);
+        st.st_mtim.tv_nsec = static_cast<long>(ns % kNsPerSec);
+        st.st_ctim = st.st_mtim;
+    }
 }
 
 namespace {

@@ -32,8 +32,12 @@ namespace kvpfs {
 // Kernel cache lifetimes (seconds). The root and the pool directories never change shape,
 // so the kernel may keep them; key files and their entries (including negative ones) are
 // never cached, so every open/stat/readdir asks us and we ask the engine (docs/behaviour.md §3).
+// With -o cache they are kept as long as the directories, and invalidated when they change.
 inline constexpr double kDirTimeout = 86400.0;
 inline constexpr double kKeyTimeout = 0.0;
+inline constexpr double kCachedKeyTimeout = 86400.0;
+
+class CacheInvalidator;
 
 // An open directory: which pool it lists; it holds no copy of the pool (op_dir.cpp).
 struct DirHandle {
@@ -53,8 +57,30 @@ class Filesystem {
     // auto/'s intrinsic items (auto_view.hpp); null with -o auto=file.
     [[nodiscard]] kvp::AutoPoolView* auto_view() { return auto_view_.get(); }
 
+    // -o cache: may the kernel keep `pool`'s entries, attributes and contents? Not auto/ with
+    // its intrinsic items, whose values change without any file changing.
+    [[nodiscard]] bool caches(kvp::PoolId pool) const {
+        return options_.cache && (pool != kvp::PoolId::automatic || !options_.auto_intrinsic);
+    }
+    // How long the kernel may keep a key of `pool` (its entry or attributes) that exists in
+    // the pool; a name only reserved by a create is never kept.
+    [[nodiscard]] double key_timeout(kvp::PoolId pool) const {
+        return caches(pool) ? kCachedKeyTimeout : kKeyTimeout;
+    }
+    // -o cache: starts and stops the invalidation thread (cache_invalidator.hpp); no-ops
+    // otherwise. Stopped before the session ends.
+    void start_cache(struct fuse_session* session);
+    void stop_cache();
+    // A change through the mount, reported before its reply: drops what the kernel keeps of
+    // the key (and with `listing`, of its directory's listing). No-op without -o cache.
+    void key_changed(kvp::PoolId pool, std::string_view key, bool listing);
+    void listing_changed(kvp::PoolId pool);
+
     void fill_root_attr(struct stat& st) const;
-    void fill_dir_attr(kvp::PoolId pool, struct stat& st) const;
+    // With -o cache a cached pool directory's mtime and ctime are the start time plus one
+    // nanosecond per content change of its pool (the snapshot generation): the kernel drops
+    // a cached listing when the directory's mtime changed since the listing was filled.
+    void fill_dir_attr(kvp::PoolId pool, struct stat& st);
     void fill_key_attr(Ino ino, kvp::PoolId pool, const kvp::SnapshotRecord& rec,
                        struct stat& st) const;
     // A writable open file's attributes: `size` is what a read through it shows.
@@ -99,6 +125,7 @@ class Filesystem {
     std::unordered_set<FileHandle*> handles_;
     std::unordered_set<DirHandle*> dir_handles_;
     WriterRegistry writers_;
+    std::unique_ptr<CacheInvalidator> cache_;
 };
 
 [[nodiscard]] inline Filesystem& fs_of(fuse_req_t req) {

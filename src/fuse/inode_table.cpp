@@ -51,6 +51,16 @@ Ino InodeTable::peek(kvp::PoolId pool, std::string_view key) const {
     return (std::hash<std::string>{}(k) | (Ino{1} << 63));
 }
 
+std::optional<Ino> InodeTable::find(kvp::PoolId pool, std::string_view key) const {
+    const std::string k = index_key(pool, key);
+    std::lock_guard lock(mutex_);
+    auto it = by_key_.find(k);
+    if (it == by_key_.end()) {
+        return std::nullopt;
+    }
+    return it->second;
+}
+
 std::optional<KeyRef> InodeTable::resolve(Ino ino) const {
     std::lock_guard lock(mutex_);
     auto it = entries_.find(ino);

@@ -36,6 +36,8 @@ class InodeTable {
     Ino acquire(kvp::PoolId pool, std::string_view key);
     // The number (pool, key) has or would show in readdir, without counting a lookup.
     [[nodiscard]] Ino peek(kvp::PoolId pool, std::string_view key) const;
+    // The number of (pool, key) if the kernel holds one for it (-o cache invalidates it).
+    [[nodiscard]] std::optional<Ino> find(kvp::PoolId pool, std::string_view key) const;
     // The key an inode names; nullopt when unknown or detached (removed/renamed away).
     [[nodiscard]] std::optional<KeyRef> resolve(Ino ino) const;
     // Drops `nlookup` lookups; returns the key of an attached entry that ends with it.

@@ -62,6 +62,7 @@ void op_unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
             return;
         }
         fs.writers().unlinked(*key);
+        fs.listing_changed(pool);  // the kernel drops the name and the inode's attributes
         fuse_reply_err(req, 0);
         trace_ok("unlink", pool, *key);
     });
@@ -116,6 +117,7 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t n
         }
         fs.writers().renamed(*from, *to);
         fs.inodes().renamed(pool, *from, *to);
+        fs.listing_changed(pool);  // the kernel moves the names itself
         fuse_reply_err(req, 0);
         trace_ok("rename", what);
     });

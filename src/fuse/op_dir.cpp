@@ -60,6 +60,11 @@ void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
                 return;
             }
         }
+        // -o cache: the kernel keeps the listing across opens until it is invalidated.
+        if (fs_of(req).caches(dh->pool.value_or(kvp::PoolId::external))) {
+            fi->cache_readdir = 1;
+            fi->keep_cache = 1;
+        }
         fi->fh = reinterpret_cast<uint64_t>(dh.get());
         fs_of(req).track_dir(dh.get());
         if (fuse_reply_open(req, fi) == 0) {

@@ -27,6 +27,12 @@ void op_init(void* userdata, struct fuse_conn_info* conn) {
     conn->want &= ~static_cast<unsigned>(FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO);
     // Content is never cached (direct_io), so no data invalidation heuristics are needed.
     conn->want &= ~static_cast<unsigned>(FUSE_CAP_AUTO_INVAL_DATA | FUSE_CAP_WRITEBACK_CACHE);
+    // -o cache: with it the kernel checks a directory's mtime before it serves a cached
+    // listing from the start (also after a rewinddir), so a listing cached from a reply older
+    // than an invalidation is refilled (Filesystem::fill_dir_attr).
+    if (fs.options().cache && (conn->capable & FUSE_CAP_AUTO_INVAL_DATA) != 0) {
+        conn->want |= FUSE_CAP_AUTO_INVAL_DATA;
+    }
 }
 
 void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
@@ -69,6 +75,13 @@ void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
         if (rec == nullptr && (intrinsic = intrinsic_record(fs, *pool, *key))) {
             rec = &*intrinsic;
         }
+        if (rec == nullptr && !fs.reserved(*pool, *key) && fs.caches(*pool)) {
+            // -o cache: a negative entry, dropped when the key appears.
+            e.ino = 0;
+            e.entry_timeout = kCachedKeyTimeout;
+            fuse_reply_entry(req, &e);
+            return;
+        }
         if (rec == nullptr && !fs.reserved(*pool, *key)) {
             // Not cached (no negative entry): the key may appear at any time.
             if (kvp::log_debug_enabled()) {
@@ -79,8 +92,8 @@ void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
             return;
         }
         e.ino = fs.inodes().acquire(*pool, *key);
-        e.attr_timeout = kKeyTimeout;
-        e.entry_timeout = kKeyTimeout;
+        e.attr_timeout = rec != nullptr ? fs.key_timeout(*pool) : kKeyTimeout;
+        e.entry_timeout = e.attr_timeout;
         if (rec != nullptr) {
             fs.fill_key_attr(e.ino, *pool, *rec, e.attr);
         } else {
@@ -130,7 +143,14 @@ void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
             reply_error(req, "getattr", err, "inode " + std::to_string(ino));
             return;
         }
-        fuse_reply_attr(req, &st, ino < kFirstKeyIno ? kDirTimeout : kKeyTimeout);
+        double timeout = ino < kFirstKeyIno ? kDirTimeout : kKeyTimeout;
+        if (fs.options().cache && ino >= kFirstKeyIno && (h == nullptr || !h->writable())) {
+            // A writable handle's view is its own (an O_TRUNC not yet written), never kept.
+            if (auto ref = fs.inodes().resolve(ino); ref && !fs.reserved(ref->pool, ref->key)) {
+                timeout = fs.key_timeout(ref->pool);
+            }
+        }
+        fuse_reply_attr(req, &st, timeout);
     });
 }
 

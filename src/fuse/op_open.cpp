@@ -3,7 +3,10 @@
 // Every key file is opened with direct_io: reads always come to the daemon and are
 // answered from the handle's own snapshot, so no page cache can serve a stale value and
 // the kernel never cuts a read at a stale i_size (docs/behaviour.md §3). Read-only opens also set
-// noflush: their close() needs no round trip.
+// noflush: their close() needs no round trip. -o cache keeps this: the page cache is one per
+// inode, cut at the kernel's i_size, which an O_TRUNC open sets to 0 and a value changing
+// between a size and a read makes wrong, so page-cached reads came out empty or torn
+// (docs/performance.md, "The cached mode").
 
 #include <fcntl.h>
 #include <sys/uio.h>
@@ -158,8 +161,8 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
         h->state().create_mode = rec == nullptr ? (mode & 07777) : 0;
         struct fuse_entry_param e {};
         e.ino = fs.inodes().acquire(pool, *key);
-        e.attr_timeout = kKeyTimeout;
-        e.entry_timeout = kKeyTimeout;
+        e.attr_timeout = rec != nullptr ? fs.key_timeout(pool) : kKeyTimeout;
+        e.entry_timeout = e.attr_timeout;
         if (rec != nullptr) {
             fs.fill_key_attr(e.ino, pool, *rec, e.attr);
         } else {

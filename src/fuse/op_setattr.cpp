@@ -39,23 +39,25 @@ bool chmod_to_create_mode(Filesystem& fs, const KeyRef& ref, const struct stat* 
 void truncate_by_path(Filesystem& fs, const KeyRef& ref, std::size_t size) {
     const Options& o = fs.options();
     const bool reserved = fs.reserved(ref.pool, ref.key);
-    (void)update_or_refuse(
-        fs.pool(ref.pool), ref.key, o.limits,
-        [&](const std::string* current) -> std::optional<std::string> {
-            if (current == nullptr && !reserved) {
-                throw kvp::Error(ENOENT, "no such key");
-            }
-            std::string content = current != nullptr ? shown_content(*current, o.raw) : "";
-            if (size > content.size()) {
-                throw kvp::Error(EINVAL, "truncate to " + std::to_string(size) +
-                                             ": growing a value is not possible");
-            }
-            if (current != nullptr && size == content.size()) {
-                return std::nullopt;  // nothing cut
-            }
-            content.resize(size);
-            return std::string(stored_value(content, o.raw));
-        });
+    if (update_or_refuse(fs.pool(ref.pool), ref.key, o.limits,
+                         [&](const std::string* current) -> std::optional<std::string> {
+                             if (current == nullptr && !reserved) {
+                                 throw kvp::Error(ENOENT, "no such key");
+                             }
+                             std::string content =
+                                 current != nullptr ? shown_content(*current, o.raw) : "";
+                             if (size > content.size()) {
+                                 throw kvp::Error(EINVAL, "truncate to " + std::to_string(size) +
+                                                              ": growing a value is not possible");
+                             }
+                             if (current != nullptr && size == content.size()) {
+                                 return std::nullopt;  // nothing cut
+                             }
+                             content.resize(size);
+                             return std::string(stored_value(content, o.raw));
+                         })) {
+        fs.key_changed(ref.pool, ref.key, reserved);
+    }
 }
 
 }  // namespace
@@ -111,6 +113,7 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
                 }
                 fs.fill_handle_attr(ino, writer_content(fs, *h).size(), fs.started(), st);
             }
+            // What the handle shows (an O_TRUNC not yet written) is its own: never kept.
             fuse_reply_attr(req, &st, kKeyTimeout);
             trace_ok("setattr", what);
             return;
@@ -129,7 +132,9 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
             reply_error(req, "setattr", err, what);
             return;
         }
-        fuse_reply_attr(req, &st, kKeyTimeout);
+        fuse_reply_attr(
+            req, &st,
+            ref && !fs.reserved(ref->pool, ref->key) ? fs.key_timeout(ref->pool) : kKeyTimeout);
         trace_ok("setattr", what);
     });
 }

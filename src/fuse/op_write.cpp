@@ -63,9 +63,11 @@ void write_through(Filesystem& fs, FileHandle& h, std::string_view data, std::si
     const bool hold = mode.limits == kvp::Limits::host;
     WriteOutcome outcome;
     std::string value;
+    bool created = false;
     const bool stored =
         update_or_refuse(fs.pool(h.pool()), s.key, mode.limits,
                          [&](const std::string* current) -> std::optional<std::string> {
+                             created = current == nullptr;
                              std::string base;
                              if (!s.truncate_pending && current != nullptr) {
                                  const bool open_line = mode.append && !mode.raw && s.open_line &&
@@ -88,6 +90,7 @@ void write_through(Filesystem& fs, FileHandle& h, std::string_view data, std::si
         s.held_at = at + piece.size() - outcome.held;
     }
     if (stored) {
+        fs.key_changed(h.pool(), s.key, created);
         s.truncate_pending = false;
         fs.writers().stored(h);
         const std::string_view written = piece.substr(0, piece.size() - outcome.held);
@@ -101,15 +104,19 @@ void write_through(Filesystem& fs, FileHandle& h, std::string_view data, std::si
 void store_empty(Filesystem& fs, FileHandle& h) {
     WriterState& s = h.state();
     const bool truncate = s.truncate_pending;
-    (void)fs.pool(h.pool()).update(
-        s.key,
-        [&](const std::string* current) -> std::optional<std::string> {
-            if (!truncate && current != nullptr) {
-                return std::nullopt;  // created meanwhile by someone else: leave it
-            }
-            return std::string();
-        },
-        h.mode().limits);
+    bool created = false;
+    if (fs.pool(h.pool()).update(
+            s.key,
+            [&](const std::string* current) -> std::optional<std::string> {
+                if (!truncate && current != nullptr) {
+                    return std::nullopt;  // created meanwhile by someone else: leave it
+                }
+                created = current == nullptr;
+                return std::string();
+            },
+            h.mode().limits)) {
+        fs.key_changed(h.pool(), s.key, created);
+    }
     s.truncate_pending = false;
     fs.writers().stored(h);
 }
@@ -143,23 +150,27 @@ void truncate_through(Filesystem& fs, FileHandle& h, std::size_t size) {
     const WriteMode& mode = h.mode();
     // A refused ftruncate, like a refused write, keeps a create or an O_TRUNC from storing an
     // empty value at release (`truncate -s 5 guest/new` leaves no key); close still answers 0.
+    bool created = false;
     try {
-        (void)update_or_refuse(fs.pool(h.pool()), s.key, mode.limits,
-                               [&](const std::string* current) -> std::optional<std::string> {
-                                   std::string content;
-                                   if (!s.truncate_pending && current != nullptr) {
-                                       content = shown_content(*current, mode.raw);
-                                   }
-                                   if (size > content.size()) {
-                                       throw kvp::Error(EINVAL,
-                                                        "truncate to " + std::to_string(size) +
-                                                            ": growing a value is not possible");
-                                   }
-                                   content.resize(size);
-                                   std::string value(stored_value(content, mode.raw));
-                                   check_stored_value(value, mode.limits);
-                                   return value;
-                               });
+        if (update_or_refuse(fs.pool(h.pool()), s.key, mode.limits,
+                             [&](const std::string* current) -> std::optional<std::string> {
+                                 created = current == nullptr;
+                                 std::string content;
+                                 if (!s.truncate_pending && current != nullptr) {
+                                     content = shown_content(*current, mode.raw);
+                                 }
+                                 if (size > content.size()) {
+                                     throw kvp::Error(EINVAL,
+                                                      "truncate to " + std::to_string(size) +
+                                                          ": growing a value is not possible");
+                                 }
+                                 content.resize(size);
+                                 std::string value(stored_value(content, mode.raw));
+                                 check_stored_value(value, mode.limits);
+                                 return value;
+                             })) {
+            fs.key_changed(h.pool(), s.key, created);
+        }
     } catch (const kvp::Error&) {
         s.truncate_refused = true;
         throw;

@@ -30,6 +30,7 @@ enum Key {
     kReadOnly,
     kReadWrite,
     kRaw,
+    kCache,
     kLimits,
     kUid,
     kGid,
@@ -48,6 +49,7 @@ struct ParseState {
 };
 
 // Every option kvpfs handles itself: they never reach libfuse or the kernel.
+// clang-format off
 const struct fuse_opt kSpec[] = {
     FUSE_OPT_KEY("-h", kHelp),
     FUSE_OPT_KEY("--help", kHelp),
@@ -60,6 +62,7 @@ const struct fuse_opt kSpec[] = {
     FUSE_OPT_KEY("ro", kReadOnly),
     FUSE_OPT_KEY("rw", kReadWrite),
     FUSE_OPT_KEY("raw", kRaw),
+    FUSE_OPT_KEY("cache", kCache),
     FUSE_OPT_KEY("limits=", kLimits),
     FUSE_OPT_KEY("uid=", kUid),
     FUSE_OPT_KEY("gid=", kGid),
@@ -69,6 +72,7 @@ const struct fuse_opt kSpec[] = {
     FUSE_OPT_KEY("auto=", kAuto),
     FUSE_OPT_END,
 };
+// clang-format on
 
 enum class MountOption { kernel, ignored, unknown };
 
@@ -233,6 +237,9 @@ int process(void* data, const char* arg, int key, struct fuse_args* /*outargs*/)
             return 0;
         case kRaw:
             o.raw = true;
+            return 0;
+        case kCache:
+            o.cache = true;
             return 0;
         case kLimits: {
             const std::string v = value_of(arg);
@@ -462,6 +469,9 @@ std::string usage_text(const char* program) {
            "  -o ro                  a read-only mount: every change fails with EROFS\n"
            "  -o rw                  a read-write mount (the default; of ro and rw the last wins)\n"
            "  -o raw                 files hold exactly the value (no trailing newline)\n"
+           "  -o cache               let the kernel cache names, attributes and listings;\n"
+           "                         kvpfs invalidates them when a pool changes (another\n"
+           "                         process's change shows within milliseconds)\n"
            "  -o limits=host|pool    write limits: what the host receives intact (254/1022\n"
            "                         UTF-16 units, valid UTF-8; default) or the file format's\n"
            "                         (511/2047 bytes)\n"

@@ -23,6 +23,9 @@ struct Options {
     bool single_thread = false;
     bool read_only = false;
     bool raw = false;
+    // -o cache: the kernel keeps entries, attributes, pages and listings; kvpfs invalidates
+    // them (cache_invalidator.hpp). Off: nothing about a key is ever cached.
+    bool cache = false;
     kvp::Limits limits = kvp::Limits::host;
     // -o auto=host (default): auto/ adds the intrinsic items hv_kvp_daemon computes;
     // -o auto=file: auto/ shows .kvp_pool_2 alone.

@@ -56,6 +56,32 @@ std::vector<char*> cstrings(std::vector<std::string>& v) {
 
 }  // namespace
 
+std::string extra_mount_options() {
+    const char* env = std::getenv("KVPFS_TEST_MOUNT_OPTIONS");
+    return env != nullptr ? env : "";
+}
+
+bool cache_mode() {
+    const std::string extra = "," + extra_mount_options() + ",";
+    return extra.find(",cache,") != std::string::npos;
+}
+
+bool shown_after_outside_change(const std::function<bool()>& shown) {
+    if (!cache_mode()) {
+        return shown();
+    }
+    const auto end = Clock::now() + std::chrono::milliseconds(kStalenessBoundMs);
+    for (;;) {
+        if (shown()) {
+            return true;
+        }
+        if (Clock::now() >= end) {
+            return false;
+        }
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+}
+
 std::string kvpfs_binary() {
     const char* env = std::getenv("KVPFS_BIN");
     return env != nullptr ? env : KVPFS_BIN;
@@ -85,6 +111,11 @@ void KvpfsTest::start_daemon() {
     std::vector<std::string> args{kvpfs_binary(), "-f"};
     for (auto& o : daemon_options()) {
         args.push_back(o);
+    }
+    // The mount-cache run: every test again with these options (e.g. "cache").
+    if (const std::string extra = extra_mount_options(); !extra.empty()) {
+        args.emplace_back("-o");
+        args.push_back(extra);
     }
     args.push_back(pool_);
     args.push_back(mnt_);

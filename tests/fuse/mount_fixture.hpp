@@ -13,6 +13,7 @@
 #include <sys/types.h>
 
 #include <algorithm>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -76,5 +77,17 @@ int run_program(const std::vector<std::string>& argv, std::string* output = null
                 const std::vector<std::string>& env_extra = {});
 
 [[nodiscard]] std::string kvpfs_binary();
+// Options every mount of this run adds (KVPFS_TEST_MOUNT_OPTIONS, e.g. "cache": the ctest
+// label mount-cache runs the mount tests again with it), and whether they include cache.
+[[nodiscard]] std::string extra_mount_options();
+[[nodiscard]] bool cache_mode();
+
+// How long, at most, another process's change may take to show through a -o cache mount in
+// these tests (a generous bound under load; docs/performance.md has the measured numbers).
+inline constexpr int kStalenessBoundMs = 1000;
+// Another process changed a pool file: without -o cache `shown()` must hold at once; with it,
+// within kStalenessBoundMs (polled, returning as soon as it holds). The one place the
+// mount-cache run relaxes an expectation (docs/behaviour.md lists the tests that use it).
+[[nodiscard]] bool shown_after_outside_change(const std::function<bool()>& shown);
 
 }  // namespace kvptest

@@ -210,13 +210,20 @@ TEST_F(KvpfsTest, MtimeIsWhenTheValueChanged) {
     // Change b only, with a pool mtime surely later.
     struct timespec later[2] = {{0, UTIME_OMIT}, {b1.st_mtim.tv_sec + 100, 0}};
     set_pool(3, {{"a", "1"}, {"b", "2"}});
+    struct stat written {};
+    ASSERT_EQ(::stat(pool_path(3).c_str(), &written), 0);
+    if (cache_mode()) {
+        // -o cache: the daemon reads the change as soon as it is made, so b's mtime is the
+        // pool's mtime right after the write; the later touch changes no value and no mtime.
+        ASSERT_TRUE(shown_after_outside_change([&] { return cat("parameter/b") == "2\n"; }));
+    }
     ASSERT_EQ(::utimensat(AT_FDCWD, pool_path(3).c_str(), later, 0), 0);
     struct stat a2 {
     }, b2{};
     ASSERT_EQ(stat_errno("parameter/a", &a2), 0);
     ASSERT_EQ(stat_errno("parameter/b", &b2), 0);
     EXPECT_EQ(a2.st_mtim.tv_sec, a1.st_mtim.tv_sec);
-    EXPECT_EQ(b2.st_mtim.tv_sec, b1.st_mtim.tv_sec + 100);
+    EXPECT_EQ(b2.st_mtim.tv_sec, cache_mode() ? written.st_mtim.tv_sec : b1.st_mtim.tv_sec + 100);
 }
 
 class RawTest : public KvpfsTest {

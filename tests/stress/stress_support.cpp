@@ -384,6 +384,28 @@ long env_long(const char* name, long fallback) {
     return v != nullptr && *v != '\0' ? std::atol(v) : fallback;
 }
 
+bool cache_mode() {
+    const char* v = std::getenv("KVPFS_TEST_MOUNT_OPTIONS");
+    return v != nullptr && ("," + std::string(v) + ",").find(",cache,") != std::string::npos;
+}
+
+bool shown_after_outside_change(const std::function<bool()>& shown,
+                                std::chrono::milliseconds window) {
+    if (!cache_mode()) {
+        return shown();
+    }
+    const auto end = std::chrono::steady_clock::now() + window;
+    for (;;) {
+        if (shown()) {
+            return true;
+        }
+        if (std::chrono::steady_clock::now() >= end) {
+            return false;
+        }
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+}
+
 Sandbox::Sandbox() {
     char tmpl[] = "/tmp/kvpstress.XXXXXX";
     if (::mkdtemp(tmpl) == nullptr) {
@@ -455,6 +477,11 @@ void Sandbox::start(const std::vector<std::string>& options,
     args.push_back(kvpfs_binary());
     args.push_back("-f");
     args.insert(args.end(), options.begin(), options.end());
+    // The stress-cache run: the same tests again with these options (e.g. "cache").
+    if (const char* extra = std::getenv("KVPFS_TEST_MOUNT_OPTIONS"); extra != nullptr && *extra) {
+        args.emplace_back("-o");
+        args.emplace_back(extra);
+    }
     args.push_back(pool_);
     args.push_back(mnt_);
     const int log_fd = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);

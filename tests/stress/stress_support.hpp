@@ -117,4 +117,12 @@ class Sandbox {
 [[nodiscard]] double env_seconds(const char* name, double fallback);
 [[nodiscard]] long env_long(const char* name, long fallback);
 
+// The stress-cache run (KVPFS_TEST_MOUNT_OPTIONS=cache): every Sandbox mounts with -o cache.
+[[nodiscard]] bool cache_mode();
+// Another process changed a pool: without -o cache `shown()` must hold at once; with it,
+// within `window` (polled), the staleness the cached mode allows (docs/behaviour.md).
+[[nodiscard]] bool shown_after_outside_change(
+    const std::function<bool()>& shown,
+    std::chrono::milliseconds window = std::chrono::milliseconds(1000));
+
 }  // namespace kvpstress

@@ -1,0 +1,341 @@
+#include "cache_invalidator.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
+#include "error.hpp"
+#include "filesystem.hpp"
+#include "key_name.hpp"
+#include "log.hpp"
+
+namespace kvpfs {
+namespace {
+
+constexpr std::uint32_t kDirEvents = IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_CREATE |
+                                     IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF |
+                                     IN_MOVE_SELF;
+constexpr std::uint32_t kParentEvents = IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO;
+// Without an event the pools are looked at this often (a directory mounted over, a retry).
+constexpr int kTickMs = 1000;
+// A listing is invalidated once more this long after its keys changed (relist_at_).
+constexpr auto kRelistAfter = std::chrono::milliseconds(100);
+
+std::uint64_t hash_value(std::string_view v) {
+    return std::hash<std::string_view>{}(v) ^ (static_cast<std::uint64_t>(v.size()) << 48);
+}
+
+// The pool a file name in the pool directory belongs to (".kvp_pool_N"), if any.
+std::optional<kvp::PoolId> pool_of_file(std::string_view name) {
+    for (kvp::PoolId id : kvp::kAllPools) {
+        if (name == kvp::pool_file_name(id)) {
+            return id;
+        }
+    }
+    return std::nullopt;
+}
+
+// A notification the kernel could not act on is not an error of the change: ENOENT means it
+// holds nothing for that inode or name, and after unmounting the session answers EBADF.
+void check_notify(int rc, const char* what) {
+    if (rc != 0 && rc != -ENOENT && kvp::log_debug_enabled()) {
+        kvp::log(kvp::LogLevel::debug, std::string("cache: ") + what + ": " + std::strerror(-rc));
+    }
+}
+
+}  // namespace
+
+CacheInvalidator::CacheInvalidator(Filesystem& fs, std::string pool_dir,
+                                   std::vector<kvp::PoolId> pools)
+    : fs_(fs), pool_dir_(std::move(pool_dir)), pools_(std::move(pools)) {
+    while (pool_dir_.size() > 1 && pool_dir_.back() == '/') {
+        pool_dir_.pop_back();
+    }
+    const auto slash = pool_dir_.rfind('/');
+    parent_dir_ = slash == std::string::npos ? "." : pool_dir_.substr(0, slash == 0 ? 1 : slash);
+    dir_name_ = slash == std::string::npos ? pool_dir_ : pool_dir_.substr(slash + 1);
+}
+
+CacheInvalidator::~CacheInvalidator() {
+    stop();
+}
+
+bool CacheInvalidator::cached(kvp::PoolId pool) const {
+    for (kvp::PoolId p : pools_) {
+        if (p == pool) {
+            return true;
+        }
+    }
+    return false;
+}
+
+void CacheInvalidator::start(struct fuse_session* session) {
+    inotify_.reset(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
+    if (!inotify_) {
+        kvp::throw_errno("cache: inotify_init1");
+    }
+    wake_.reset(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+    if (!wake_) {
+        kvp::throw_errno("cache: eventfd");
+    }
+    // Set once: after start-up only the pool directory and its files are named by a path.
+    parent_wd_ = ::inotify_add_watch(inotify_.get(), parent_dir_.c_str(), kParentEvents);
+    // Without it, a mount over the directory is found by the tick only.
+    mountinfo_.reset(::open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC));
+    follow_directory();
+    for (kvp::PoolId id : pools_) {
+        fs_.pool(id).set_load_listener([this, id] {
+            loaded_[kvp::pool_number(id)].store(true, std::memory_order_release);
+            const std::uint64_t one = 1;
+            (void)!::write(wake_.get(), &one, sizeof one);
+        });
+    }
+    relist_at_.fill(std::chrono::steady_clock::time_point::max());
+    // What the pools hold now: the kernel has nothing cached yet.
+    for (kvp::PoolId id : pools_) {
+        try {
+            refresh(id);
+        } catch (const kvp::Error& e) {
+            loaded_[kvp::pool_number(id)].store(true);  // tried again on the first tick
+        }
+    }
+    session_.store(session);
+    thread_ = std::thread([this] { run(); });
+    // Named before the session serves anything: for ps, gdb and the tests.
+    (void)::pthread_setname_np(thread_.native_handle(), "kvpfs-cache");
+}
+
+void CacheInvalidator::stop() {
+    if (thread_.joinable()) {
+        stopping_.store(true);
+        const std::uint64_t one = 1;
+        (void)!::write(wake_.get(), &one, sizeof one);
+        thread_.join();
+    }
+    session_.store(nullptr);
+    for (kvp::PoolId id : pools_) {
+        fs_.pool(id).set_load_listener(nullptr);
+    }
+    inotify_.reset();
+    wake_.reset();
+    mountinfo_.reset();
+}
+
+void CacheInvalidator::key_changed(kvp::PoolId pool, std::string_view key, bool listing) {
+    struct fuse_session* se = session_.load();
+    if (se == nullptr || !cached(pool)) {
+        return;
+    }
+    if (const auto ino = fs_.inodes().find(pool, key)) {
+        check_notify(fuse_lowlevel_notify_inval_inode(se, *ino, 0, 0), "inval_inode");
+    }
+    if (listing) {
+        listing_changed(pool);
+    }
+}
+
+void CacheInvalidator::listing_changed(kvp::PoolId pool) {
+    struct fuse_session* se = session_.load();
+    if (se == nullptr || !cached(pool)) {
+        return;
+    }
+    check_notify(fuse_lowlevel_notify_inval_inode(se, pool_dir_ino(pool), 0, 0), "inval_dir");
+}
+
+void CacheInvalidator::follow_directory() {
+    if (dir_wd_ >= 0) {
+        (void)::inotify_rm_watch(inotify_.get(), dir_wd_);
+    }
+    dir_wd_ = ::inotify_add_watch(inotify_.get(), pool_dir_.c_str(), kDirEvents | IN_ONLYDIR);
+}
+
+bool CacheInvalidator::wait(std::array<bool, 5>& touched) {
+    struct pollfd fds[3] = {
+        {inotify_.get(), POLLIN, 0}, {wake_.get(), POLLIN, 0}, {mountinfo_.get(), POLLPRI, 0}};
+    int timeout = kTickMs;
+    const auto now = std::chrono::steady_clock::now();
+    for (const auto& at : relist_at_) {
+        if (at != std::chrono::steady_clock::time_point::max()) {
+            const auto ms =
+                std::chrono::duration_cast<std::chrono::milliseconds>(at - now).count() + 1;
+            timeout = std::clamp(static_cast<int>(ms), 0, timeout);
+        }
+    }
+    const int n = ::poll(fds, mountinfo_ ? 3 : 2, timeout);
+    if (stopping_.load()) {
+        return false;
+    }
+    if (n <= 0) {
+        touched.fill(true);  // the tick (or EINTR): look at everything
+        return true;
+    }
+    if ((fds[2].revents & (POLLPRI | POLLERR)) != 0) {
+        // The mount table changed: a directory mounted over the pool directory (or one above
+        // it) sends no inotify event, and the watch would stay on the covered directory.
+        follow_directory();
+        touched.fill(true);
+        return true;
+    }
+    if ((fds[1].revents & POLLIN) != 0) {
+        std::uint64_t count = 0;
+        (void)!::read(wake_.get(), &count, sizeof count);
+    }
+    if ((fds[0].revents & POLLIN) == 0) {
+        return true;
+    }
+    alignas(struct inotify_event) char buf[16384];
+    bool follow = false;
+    for (;;) {
+        const ssize_t got = ::read(inotify_.get(), buf, sizeof buf);
+        if (got <= 0) {
+            break;  // EAGAIN: drained
+        }
+        for (char* p = buf; p < buf + got;) {
+            const auto* ev = reinterpret_cast<const struct inotify_event*>(p);
+            p += sizeof(struct inotify_event) + ev->len;
+            const std::string_view name = ev->len > 0 ? std::string_view(ev->name) : "";
+            if ((ev->mask & IN_Q_OVERFLOW) != 0) {
+                touched.fill(true);
+                follow = true;
+            } else if (ev->wd == parent_wd_) {
+                if (name == dir_name_) {
+                    follow = true;
+                }
+            } else if (ev->wd == dir_wd_) {
+                if ((ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED)) != 0) {
+                    follow = true;
+                } else if (auto id = pool_of_file(name)) {
+                    touched[kvp::pool_number(*id)] = true;
+                }
+            }
+        }
+    }
+    if (follow) {
+        follow_directory();
+        touched.fill(true);
+    }
+    return true;
+}
+
+void CacheInvalidator::run() {
+    std::array<bool, 5> touched{};
+    while (wait(touched)) {
+        for (kvp::PoolId id : pools_) {
+            const int n = kvp::pool_number(id);
+            try {
+                if (touched[n]) {
+                    // Reads the file again (under its shared lock) when it changed; the load
+                    // listener then marks it.
+                    (void)fs_.pool(id).snapshot();
+                }
+                if (loaded_[n].exchange(false, std::memory_order_acq_rel)) {
+                    refresh(id);
+                }
+            } catch (const std::exception& e) {
+                // A lock held too long, an I/O error: tried again on the next tick.
+                loaded_[n].store(true);
+                kvp::log(kvp::LogLevel::warning, std::string("cache: ") +
+                                                     std::string(kvp::pool_name(id)) +
+                                                     ": changes not followed yet: " + e.what());
+            }
+        }
+        touched.fill(false);
+        relist_due();
+    }
+}
+
+void CacheInvalidator::relist_due() {
+    const auto now = std::chrono::steady_clock::now();
+    struct fuse_session* se = session_.load();
+    for (kvp::PoolId id : pools_) {
+        auto& at = relist_at_[kvp::pool_number(id)];
+        if (at <= now) {
+            at = std::chrono::steady_clock::time_point::max();
+            if (se != nullptr) {
+                check_notify(fuse_lowlevel_notify_inval_inode(se, pool_dir_ino(id), 0, 0),
+                             "inval_dir");
+            }
+        }
+    }
+}
+
+void CacheInvalidator::refresh(kvp::PoolId pool) {
+    const int n = kvp::pool_number(pool);
+    const auto snap = fs_.pool(pool).snapshot();
+    if (have_seen_[n] && snap->generation() == seen_generation_[n]) {
+        return;  // the same content as last time
+    }
+    SeenMap& seen = seen_[n];
+    const std::uint64_t round = ++round_;
+    std::vector<std::string_view> changed;
+    std::vector<std::string> added;
+    std::vector<std::string> removed;
+    const auto& records = snap->records();
+    for (const std::size_t i : snap->listing()) {
+        const kvp::Record& rec = records[i].record;
+        const std::uint64_t h = hash_value(rec.value);
+        auto it = seen.find(std::string_view(rec.key));
+        if (it == seen.end()) {
+            seen.emplace(rec.key, Seen{h, round});
+            added.push_back(rec.key);
+        } else {
+            if (it->second.value_hash != h) {
+                changed.push_back(rec.key);
+            }
+            it->second = Seen{h, round};
+        }
+    }
+    for (auto it = seen.begin(); it != seen.end();) {
+        if (it->second.round != round) {
+            removed.push_back(it->first);
+            it = seen.erase(it);
+        } else {
+            ++it;
+        }
+    }
+    seen_generation_[n] = snap->generation();
+    have_seen_[n] = true;
+    struct fuse_session* se = session_.load();
+    if (se == nullptr) {
+        return;  // start(): nothing is cached yet
+    }
+    const Ino dir = pool_dir_ino(pool);
+    for (std::string_view key : changed) {
+        if (const auto ino = fs_.inodes().find(pool, key)) {
+            check_notify(fuse_lowlevel_notify_inval_inode(se, *ino, 0, 0), "inval_inode");
+        } else {
+            // No inode yet, but a lookup may be on its way with the old attributes: dropping
+            // the name waits for the directory's lookups in progress (it takes its lock).
+            removed.emplace_back(key);
+        }
+    }
+    // The listing first: the names below may be many (a truncated pool), and each waits for
+    // the directory's lookups and listings in progress (it takes the directory's lock).
+    if (!added.empty() || !removed.empty()) {
+        check_notify(fuse_lowlevel_notify_inval_inode(se, dir, 0, 0), "inval_dir");
+        relist_at_[n] = std::chrono::steady_clock::now() + kRelistAfter;
+    }
+    // A name that appeared may be cached as missing; one that went may be cached as present.
+    for (const auto* names : {&added, &removed}) {
+        for (const std::string& key : *names) {
+            const std::string name = kvp::key_to_name(key);
+            check_notify(fuse_lowlevel_notify_inval_entry(se, dir, name.c_str(), name.size()),
+                         "inval_entry");
+        }
+    }
+    for (const std::string& key : removed) {
+        if (const auto ino = fs_.inodes().find(pool, key)) {
+            check_notify(fuse_lowlevel_notify_inval_inode(se, *ino, 0, 0), "inval_inode");
+        }
+    }
+}
+
+}  // namespace kvpfs
