@@ -5,6 +5,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <climits>
 #include <cstring>
 
 #include "change_watch_path.hpp"
@@ -110,6 +111,12 @@ bool ChangeWatch::drain_events() {
                 directory_suspect_ = true;
             }
             offset += static_cast<ssize_t>(sizeof(struct inotify_event) + event->len);
+        }
+        // A read returns every queued event that fits; with room left for the largest one,
+        // the queue was empty when it returned (saves the read that would say EAGAIN).
+        if (static_cast<std::size_t>(n) + sizeof(struct inotify_event) + NAME_MAX + 1 <=
+            sizeof buffer) {
+            return changed;
         }
     }
 }

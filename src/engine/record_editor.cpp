@@ -130,14 +130,22 @@ bool RecordEditor::write_value_in_place(std::size_t index, const RecordBytes& by
     const std::size_t split = (field / kPage + 1) * kPage - field;
     const char* value = bytes.data() + kKeyFieldSize;
     const auto write_part = [&](std::size_t from, std::size_t to) {
-        write_at(value + from, to - from, field + from);
+        write_saved(value + from, to - from, field + from);
     };
     if (split < kValueFieldSize && old_length >= split && new_length >= split) {
         return false;
     }
+    // One read saves the whole record for the undo journal and shows the key field as it is.
+    const std::uint64_t at = index * kRecordSize;
+    journal_.before_write(at, kRecordSize);
+    const std::string_view old_bytes = journal_.last_saved();
     // The key's bytes up to its NUL are the same, so however this write is cut the key
-    // reads the same; it zero-fills what another writer left after the NUL.
-    write_at(bytes.data(), kKeyFieldSize, index * kRecordSize);
+    // reads the same; it zero-fills what another writer left after the NUL (skipped when
+    // the field is already exactly the key and NULs, as kvpfs and the host daemon leave it).
+    if (old_bytes.size() != kRecordSize ||
+        old_bytes.substr(0, kKeyFieldSize) != std::string_view(bytes.data(), kKeyFieldSize)) {
+        write_saved(bytes.data(), kKeyFieldSize, at);
+    }
     if (split >= kValueFieldSize) {
         write_part(0, kValueFieldSize);
     } else if (old_length < split) {
@@ -172,6 +180,10 @@ void RecordEditor::write_appended(std::size_t index, const RecordBytes& bytes) {
 
 void RecordEditor::write_at(const char* data, std::size_t size, std::uint64_t offset) {
     journal_.before_write(offset, size);
+    pwrite_all(fd_, data, size, static_cast<off_t>(offset), name_);
+}
+
+void RecordEditor::write_saved(const char* data, std::size_t size, std::uint64_t offset) {
     pwrite_all(fd_, data, size, static_cast<off_t>(offset), name_);
 }
 

@@ -48,6 +48,8 @@ class RecordEditor {
     void write_revealed(std::size_t index, const RecordBytes& bytes);
     void write_appended(std::size_t index, const RecordBytes& bytes);
     void write_at(const char* data, std::size_t size, std::uint64_t offset);
+    // A write whose old bytes the journal already saved (a wider before_write came first).
+    void write_saved(const char* data, std::size_t size, std::uint64_t offset);
     void before_write();
     void truncate_to(std::uint64_t size);
 

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace kvp {
@@ -19,6 +20,11 @@ class UndoJournal {
 
     // Call before writing [offset, offset + length).
     void before_write(std::uint64_t offset, std::size_t length);
+    // The bytes the last before_write() saved: what the file held there before the change
+    // (shorter than asked when the range went past the old end).
+    [[nodiscard]] std::string_view last_saved() const {
+        return saved_.empty() ? std::string_view() : std::string_view(saved_.back().bytes);
+    }
     // Call before cutting the file to `size`.
     void before_truncate(std::uint64_t size);
     // Writes the saved bytes back, newest first (so every step undoes its writes in reverse

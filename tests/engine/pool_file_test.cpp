@@ -58,6 +58,18 @@ class PoolFileTest : public kvptest::PoolDirTest {
     }
 };
 
+TEST_F(PoolFileTest, AnInPlaceRewriteZeroFillsBytesAnotherWriterLeftAfterTheKeyAndValue) {
+    // Another tool left bytes after the NULs; a rewrite of the value in place leaves the
+    // record exactly as the codec encodes it, key field included.
+    write_file(pool(),
+               kvptest::raw_record_garbage("k", "old", 'G') + kvptest::raw_record("n", "1"));
+    auto p = open_pool();
+    p->set("k", "new");
+    EXPECT_EQ(read_file(pool()), kvptest::raw_record("k", "new") + kvptest::raw_record("n", "1"));
+    p->set("k", "newer");  // the key field is clean now: only the value is written
+    EXPECT_EQ(read_file(pool()), kvptest::raw_record("k", "newer") + kvptest::raw_record("n", "1"));
+}
+
 TEST_F(PoolFileTest, MissingFileIsAnEmptyPoolAndReadsCreateNothing) {
     auto p = open_pool(true);
     const auto snap = p->snapshot();
