@@ -15,12 +15,6 @@
 namespace kvp {
 namespace {
 
-// Events that mean the file's bytes or identity may differ. IN_CLOSE_WRITE and IN_OPEN are
-// left out on purpose: every locked operation opens and closes the file, and the content
-// events already cover what a close could add.
-constexpr std::uint32_t kEvents = IN_MODIFY | IN_ATTRIB | IN_CREATE | IN_DELETE | IN_MOVED_FROM |
-                                  IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR;
-
 // A watched directory itself went away (removed, renamed, its file system unmounted).
 constexpr std::uint32_t kDirectoryGone = IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF | IN_UNMOUNT;
 

@@ -19,8 +19,10 @@
 namespace kvp {
 namespace {
 
-// The pool directory's own events, as in change_watch.cpp: content and identity changes of the
-// file in it, and the directory being moved or removed.
+// The pool directory's own events: content and identity changes of the file in it, and the
+// directory being moved or removed. IN_CLOSE_WRITE and IN_OPEN are left out on purpose: every
+// locked operation opens and closes the file, and the content events already cover what a
+// close could add.
 constexpr std::uint32_t kDirectoryEvents = IN_MODIFY | IN_ATTRIB | IN_CREATE | IN_DELETE |
                                            IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF |
                                            IN_MOVE_SELF | IN_ONLYDIR;
