@@ -50,34 +50,9 @@ int kvpctl(const std::string& pool_dir, const std::vector<std::string>& args) {
     return wait_for(pid, std::chrono::seconds(30));
 }
 
-std::vector<std::string> list_dir(const std::string& path) {
-    std::vector<std::string> names;
-    DIR* d = ::opendir(path.c_str());
-    if (d == nullptr) {
-        return {"<opendir: " + std::string(std::strerror(errno)) + ">"};
-    }
-    while (const dirent* e = ::readdir(d)) {
-        const std::string name = e->d_name;
-        if (name != "." && name != "..") {
-            names.push_back(name);
-        }
-    }
-    ::closedir(d);
-    std::sort(names.begin(), names.end());
-    return names;
-}
-
 int stat_errno(const std::string& path, struct stat* st = nullptr) {
     struct stat local {};
     return ::stat(path.c_str(), st != nullptr ? st : &local) == 0 ? 0 : errno;
-}
-
-std::string records(const std::vector<Rec>& recs) {
-    std::string bytes;
-    for (const auto& r : recs) {
-        bytes += encode_record(r.key, r.value);
-    }
-    return bytes;
 }
 
 void make_pools(const std::string& dir, const std::vector<Rec>& guest) {

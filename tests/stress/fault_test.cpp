@@ -78,31 +78,6 @@ int kvpctl(const std::string& pool_dir, std::vector<std::string> args, std::stri
     return run(argv, out);
 }
 
-std::vector<std::string> list_dir(const std::string& path) {
-    std::vector<std::string> names;
-    DIR* d = ::opendir(path.c_str());
-    if (d == nullptr) {
-        return {"<opendir: " + std::string(std::strerror(errno)) + ">"};
-    }
-    while (const dirent* e = ::readdir(d)) {
-        const std::string name = e->d_name;
-        if (name != "." && name != "..") {
-            names.push_back(name);
-        }
-    }
-    ::closedir(d);
-    std::sort(names.begin(), names.end());
-    return names;
-}
-
-std::string records(const std::vector<Rec>& recs) {
-    std::string bytes;
-    for (const auto& r : recs) {
-        bytes += encode_record(r.key, r.value);
-    }
-    return bytes;
-}
-
 void make_pools(const std::string& dir, const std::string& guest_bytes) {
     for (int n = 0; n < 5; ++n) {
         write_file(dir + "/.kvp_pool_" + std::to_string(n), n == 1 ? guest_bytes : "");

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -49,6 +50,31 @@ std::string encode_record(std::string_view key, std::string_view value, char gar
     rec.replace(kKeyField, value.size(), value);
     rec[kKeyField + value.size()] = '\0';
     return rec;
+}
+
+std::string records(const std::vector<Rec>& recs) {
+    std::string bytes;
+    for (const auto& r : recs) {
+        bytes += encode_record(r.key, r.value);
+    }
+    return bytes;
+}
+
+std::vector<std::string> list_dir(const std::string& path) {
+    std::vector<std::string> names;
+    DIR* d = ::opendir(path.c_str());
+    if (d == nullptr) {
+        return {"<opendir: " + std::string(std::strerror(errno)) + ">"};
+    }
+    while (const dirent* e = ::readdir(d)) {
+        const std::string name = e->d_name;
+        if (name != "." && name != "..") {
+            names.push_back(name);
+        }
+    }
+    ::closedir(d);
+    std::sort(names.begin(), names.end());
+    return names;
 }
 
 std::vector<Rec> decode_records(std::string_view bytes) {

@@ -34,6 +34,11 @@ struct Rec {
 std::string encode_record(std::string_view key, std::string_view value, char garbage = '\0');
 // Every whole record, each field up to its first NUL.
 std::vector<Rec> decode_records(std::string_view bytes);
+// The records one after another, as a pool file holds them.
+std::string records(const std::vector<Rec>& recs);
+// The names in a directory, sorted, without "." and ".." (one "<opendir: ...>" entry when
+// it cannot be opened).
+std::vector<std::string> list_dir(const std::string& path);
 
 std::string read_file(const std::string& path);  // throws std::runtime_error
 void write_file(const std::string& path, std::string_view bytes);
