@@ -45,6 +45,21 @@ TEST(SnapshotDiff, KeysAddedRemovedAndChangedAsAReaderSeesThem) {
     EXPECT_TRUE(kvp::diff_snapshots(&now, now).empty());
 }
 
+// The same keys at the same places (a value rewritten in place) are compared record by
+// record; still only a key's first record counts.
+TEST(SnapshotDiff, ValuesRewrittenInPlace) {
+    const auto before = snap({rec("a", "1"), rec("", "e"), rec("b", "2"), rec("a", "3")});
+    const auto later_duplicate = snap({rec("a", "1"), rec("", "f"), rec("b", "x"), rec("a", "y")});
+    kvp::SnapshotDiff d = kvp::diff_snapshots(&before, later_duplicate);
+    EXPECT_EQ(sorted(d.changed), Keys{"b"});
+    EXPECT_TRUE(d.added.empty());
+    EXPECT_TRUE(d.removed.empty());
+    const auto first = snap({rec("a", "z"), rec("", "e"), rec("b", "2"), rec("a", "3")});
+    d = kvp::diff_snapshots(&before, first);
+    EXPECT_EQ(sorted(d.changed), Keys{"a"});
+    EXPECT_TRUE(kvp::diff_snapshots(&before, before).empty());
+}
+
 TEST(SnapshotDiff, WithoutABeforeEveryKeyIsAdded) {
     const auto now = snap({rec("a", "1"), rec("b", "2"), rec("a", "3")});
     const kvp::SnapshotDiff d = kvp::diff_snapshots(nullptr, now);
