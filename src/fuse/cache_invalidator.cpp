@@ -25,6 +25,7 @@ namespace {
 constexpr std::uint32_t kDirEvents = IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_CREATE |
                                      IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF |
                                      IN_MOVE_SELF;
+constexpr std::uint32_t kFileEvents = IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE;
 constexpr std::uint32_t kParentEvents = IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO;
 // Without an event the pools are looked at this often (a directory mounted over, a retry).
 constexpr int kTickMs = 1000;
@@ -139,11 +140,45 @@ void CacheInvalidator::listing_changed(kvp::PoolId pool) {
     check_notify(fuse_lowlevel_notify_inval_inode(se, pool_dir_ino(pool), 0, 0), "inval_dir");
 }
 
+void CacheInvalidator::inode_later(Ino ino, std::chrono::milliseconds after) {
+    if (session_.load() == nullptr) {
+        return;
+    }
+    {
+        std::lock_guard lock(later_mutex_);
+        later_.emplace_back(std::chrono::steady_clock::now() + after, ino);
+    }
+    const std::uint64_t one = 1;
+    (void)!::write(wake_.get(), &one, sizeof one);
+}
+
+std::chrono::steady_clock::time_point CacheInvalidator::next_due() {
+    auto due = std::chrono::steady_clock::time_point::max();
+    for (const auto& at : relist_at_) {
+        due = std::min(due, at);
+    }
+    std::lock_guard lock(later_mutex_);
+    for (const auto& entry : later_) {
+        due = std::min(due, entry.first);
+    }
+    return due;
+}
+
 void CacheInvalidator::follow_directory() {
     if (dir_wd_ >= 0) {
         (void)::inotify_rm_watch(inotify_.get(), dir_wd_);
     }
     dir_wd_ = ::inotify_add_watch(inotify_.get(), pool_dir_.c_str(), kDirEvents | IN_ONLYDIR);
+    for (kvp::PoolId id : pools_) {
+        watch_file(id);
+    }
+}
+
+void CacheInvalidator::watch_file(kvp::PoolId pool) {
+    const std::string path = pool_dir_ + "/" + std::string(kvp::pool_file_name(pool));
+    // The same inode keeps its watch descriptor; a missing file has none until it is made.
+    file_wd_[kvp::pool_number(pool)] =
+        ::inotify_add_watch(inotify_.get(), path.c_str(), kFileEvents | IN_DONT_FOLLOW);
 }
 
 bool CacheInvalidator::wait(std::array<bool, 5>& touched) {
@@ -151,12 +186,9 @@ bool CacheInvalidator::wait(std::array<bool, 5>& touched) {
         {inotify_.get(), POLLIN, 0}, {wake_.get(), POLLIN, 0}, {mountinfo_.get(), POLLPRI, 0}};
     int timeout = kTickMs;
     const auto now = std::chrono::steady_clock::now();
-    for (const auto& at : relist_at_) {
-        if (at != std::chrono::steady_clock::time_point::max()) {
-            const auto ms =
-                std::chrono::duration_cast<std::chrono::milliseconds>(at - now).count() + 1;
-            timeout = std::clamp(static_cast<int>(ms), 0, timeout);
-        }
+    if (const auto at = next_due(); at != std::chrono::steady_clock::time_point::max()) {
+        const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(at - now).count() + 1;
+        timeout = std::clamp(static_cast<int>(ms), 0, timeout);
     }
     const int n = ::poll(fds, mountinfo_ ? 3 : 2, timeout);
     if (stopping_.load()) {
@@ -203,6 +235,15 @@ bool CacheInvalidator::wait(std::array<bool, 5>& touched) {
                     follow = true;
                 } else if (auto id = pool_of_file(name)) {
                     touched[kvp::pool_number(*id)] = true;
+                    if ((ev->mask & (IN_CREATE | IN_MOVED_TO)) != 0 && cached(*id)) {
+                        watch_file(*id);  // a new file under the name
+                    }
+                }
+            } else {
+                for (kvp::PoolId id : pools_) {
+                    if (ev->wd == file_wd_[kvp::pool_number(id)]) {
+                        touched[kvp::pool_number(id)] = true;
+                    }
                 }
             }
         }
@@ -248,6 +289,23 @@ void CacheInvalidator::run() {
 void CacheInvalidator::relist_due() {
     const auto now = std::chrono::steady_clock::now();
     struct fuse_session* se = session_.load();
+    std::vector<Ino> due;
+    {
+        std::lock_guard lock(later_mutex_);
+        for (auto it = later_.begin(); it != later_.end();) {
+            if (it->first <= now) {
+                due.push_back(it->second);
+                it = later_.erase(it);
+            } else {
+                ++it;
+            }
+        }
+    }
+    for (const Ino ino : due) {
+        if (se != nullptr) {
+            check_notify(fuse_lowlevel_notify_inval_inode(se, ino, 0, 0), "inval_inode");
+        }
+    }
     for (kvp::PoolId id : pools_) {
         auto& at = relist_at_[kvp::pool_number(id)];
         if (at <= now) {
@@ -315,6 +373,12 @@ void CacheInvalidator::refresh(kvp::PoolId pool) {
         if ((drop & kValue) != 0) {
             if (const auto ino = fs_.inodes().find(pool, key)) {
                 check_notify(fuse_lowlevel_notify_inval_inode(se, *ino, 0, 0), "inval_inode");
+                if (fs_.options().cache_contents) {
+                    // A READ answered before the change may fill the page after this
+                    // invalidation; a second one drops what it left.
+                    std::lock_guard lock(later_mutex_);
+                    later_.emplace_back(std::chrono::steady_clock::now() + kRelistAfter, *ino);
+                }
             } else {
                 // No inode yet, but a lookup may be on its way with the old attributes:
                 // dropping the name waits for the directory's lookups in progress (it takes

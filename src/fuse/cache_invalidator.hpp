@@ -36,6 +36,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "inode_table.hpp"
 #include "pool_id.hpp"
 #include "pool_snapshot.hpp"
 #include "unique_fd.hpp"
@@ -65,6 +66,10 @@ class CacheInvalidator {
     // `listing` (a key added or removed) the pool directory's listing.
     void key_changed(kvp::PoolId pool, std::string_view key, bool listing);
     void listing_changed(kvp::PoolId pool);
+    // -o cache=all: drops the kernel's pages and attributes of `ino` from the thread, `after`
+    // from now. For what a request cannot drop itself: a WRITE's own pages are locked by the
+    // writer until its reply, and a READ's by the reader.
+    void inode_later(Ino ino, std::chrono::milliseconds after);
 
   private:
     struct Hash {
@@ -89,14 +94,19 @@ class CacheInvalidator {
     // Blocks until an event, a load signal, a stop or the 1 s tick; sets `touched` for the
     // pools whose files may have changed. False when stopping.
     bool wait(std::array<bool, 5>& touched);
-    // (Re)watches whatever directory the pool directory's path names now.
+    // (Re)watches whatever directory the pool directory's path names now, and its files.
     void follow_directory();
+    // (Re)watches the pool file the path names now: a write through a hard link in another
+    // directory reaches its inode's watch only.
+    void watch_file(kvp::PoolId pool);
     // The engine's load listener: queues the keys that differ (the pool's mutex is held).
     void loaded(kvp::PoolId pool, const kvp::PoolSnapshot* before, const kvp::PoolSnapshot& now);
     // Sends the invalidations queued for the pool.
     void refresh(kvp::PoolId pool);
-    // Invalidates the listings whose relist_at_ has come.
+    // Invalidates the listings whose relist_at_ has come, and the inodes of inode_later.
     void relist_due();
+    // The soonest time something queued falls due (time_point::max(): nothing).
+    [[nodiscard]] std::chrono::steady_clock::time_point next_due();
     [[nodiscard]] bool cached(kvp::PoolId pool) const;
 
     Filesystem& fs_;
@@ -110,6 +120,7 @@ class CacheInvalidator {
     kvp::UniqueFd mountinfo_;  // /proc/self/mountinfo: POLLPRI when the mount table changes
     int dir_wd_ = -1;
     int parent_wd_ = -1;
+    std::array<int, 5> file_wd_{-1, -1, -1, -1, -1};
     std::atomic<bool> stopping_{false};
     std::mutex pending_mutex_;  // taken inside the pools' mutexes, never the other way round
     std::array<Pending, 5> pending_;
@@ -118,6 +129,9 @@ class CacheInvalidator {
     // a readdir reply built before the change may still land in the kernel's listing cache
     // after the first invalidation (time_point::max(): nothing due).
     std::array<std::chrono::steady_clock::time_point, 5> relist_at_{};
+    // inode_later's queue (any thread adds, the thread takes).
+    std::mutex later_mutex_;
+    std::vector<std::pair<std::chrono::steady_clock::time_point, Ino>> later_;
     std::thread thread_;
 };
 

@@ -73,6 +73,28 @@ void Filesystem::listing_changed(kvp::PoolId pool) {
     }
 }
 
+void Filesystem::inode_later(Ino ino, std::chrono::milliseconds after) {
+    if (cache_) {
+        cache_->inode_later(ino, after);
+    }
+}
+
+bool Filesystem::continues_line(Ino ino, pid_t pid, std::string_view current) {
+    std::lock_guard lock(open_lines_mutex_);
+    const auto it = open_lines_.find(ino);
+    return it != open_lines_.end() && it->second.pid == pid &&
+           it->second.value_hash == std::hash<std::string_view>{}(current);
+}
+
+void Filesystem::set_open_line(Ino ino, pid_t pid, std::optional<std::string_view> stored) {
+    std::lock_guard lock(open_lines_mutex_);
+    if (stored) {
+        open_lines_[ino] = OpenLine{pid, std::hash<std::string_view>{}(*stored)};
+    } else {
+        open_lines_.erase(ino);
+    }
+}
+
 void Filesystem::track(FileHandle* h) {
     std::lock_guard lock(handles_mutex_);
     handles_.insert(h);

@@ -7,6 +7,7 @@
 
 #include <sys/stat.h>
 
+#include <chrono>
 #include <ctime>
 #include <exception>
 #include <map>
@@ -15,6 +16,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "auto_pool_view.hpp"
@@ -75,6 +77,15 @@ class Filesystem {
     // the key (and with `listing`, of its directory's listing). No-op without -o cache.
     void key_changed(kvp::PoolId pool, std::string_view key, bool listing);
     void listing_changed(kvp::PoolId pool);
+    // -o cache=all: drops the kernel's pages and attributes of `ino` from the invalidation
+    // thread, `after` from now (a request cannot drop the pages its own caller has locked).
+    void inode_later(Ino ino, std::chrono::milliseconds after = std::chrono::milliseconds(0));
+    // -o cache=all, text mode: a process's O_APPEND write that ended without "\n" leaves its
+    // line open. While the key still holds the value that write stored (its hash), the same
+    // process's next append continues the line instead of starting after the newline a read
+    // shows (what a handle's open_line does without -o cache=all).
+    [[nodiscard]] bool continues_line(Ino ino, pid_t pid, std::string_view current);
+    void set_open_line(Ino ino, pid_t pid, std::optional<std::string_view> stored);
 
     void fill_root_attr(struct stat& st) const;
     // With -o cache a cached pool directory's mtime and ctime are the start time plus one
@@ -126,6 +137,12 @@ class Filesystem {
     std::unordered_set<DirHandle*> dir_handles_;
     WriterRegistry writers_;
     std::unique_ptr<CacheInvalidator> cache_;
+    struct OpenLine {
+        pid_t pid;
+        std::size_t value_hash;
+    };
+    std::mutex open_lines_mutex_;
+    std::unordered_map<Ino, OpenLine> open_lines_;
 };
 
 [[nodiscard]] inline Filesystem& fs_of(fuse_req_t req) {
@@ -238,6 +255,16 @@ void create_if_reserved(Filesystem& fs, FileHandle& handle);
 // Names lock owned: times set by name (touch's futimens carries no handle) on a name
 // reserved by creates: the first that wrote nothing and had nothing refused creates it.
 void touch_reserved(Filesystem& fs, std::string_view key);
+// handleless_file.cpp: -o cache=all, where the kernel opens key files without asking (the
+// first OPEN is answered ENOSYS) and every read, write and fsync comes without a handle.
+[[nodiscard]] bool handleless(const Filesystem& fs);
+void create_handleless(fuse_req_t req, kvp::PoolId pool, const std::string& key, int flags,
+                       struct fuse_file_info* fi);
+void mknod_handleless(fuse_req_t req, kvp::PoolId pool, const std::string& key);
+void read_handleless(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off);
+void write_handleless(fuse_req_t req, fuse_ino_t ino, std::string_view data, off_t off, int flags);
+// The pool file of `pool` to its storage (fsync of any of its keys).
+void sync_pool_file(Filesystem& fs, kvp::PoolId pool, bool datasync);
 // op_setattr.cpp
 void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
                 struct fuse_file_info* fi);

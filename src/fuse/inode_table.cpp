@@ -110,6 +110,14 @@ void InodeTable::renamed(kvp::PoolId pool, std::string_view from, std::string_vi
     }
 }
 
+void InodeTable::removed(kvp::PoolId pool, std::string_view key) {
+    std::lock_guard lock(mutex_);
+    if (auto it = by_key_.find(index_key(pool, key)); it != by_key_.end()) {
+        entries_.at(it->second).attached = false;
+        by_key_.erase(it);
+    }
+}
+
 std::size_t InodeTable::size() const {
     std::lock_guard lock(mutex_);
     return entries_.size();

@@ -44,6 +44,9 @@ class InodeTable {
     std::optional<KeyRef> forget(Ino ino, std::uint64_t nlookup);
     // After a rename: the inode of `from` now names `to`; the old inode of `to` is detached.
     void renamed(kvp::PoolId pool, std::string_view from, std::string_view to);
+    // After an unlink through the mount: the key's inode is detached (the key, made again,
+    // gets a new one), as an unlinked file's inode on any file system.
+    void removed(kvp::PoolId pool, std::string_view key);
     [[nodiscard]] std::size_t size() const;
 
   private:

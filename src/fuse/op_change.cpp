@@ -62,7 +62,8 @@ void op_unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
             return;
         }
         fs.writers().unlinked(*key);
-        fs.listing_changed(pool);  // the kernel drops the name and the inode's attributes
+        fs.inodes().removed(pool, *key);  // handle-less writes to it store nothing
+        fs.listing_changed(pool);         // the kernel drops the name and the inode's attributes
         fuse_reply_err(req, 0);
         trace_ok("unlink", pool, *key);
     });

@@ -20,7 +20,11 @@ void op_init(void* userdata, struct fuse_conn_info* conn) {
     }
     // open(O_TRUNC) arrives as one open() carrying O_TRUNC, not as setattr(size=0) first:
     // the value is replaced by the first stored write instead of being emptied at open.
-    if ((conn->capable & FUSE_CAP_ATOMIC_O_TRUNC) != 0) {
+    // -o cache=all answers no open after the first (ENOSYS), so O_TRUNC must come as the
+    // setattr(size=0) the kernel sends when the file system does not take it at open.
+    if (fs.options().cache_contents) {
+        conn->want &= ~static_cast<unsigned>(FUSE_CAP_ATOMIC_O_TRUNC);
+    } else if ((conn->capable & FUSE_CAP_ATOMIC_O_TRUNC) != 0) {
         conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
     }
     // No readdirplus: its entries would be cached attributes of key files.

@@ -6,7 +6,8 @@
 // noflush: their close() needs no round trip. -o cache keeps this: the page cache is one per
 // inode, cut at the kernel's i_size, which an O_TRUNC open sets to 0 and a value changing
 // between a size and a read makes wrong, so page-cached reads came out empty or torn
-// (docs/performance.md, "The cached mode").
+// (docs/performance.md, "The cached mode"). -o cache=all trades those rules for the page
+// cache: its files have no handle at all (handleless_file.cpp).
 
 #include <fcntl.h>
 #include <sys/uio.h>
@@ -21,6 +22,13 @@
 
 namespace kvpfs {
 namespace {
+
+// An open of a key the pool no longer holds. With -o cache the kernel's entry for it is
+// older than the removal (another process's, not yet invalidated): ESTALE makes the kernel
+// look the name up again and retry the open once, so O_CREAT then creates the key.
+int stale_errno(const Filesystem& fs, kvp::PoolId pool) {
+    return fs.caches(pool) ? ESTALE : ENOENT;
+}
 
 bool wants_write(int flags) {
     return (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC) != 0;
@@ -97,7 +105,12 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
             const bool present = fs.pool(ref->pool).snapshot()->find(ref->key) != nullptr;
             const bool adopted = !present && fs.writers().adopt_unopened(ref->key);
             if (!present && !adopted && !fs.reserved(ref->pool, ref->key)) {
-                reply_error(req, "open", ENOENT, describe_key(ref->pool, ref->key));
+                reply_error(req, "open", stale_errno(fs, ref->pool),
+                            describe_key(ref->pool, ref->key));
+                return;
+            }
+            if (handleless(fs)) {
+                fuse_reply_err(req, ENOSYS);  // the kernel opens every file itself from now on
                 return;
             }
             h = std::make_unique<FileHandle>(ref->pool, ref->key,
@@ -112,7 +125,12 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
                 rec = &*intrinsic;
             }
             if (rec == nullptr && !fs.reserved(ref->pool, ref->key)) {
-                reply_error(req, "open", ENOENT, describe_key(ref->pool, ref->key));
+                reply_error(req, "open", stale_errno(fs, ref->pool),
+                            describe_key(ref->pool, ref->key));
+                return;
+            }
+            if (handleless(fs)) {
+                fuse_reply_err(req, ENOSYS);
                 return;
             }
             const std::string_view value =
@@ -154,6 +172,10 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
         const bool exists = rec != nullptr || adopted || fs.reserved(pool, *key);
         if (exists && (fi->flags & O_EXCL) != 0) {
             reply_error(req, "create", EEXIST, describe_key(pool, *key) + ": exists");
+            return;
+        }
+        if (handleless(fs)) {
+            create_handleless(req, pool, *key, fi->flags, fi);
             return;
         }
         auto h = std::make_unique<FileHandle>(pool, *key, write_mode(fs.options(), fi->flags));
@@ -203,6 +225,10 @@ void op_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
             reply_error(req, "mknod", EEXIST, describe_key(pool, *key) + ": exists");
             return;
         }
+        if (handleless(fs)) {
+            mknod_handleless(req, pool, *key);
+            return;
+        }
         fs.writers().reserve_unopened(*key);
         struct fuse_entry_param e {};
         e.ino = fs.inodes().acquire(pool, *key);
@@ -215,8 +241,11 @@ void op_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
     });
 }
 
-void op_read(fuse_req_t req, fuse_ino_t /*ino*/, size_t size, off_t off,
-             struct fuse_file_info* fi) {
+void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info* fi) {
+    if (handle_of(fi) == nullptr) {
+        read_handleless(req, ino, size, off);
+        return;
+    }
     // Never touch the handle after replying: the reader may close at once and the
     // release (on another thread) frees it.
     FileHandle& h = *handle_of(fi);
@@ -261,6 +290,10 @@ void op_read(fuse_req_t req, fuse_ino_t /*ino*/, size_t size, off_t off,
 }
 
 void op_release(fuse_req_t req, fuse_ino_t /*ino*/, struct fuse_file_info* fi) {
+    if (handle_of(fi) == nullptr) {
+        fuse_reply_err(req, 0);  // a handle-less create's (before the first open set the rule)
+        return;
+    }
     std::unique_ptr<FileHandle> h(handle_of(fi));
     Filesystem& fs = fs_of(req);
     fs.untrack(h.get());

@@ -39,23 +39,26 @@ bool chmod_to_create_mode(Filesystem& fs, const KeyRef& ref, const struct stat* 
 void truncate_by_path(Filesystem& fs, const KeyRef& ref, std::size_t size) {
     const Options& o = fs.options();
     const bool reserved = fs.reserved(ref.pool, ref.key);
-    if (update_or_refuse(fs.pool(ref.pool), ref.key, o.limits,
-                         [&](const std::string* current) -> std::optional<std::string> {
-                             if (current == nullptr && !reserved) {
-                                 throw kvp::Error(ENOENT, "no such key");
-                             }
-                             std::string content =
-                                 current != nullptr ? shown_content(*current, o.raw) : "";
-                             if (size > content.size()) {
-                                 throw kvp::Error(EINVAL, "truncate to " + std::to_string(size) +
-                                                              ": growing a value is not possible");
-                             }
-                             if (current != nullptr && size == content.size()) {
-                                 return std::nullopt;  // nothing cut
-                             }
-                             content.resize(size);
-                             return std::string(stored_value(content, o.raw));
-                         })) {
+    if (update_or_refuse(
+            fs.pool(ref.pool), ref.key, o.limits,
+            [&](const std::string* current) -> std::optional<std::string> {
+                if (current == nullptr && !reserved) {
+                    // -o cache: the kernel's entry is older than the key's
+                    // removal; ESTALE makes it look the name up again (an
+                    // open(O_CREAT|O_TRUNC) then creates it).
+                    throw kvp::Error(fs.caches(ref.pool) ? ESTALE : ENOENT, "no such key");
+                }
+                std::string content = current != nullptr ? shown_content(*current, o.raw) : "";
+                if (size > content.size()) {
+                    throw kvp::Error(EINVAL, "truncate to " + std::to_string(size) +
+                                                 ": growing a value is not possible");
+                }
+                if (current != nullptr && size == content.size()) {
+                    return std::nullopt;  // nothing cut
+                }
+                content.resize(size);
+                return std::string(stored_value(content, o.raw));
+            })) {
         fs.key_changed(ref.pool, ref.key, reserved);
     }
 }

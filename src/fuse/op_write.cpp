@@ -24,13 +24,6 @@ std::size_t value_hash(std::string_view value) {
     return std::hash<std::string_view>{}(value);
 }
 
-void check_stored_value(std::string_view value, kvp::Limits limits) {
-    const kvp::Violation v = kvp::check_value(value, limits);
-    if (v != kvp::Violation::none) {
-        throw kvp::Error(kvp::value_errno(v), std::string("value not stored: ") + kvp::describe(v));
-    }
-}
-
 // One write() through `h` (names lock shared, h's mutex held). Throws kvp::Error to refuse.
 void write_through(Filesystem& fs, FileHandle& h, std::string_view data, std::size_t offset) {
     WriterState& s = h.state();
@@ -190,8 +183,12 @@ std::string writer_content(Filesystem& fs, FileHandle& h) {
     return rec != nullptr ? shown_content(rec->record.value, h.mode().raw) : std::string();
 }
 
-void op_write(fuse_req_t req, fuse_ino_t /*ino*/, const char* buf, size_t size, off_t off,
+void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off,
               struct fuse_file_info* fi) {
+    if (handle_of(fi) == nullptr) {
+        write_handleless(req, ino, std::string_view(buf, size), off, fi->flags);
+        return;
+    }
     FileHandle& h = *handle_of(fi);
     guarded(req, "write", [&] {
         Filesystem& fs = fs_of(req);
@@ -220,6 +217,10 @@ void op_write(fuse_req_t req, fuse_ino_t /*ino*/, const char* buf, size_t size, 
 
 void op_flush(fuse_req_t req, fuse_ino_t /*ino*/, struct fuse_file_info* fi) {
     FileHandle* h = handle_of(fi);
+    if (h == nullptr && handleless(fs_of(req))) {
+        fuse_reply_err(req, ENOSYS);  // the kernel sends no FLUSH from now on
+        return;
+    }
     if (h == nullptr || !h->writable()) {
         fuse_reply_err(req, 0);
         return;
@@ -253,8 +254,18 @@ void op_flush(fuse_req_t req, fuse_ino_t /*ino*/, struct fuse_file_info* fi) {
     fuse_reply_err(req, err);
 }
 
-void op_fsync(fuse_req_t req, fuse_ino_t /*ino*/, int datasync, struct fuse_file_info* fi) {
+void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info* fi) {
     FileHandle* h = handle_of(fi);
+    if (h == nullptr && handleless(fs_of(req))) {
+        guarded(req, "fsync", [&] {
+            Filesystem& fs = fs_of(req);
+            if (const auto ref = fs.inodes().resolve(ino)) {
+                sync_pool_file(fs, ref->pool, datasync != 0);
+            }
+            fuse_reply_err(req, 0);
+        });
+        return;
+    }
     if (h == nullptr || !h->writable()) {
         fuse_reply_err(req, 0);
         return;
@@ -278,11 +289,7 @@ void op_fsync(fuse_req_t req, fuse_ino_t /*ino*/, int datasync, struct fuse_file
             }
         }
         // The pool file to its storage, as fsync promises for the file written.
-        const std::string path = fs.pool(h->pool()).path().string();
-        const kvp::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
-        if (fd && (datasync != 0 ? ::fdatasync(fd.get()) : ::fsync(fd.get())) != 0) {
-            kvp::throw_errno("fsync " + path);
-        }
+        sync_pool_file(fs, h->pool(), datasync != 0);
         fuse_reply_err(req, 0);
     });
 }

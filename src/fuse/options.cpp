@@ -31,6 +31,7 @@ enum Key {
     kReadWrite,
     kRaw,
     kCache,
+    kCacheLevel,
     kLimits,
     kUid,
     kGid,
@@ -63,6 +64,7 @@ const struct fuse_opt kSpec[] = {
     FUSE_OPT_KEY("rw", kReadWrite),
     FUSE_OPT_KEY("raw", kRaw),
     FUSE_OPT_KEY("cache", kCache),
+    FUSE_OPT_KEY("cache=", kCacheLevel),
     FUSE_OPT_KEY("limits=", kLimits),
     FUSE_OPT_KEY("uid=", kUid),
     FUSE_OPT_KEY("gid=", kGid),
@@ -240,7 +242,21 @@ int process(void* data, const char* arg, int key, struct fuse_args* /*outargs*/)
             return 0;
         case kCache:
             o.cache = true;
+            o.cache_contents = false;
             return 0;
+        case kCacheLevel: {
+            const std::string v = value_of(arg);
+            if (v == "names") {
+                o.cache = true;
+                o.cache_contents = false;
+            } else if (v == "all") {
+                o.cache = true;
+                o.cache_contents = true;
+            } else {
+                return fail("bad value for option cache: '" + v + "' (use names or all)");
+            }
+            return 0;
+        }
         case kLimits: {
             const std::string v = value_of(arg);
             if (v == "host") {
@@ -472,6 +488,10 @@ std::string usage_text(const char* program) {
            "  -o cache               let the kernel cache names, attributes and listings;\n"
            "                         kvpfs invalidates them when a pool changes (another\n"
            "                         process's change shows within milliseconds)\n"
+           "  -o cache=names         the same as -o cache\n"
+           "  -o cache=all           -o cache, and key contents too: no open or close reaches\n"
+           "                         kvpfs; O_TRUNC empties at open, a create stores the\n"
+           "                         empty key at once (see kvpfs(8))\n"
            "  -o limits=host|pool    write limits: what the host receives intact (254/1022\n"
            "                         UTF-16 units, valid UTF-8; default) or the file format's\n"
            "                         (511/2047 bytes)\n"

@@ -68,6 +68,13 @@ std::size_t unfinished_utf8_tail(std::string_view text) {
     return 0;
 }
 
+void check_stored_value(std::string_view value, kvp::Limits limits) {
+    const kvp::Violation v = kvp::check_value(value, limits);
+    if (v != kvp::Violation::none) {
+        throw kvp::Error(kvp::value_errno(v), std::string("value not stored: ") + kvp::describe(v));
+    }
+}
+
 WriteOutcome apply_write(std::string_view base, std::string_view data, std::size_t offset,
                          bool append, bool hold_unfinished) {
     if (append) {

@@ -33,6 +33,9 @@ struct WriteOutcome {
 [[nodiscard]] WriteOutcome apply_write(std::string_view base, std::string_view data,
                                        std::size_t offset, bool append, bool hold_unfinished);
 
+// Refuses (kvp::Error with the limit's errno) a value the limits do not allow stored.
+void check_stored_value(std::string_view value, kvp::Limits limits);
+
 // The largest write() that can ever fit: a full value, its text-mode newline and the three
 // bytes of an unfinished UTF-8 sequence.
 inline constexpr std::size_t kMaxWriteBytes = kvp::kMaxValueBytes + 1 + 3;

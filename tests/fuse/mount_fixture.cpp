@@ -63,7 +63,12 @@ std::string extra_mount_options() {
 
 bool cache_mode() {
     const std::string extra = "," + extra_mount_options() + ",";
-    return extra.find(",cache,") != std::string::npos;
+    return extra.find(",cache,") != std::string::npos || extra.find(",cache=") != std::string::npos;
+}
+
+bool contents_cached() {
+    const std::string extra = "," + extra_mount_options() + ",";
+    return extra.find(",cache=all,") != std::string::npos;
 }
 
 bool shown_after_outside_change(const std::function<bool()>& shown) {

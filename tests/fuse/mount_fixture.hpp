@@ -81,6 +81,9 @@ int run_program(const std::vector<std::string>& argv, std::string* output = null
 // label mount-cache runs the mount tests again with it), and whether they include cache.
 [[nodiscard]] std::string extra_mount_options();
 [[nodiscard]] bool cache_mode();
+// The run with -o cache=all (contents in the page cache, files without handles): the rules
+// docs/behaviour.md lists as relaxed there are checked in their relaxed form.
+[[nodiscard]] bool contents_cached();
 
 // How long, at most, another process's change may take to show through a -o cache mount in
 // these tests (a generous bound under load; docs/performance.md has the measured numbers).

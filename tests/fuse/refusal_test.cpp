@@ -68,6 +68,10 @@ TEST_F(RefusalTest, RenameBetweenDirectoriesIsExdev) {
 }
 
 TEST_F(RefusalTest, ReadOnlyPoolsRefuseEveryChangeWithEacces) {
+    if (contents_cached()) {
+        GTEST_SKIP() << "relaxed by -o cache=all: root's opens for writing outside guest/ succeed; "
+                        "the write or O_TRUNC is refused";
+    }
     for (const char* dir : {"external", "auto", "parameter"}) {
         const std::string d = mnt(dir);
         const std::string k = d + "/k";

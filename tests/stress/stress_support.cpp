@@ -410,9 +410,21 @@ long env_long(const char* name, long fallback) {
     return v != nullptr && *v != '\0' ? std::atol(v) : fallback;
 }
 
-bool cache_mode() {
+namespace {
+std::string env_or_empty() {
     const char* v = std::getenv("KVPFS_TEST_MOUNT_OPTIONS");
-    return v != nullptr && ("," + std::string(v) + ",").find(",cache,") != std::string::npos;
+    return v != nullptr ? v : "";
+}
+}  // namespace
+
+bool cache_mode() {
+    const std::string extra = "," + env_or_empty() + ",";
+    return extra.find(",cache,") != std::string::npos || extra.find(",cache=") != std::string::npos;
+}
+
+bool contents_cached() {
+    const std::string extra = "," + env_or_empty() + ",";
+    return extra.find(",cache=all,") != std::string::npos;
 }
 
 bool shown_after_outside_change(const std::function<bool()>& shown,

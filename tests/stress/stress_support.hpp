@@ -124,6 +124,9 @@ class Sandbox {
 
 // The stress-cache run (KVPFS_TEST_MOUNT_OPTIONS=cache): every Sandbox mounts with -o cache.
 [[nodiscard]] bool cache_mode();
+// The run with -o cache=all (contents in the page cache, files without handles): the rules
+// docs/behaviour.md lists as relaxed there are checked in their relaxed form.
+[[nodiscard]] bool contents_cached();
 // Another process changed a pool: without -o cache `shown()` must hold at once; with it,
 // within `window` (polled), the staleness the cached mode allows (docs/behaviour.md).
 [[nodiscard]] bool shown_after_outside_change(

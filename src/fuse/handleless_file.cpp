@@ -1,0 +1,215 @@
+// Handle-less key files (-o cache=all).
+//
+// The kernel sends OPEN and RELEASE for every open, and FLUSH for every close, unless the file
+// system once answers OPEN (and FLUSH) with ENOSYS: from then on it opens, closes and releases
+// files itself, keeps their contents in its page cache, and sends READ, WRITE, SETATTR and
+// FSYNC without a handle (fh 0). That is what makes an open+read+close of a cached key cost no
+// request at all. The price is every rule that lives in a handle (docs/behaviour.md §5):
+// - O_TRUNC arrives as setattr(size=0) at open and empties the value then;
+// - a create (and mknod) stores the empty key at once, so a create whose writes are all
+//   refused leaves an empty key;
+// - close() reaches nobody, so it cannot answer a refused write's errno again (the write
+//   itself did), and a write that ends inside an unfinished UTF-8 sequence is refused;
+// - a key removed meanwhile by another process reads as empty;
+// - text mode: an append to an empty value stores just the data (not "\n" + data).
+// Writes are still applied to the current value under the exclusive lock and stored before
+// they return; O_APPEND comes with every WRITE (the open flags), so `>>` still loses no line.
+//
+// Page cache. A WRITE's pages are locked by the writer until the reply, so no request may drop
+// its own key's pages (that would wait for itself): the kernel drops the written key's size and
+// times itself after every write, a size it then gets from GETATTR that differs from its own
+// drops the pages, and when the value came out other than the kernel laid it out in its pages
+// (an append placed at the value's real end) the invalidation thread drops them right after
+// the reply (Filesystem::inode_later).
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+
+#include "auto_view.hpp"
+#include "filesystem.hpp"
+#include "unique_fd.hpp"
+#include "write_rules.hpp"
+
+namespace kvpfs {
+
+bool handleless(const Filesystem& fs) {
+    return fs.options().cache_contents;
+}
+
+namespace {
+
+// The entry of a key a create or mknod just stored (or found); replies with it, or with an
+// error when the key is gone again already. `fi`: a create's open, replied with the entry.
+void reply_new_entry(fuse_req_t req, const char* op, kvp::PoolId pool, const std::string& key,
+                     struct fuse_file_info* fi) {
+    Filesystem& fs = fs_of(req);
+    struct fuse_entry_param e {};
+    e.ino = fs.inodes().acquire(pool, key);
+    e.attr_timeout = fs.key_timeout(pool);
+    e.entry_timeout = e.attr_timeout;
+    if (int err = fs.attr_of(e.ino, e.attr); err != 0) {
+        fs.inodes().forget(e.ino, 1);
+        reply_error(req, op, err, describe_key(pool, key) + ": gone at once");
+        return;
+    }
+    int rc = 0;
+    if (fi != nullptr) {
+        fi->fh = 0;
+        fi->direct_io = 0;
+        fi->keep_cache = 1;
+        fi->noflush = 1;
+        rc = fuse_reply_create(req, &e, fi);
+    } else {
+        rc = fuse_reply_entry(req, &e);
+    }
+    if (rc != 0) {
+        fs.inodes().forget(e.ino, 1);
+    }
+}
+
+}  // namespace
+
+void create_handleless(fuse_req_t req, kvp::PoolId pool, const std::string& key, int flags,
+                       struct fuse_file_info* fi) {
+    Filesystem& fs = fs_of(req);
+    bool created = false;
+    if (fs.pool(pool).update(
+            key,
+            [&](const std::string* current) -> std::optional<std::string> {
+                created = current == nullptr;
+                if (current != nullptr && ((flags & O_TRUNC) == 0 || current->empty())) {
+                    return std::nullopt;  // an existing key: only O_TRUNC changes it
+                }
+                return std::string();
+            },
+            fs.options().limits)) {
+        fs.key_changed(pool, key, created);
+    }
+    reply_new_entry(req, "create", pool, key, fi);
+    trace_ok("create", pool, key, created ? " stored empty" : "");
+}
+
+void mknod_handleless(fuse_req_t req, kvp::PoolId pool, const std::string& key) {
+    Filesystem& fs = fs_of(req);
+    if (update_or_refuse(fs.pool(pool), key, fs.options().limits,
+                         [&](const std::string* current) -> std::optional<std::string> {
+                             if (current != nullptr) {
+                                 throw kvp::Error(EEXIST, "exists");  // made meanwhile
+                             }
+                             return std::string();
+                         })) {
+        fs.key_changed(pool, key, true);
+    }
+    reply_new_entry(req, "mknod", pool, key, nullptr);
+    trace_ok("mknod", pool, key, " stored empty");
+}
+
+void read_handleless(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off) {
+    guarded(req, "read", [&] {
+        Filesystem& fs = fs_of(req);
+        std::string content;
+        if (const auto ref = fs.inodes().resolve(ino)) {
+            set_request_subject(ref->pool, ref->key);
+            const auto snap = fs.pool(ref->pool).snapshot();
+            const kvp::SnapshotRecord* rec = snap->find(ref->key);
+            std::optional<kvp::SnapshotRecord> intrinsic;
+            if (rec == nullptr && (intrinsic = intrinsic_record(fs, ref->pool, ref->key))) {
+                rec = &*intrinsic;
+            }
+            if (rec != nullptr) {
+                content = shown_content(rec->record.value, fs.options().raw);
+            }
+            if (!fs.caches(ref->pool)) {
+                // auto/'s intrinsic items change without any file changing: their pages must
+                // not outlive this read.
+                fs.inode_later(ino);
+            }
+        }
+        // An inode removed or renamed over through the mount, or a key gone meanwhile,
+        // reads as empty: the kernel then cuts its size to what the reply holds.
+        const auto pos = static_cast<std::size_t>(off < 0 ? 0 : off);
+        const std::string_view part =
+            pos < content.size() ? std::string_view(content).substr(pos, size) : "";
+        fuse_reply_buf(req, part.data(), part.size());
+    });
+}
+
+void write_handleless(fuse_req_t req, fuse_ino_t ino, std::string_view data, off_t off, int flags) {
+    guarded(req, "write", [&] {
+        Filesystem& fs = fs_of(req);
+        const auto names = fs.writers().share_names();
+        const auto ref = fs.inodes().resolve(ino);
+        if (!ref) {
+            // Removed or renamed over through the mount: as for an unlinked file, the write
+            // succeeds and nothing keeps it.
+            fuse_reply_write(req, data.size());
+            return;
+        }
+        set_request_subject(ref->pool, ref->key);
+        if (int err = fs.change_refusal(ref->pool); err != 0) {
+            reply_error(req, "write", err,
+                        describe_key(ref->pool, ref->key) + ": " +
+                            (err == EROFS ? "mounted read-only" : "only guest/ is writable"));
+            return;
+        }
+        if (std::memchr(data.data(), '\0', data.size()) != nullptr) {
+            throw kvp::Error(EINVAL, "NUL byte in written data: a value cannot hold one");
+        }
+        if (data.size() > kMaxWriteBytes) {
+            throw kvp::Error(EFBIG, "value over the write limit");
+        }
+        const Options& o = fs.options();
+        const bool append = (flags & O_APPEND) != 0;
+        const pid_t pid = fuse_req_ctx(req)->pid;
+        const auto pos = static_cast<std::size_t>(off < 0 ? 0 : off);
+        std::size_t placed_at = pos;
+        bool created = false;
+        std::string value;
+        const bool stored = update_or_refuse(
+            fs.pool(ref->pool), ref->key, o.limits,
+            [&](const std::string* current) -> std::optional<std::string> {
+                created = current == nullptr;
+                std::string base;
+                // An append to an empty value starts it: a create stores the empty value at
+                // once here, and `echo x >> new` must not store "\nx".
+                if (current != nullptr && !(append && current->empty())) {
+                    const bool open_line =
+                        append && !o.raw && fs.continues_line(ino, pid, *current);
+                    base = open_line ? *current : shown_content(*current, o.raw);
+                }
+                const WriteOutcome out = apply_write(base, data, pos, append, false);
+                placed_at = append ? base.size() : pos;
+                value = std::string(stored_value(out.content, o.raw));
+                check_stored_value(value, o.limits);
+                return value;
+            });
+        if (stored && created) {
+            fs.listing_changed(ref->pool);  // it was removed meanwhile by another process
+        }
+        if (append && !o.raw) {
+            fs.set_open_line(ino, pid,
+                             !data.empty() && data.back() != '\n'
+                                 ? std::optional<std::string_view>(value)
+                                 : std::nullopt);
+        }
+        if (placed_at != pos) {
+            fs.inode_later(ino);  // the kernel's pages hold the data where it put it
+        }
+        fuse_reply_write(req, data.size());
+        trace_ok("write", ref->pool, ref->key);
+    });
+}
+
+void sync_pool_file(Filesystem& fs, kvp::PoolId pool, bool datasync) {
+    const std::string path = fs.pool(pool).path().string();
+    const kvp::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+    if (fd && (datasync ? ::fdatasync(fd.get()) : ::fsync(fd.get())) != 0) {
+        kvp::throw_errno("fsync " + path);
+    }
+}
+
+}  // namespace kvpfs

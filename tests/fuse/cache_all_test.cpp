@@ -1,0 +1,208 @@
+// -o cache=all: key contents in the kernel's page cache and files without handles, with the
+// rules that mode relaxes in their relaxed form (docs/behaviour.md, "-o cache=all"). The rest
+// of its behaviour is checked by every mount test again (ctest label mount-cache-all).
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <functional>
+#include <thread>
+
+#include "mount_fixture.hpp"
+
+namespace kvptest {
+namespace {
+
+using Recs = std::vector<Rec>;
+
+// Another process's change shows within the window (these fixtures mount with a cache
+// whatever the run's options are).
+bool shown_within_window(const std::function<bool()>& shown) {
+    const auto end =
+        std::chrono::steady_clock::now() + std::chrono::milliseconds(kStalenessBoundMs);
+    while (!shown()) {
+        if (std::chrono::steady_clock::now() >= end) {
+            return false;
+        }
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+    return true;
+}
+
+class CacheAllTest : public KvpfsTest {
+  protected:
+    void SetUp() override {
+        if (!extra_mount_options().empty()) {
+            GTEST_SKIP() << "mounts with its own cache option";
+        }
+        KvpfsTest::SetUp();
+    }
+    std::vector<std::string> daemon_options() const override { return {"-o", "cache=all"}; }
+
+    // A key removed by another process while the kernel still holds its entry: an open for
+    // writing is answered ESTALE, the kernel looks the name up again, and O_CREAT creates it.
+    void write_through_a_stale_entry() {
+        for (int round = 0; round < 20; ++round) {
+            SCOPED_TRACE("round " + std::to_string(round));
+            set_pool(1, {{"k", "old"}});
+            ASSERT_TRUE(shown_within_window([&] { return stat_errno("guest/k") == 0; }));
+            set_pool(1, {{"other", "o"}});
+            ASSERT_EQ(write_file("guest/k", "again\n").err, 0);
+            EXPECT_EQ(pool_recs(1), (Recs{{"other", "o"}, {"k", "again"}}));
+        }
+    }
+};
+
+class CacheNamesTest : public CacheAllTest {
+  protected:
+    std::vector<std::string> daemon_options() const override { return {"-o", "cache"}; }
+};
+
+// Runs open+read+close of `path` in a child; true if it printed `want` within `limit`.
+bool read_in_child_within(const std::string& path, const std::string& want,
+                          std::chrono::milliseconds limit, pid_t daemon) {
+    int out[2];
+    if (::pipe(out) != 0) {
+        return false;
+    }
+    const pid_t child = ::fork();
+    if (child == 0) {
+        char buf[64];
+        const int fd = ::open(path.c_str(), O_RDONLY);
+        const ssize_t n = fd >= 0 ? ::read(fd, buf, sizeof buf) : -1;
+        if (fd >= 0) {
+            ::close(fd);
+        }
+        if (n > 0) {
+            (void)!::write(out[1], buf, static_cast<std::size_t>(n));
+        }
+        ::_exit(n > 0 ? 0 : 1);
+    }
+    ::close(out[1]);
+    const auto end = std::chrono::steady_clock::now() + limit;
+    int status = 0;
+    bool done = false;
+    while (!(done = ::waitpid(child, &status, WNOHANG) == child) &&
+           std::chrono::steady_clock::now() < end) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    ::kill(daemon, SIGCONT);  // a child waiting for the daemon goes on now
+    if (!done) {
+        ::waitpid(child, &status, 0);
+    }
+    char buf[64];
+    const ssize_t n = ::read(out[0], buf, sizeof buf);
+    ::close(out[0]);
+    return done && WIFEXITED(status) && WEXITSTATUS(status) == 0 &&
+           std::string(buf, n > 0 ? static_cast<std::size_t>(n) : 0) == want;
+}
+
+TEST_F(CacheAllTest, AnOpenReadCloseOfACachedKeyNeedsNoDaemon) {
+    set_pool(1, {{"k", "cached"}});
+    // The first opens are answered ENOSYS, the first close's FLUSH too: from then on the
+    // kernel opens, reads and closes the key on its own.
+    ASSERT_EQ(cat("guest/k"), "cached\n");
+    ASSERT_EQ(cat("guest/k"), "cached\n");
+    ASSERT_EQ(::kill(daemon_pid(), SIGSTOP), 0);
+    EXPECT_TRUE(read_in_child_within(mnt("guest/k"), "cached\n", std::chrono::milliseconds(2000),
+                                     daemon_pid()))
+        << "an open+read+close of a cached key waited for the (stopped) daemon";
+    ASSERT_EQ(::kill(daemon_pid(), SIGCONT), 0);
+}
+
+TEST_F(CacheAllTest, OTruncEmptiesAtOpenAndARefusedWriteLeavesItEmpty) {
+    set_pool(1, {{"k", "old"}, {"other", "o"}});
+    ASSERT_EQ(cat("guest/k"), "old\n");
+    const int fd = ::open(mnt("guest/k").c_str(), O_WRONLY | O_TRUNC);
+    ASSERT_GE(fd, 0);
+    EXPECT_EQ(pool_recs(1), (Recs{{"k", ""}, {"other", "o"}}));
+    EXPECT_EQ(::write(fd, "a\0b", 3), -1);
+    EXPECT_EQ(errno, EINVAL);
+    EXPECT_EQ(::close(fd), 0);  // no FLUSH reaches the daemon: the write said it
+    EXPECT_EQ(pool_recs(1), (Recs{{"k", ""}, {"other", "o"}}));
+    EXPECT_EQ(cat("guest/k"), "\n");
+    ASSERT_EQ(write_file("guest/k", "new\n").err, 0);
+    EXPECT_EQ(pool_recs(1), (Recs{{"k", "new"}, {"other", "o"}}));
+    EXPECT_EQ(cat("guest/k"), "new\n");
+}
+
+TEST_F(CacheAllTest, ACreateStoresTheEmptyKeyAtOnceAndAnAppendStartsIt) {
+    set_pool(1, {{"other", "o"}});
+    const int fd = ::open(mnt("guest/new").c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
+    ASSERT_GE(fd, 0);
+    EXPECT_EQ(pool_recs(1), (Recs{{"other", "o"}, {"new", ""}}));
+    const std::string big(1100, 'b');
+    EXPECT_EQ(::write(fd, big.data(), big.size()), -1);
+    EXPECT_EQ(errno, EFBIG);
+    EXPECT_EQ(::close(fd), 0);
+    EXPECT_EQ(pool_recs(1), (Recs{{"other", "o"}, {"new", ""}}));
+    // `echo x >> new`: a create, then an append to its empty value: just the data.
+    ASSERT_EQ(run_program({"sh", "-c",
+                           "echo x >> " + mnt("guest/log") + " && echo y >> " + mnt("guest/log")}),
+              0);
+    EXPECT_EQ(cat("guest/log"), "x\ny\n");
+    EXPECT_EQ(pool_recs(1).back(), (Rec{"log", "x\ny"}));
+}
+
+TEST_F(CacheAllTest, ChangesOutsideGuestAreRefusedAtTheWriteOrTheTruncate) {
+    set_pool(0, {{"Host", "data"}});
+    const std::string before = pool_raw(0);
+    ASSERT_EQ(cat("external/Host"), "data\n");  // opens are the kernel's own from here on
+    const int fd = ::open(mnt("external/Host").c_str(), O_WRONLY | O_APPEND);
+    ASSERT_GE(fd, 0) << "root opens a 0444 file for writing; only the write is refused";
+    EXPECT_EQ(::write(fd, "x\n", 2), -1);
+    EXPECT_EQ(errno, EACCES);
+    EXPECT_EQ(::close(fd), 0);
+    EXPECT_EQ(::open(mnt("external/Host").c_str(), O_WRONLY | O_TRUNC), -1);
+    EXPECT_EQ(errno, EACCES);
+    EXPECT_EQ(pool_raw(0), before);
+    EXPECT_EQ(cat("external/Host"), "data\n");
+    EXPECT_NE(daemon_log().find("external/Host"), std::string::npos) << daemon_log();
+}
+
+TEST_F(CacheAllTest, AnOutsideChangeOfTheSameLengthReplacesTheCachedContents) {
+    set_pool(1, {{"k", "aaaa"}});
+    ASSERT_EQ(cat("guest/k"), "aaaa\n");
+    ASSERT_EQ(cat("guest/k"), "aaaa\n");
+    set_pool(1, {{"k", "bbbb"}});  // same size: only the invalidation can tell
+    EXPECT_TRUE(shown_within_window([&] { return cat("guest/k") == "bbbb\n"; }));
+}
+
+TEST_F(CacheAllTest, WritesThroughTheMountAreReadBackAtOnce) {
+    set_pool(1, {{"k", "one"}});
+    ASSERT_EQ(cat("guest/k"), "one\n");
+    for (const std::string v : {"two", "three", "x", "four!"}) {
+        ASSERT_EQ(write_file("guest/k", v + "\n").err, 0);
+        EXPECT_EQ(cat("guest/k"), v + "\n");
+        struct stat st {};
+        ASSERT_EQ(stat_errno("guest/k", &st), 0);
+        EXPECT_EQ(st.st_size, static_cast<off_t>(v.size() + 1));
+    }
+    // Text mode: a write without its newline still reads back with one.
+    ASSERT_EQ(write_file("guest/k", "bare").err, 0);
+    EXPECT_EQ(cat("guest/k"), "bare\n");
+    // An append placed at the value's real end, not where the kernel thought it was.
+    const int fd = ::open(mnt("guest/k").c_str(), O_WRONLY | O_APPEND);
+    ASSERT_GE(fd, 0);
+    set_pool(1, {{"k", "longer value"}});
+    ASSERT_TRUE(shown_within_window([&] { return cat("guest/k") == "longer value\n"; }));
+    ASSERT_EQ(::write(fd, "+\n", 2), 2);
+    ::close(fd);
+    EXPECT_EQ(pool_recs(1), (Recs{{"k", "longer value\n+"}}));
+    EXPECT_EQ(cat("guest/k"), "longer value\n+\n");
+}
+
+TEST_F(CacheAllTest, AWriteThroughAStaleEntryOfARemovedKeyCreatesIt) {
+    write_through_a_stale_entry();
+}
+
+TEST_F(CacheNamesTest, AWriteThroughAStaleEntryOfARemovedKeyCreatesIt) {
+    write_through_a_stale_entry();
+}
+
+}  // namespace
+}  // namespace kvptest
