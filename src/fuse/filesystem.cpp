@@ -210,7 +210,11 @@ int Filesystem::attr_of(Ino ino, struct stat& st) {
             fill_reserved_attr(ino, ref->pool, st);
             return 0;
         }
-        return ENOENT;
+        // -o cache: the kernel's entry is older than another process's removal of the key,
+        // and its invalidation has not landed yet. ESTALE makes a path walk (stat, open)
+        // look the name up again and retry, where ENOENT would fail an open(O_CREAT) that
+        // must create the key (the attributes of the entry may be asked for before the open).
+        return caches(ref->pool) ? ESTALE : ENOENT;
     }
     fill_key_attr(ino, ref->pool, *rec, st);
     return 0;

@@ -239,6 +239,35 @@ TEST(CacheTest, StateAnsweredFromWhileTheThreadWasHeldUpIsInvalidated) {
     EXPECT_EQ(sb.stop(), 0) << sb.log();
 }
 
+// An entry the kernel still holds for a key another process removed, its attributes
+// dropped by a write through the mount before: open(O_CREAT) asks for those attributes
+// before it opens, and must create the key, not fail with ENOENT. The invalidation thread is
+// held up (as above) so that the entry is still there.
+TEST(CacheTest, CreateThroughAnEntryOfAKeyAnotherProcessRemovedCreatesIt) {
+    Sandbox sb;
+    make_pools(sb.pool_dir(), {{"A", "1"}, {"K", "old"}});
+    write_file(sb.pool(0), records({{"H", "x"}}));
+    sb.start(kCache);
+    ASSERT_TRUE(value_is(sb, "K", "old"));
+    {
+        const HeldLock held(sb.pool(0));
+        const std::string same = records({{"H", "x"}});
+        ASSERT_EQ(::pwrite(held.fd(), same.data(), same.size(), 0),
+                  static_cast<ssize_t>(same.size()));
+        ASSERT_TRUE(invalidation_thread_waits_for_a_lock(sb.daemon_pid()));
+        // The write drops K's attributes in the kernel; its entry stays.
+        ASSERT_EQ(write_value(sb.mnt("guest/K"), "mine\n").err, 0);
+        ASSERT_EQ(kvpctl(sb.pool_dir(), {"delete", "guest", "K"}), 0);
+        const Io io = write_value(sb.mnt("guest/K"), "again\n");
+        EXPECT_EQ(io.err, 0) << io.step << ": " << errno_name(io.err);
+        ASSERT_TRUE(invalidation_thread_waits_for_a_lock(sb.daemon_pid()))
+            << "the thread was not held up all along: the test proves nothing";
+    }
+    EXPECT_EQ(decode_records(read_file(sb.pool(1))),
+              (std::vector<Rec>{{"A", "1"}, {"K", "again"}}));
+    EXPECT_EQ(sb.stop(), 0) << sb.log();
+}
+
 // cloud-init's way: O_APPEND, flock, one record written, unlock, close.
 TEST(CacheTest, LockedAppendByAnotherProcessShows) {
     Sandbox sb;
