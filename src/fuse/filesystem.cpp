@@ -185,7 +185,7 @@ void Filesystem::fill_reserved_attr(Ino ino, kvp::PoolId pool, struct stat& st) 
     fill_file(options_, ino, pool, options_.raw ? 0 : 1, started_, st);
 }
 
-int Filesystem::attr_of(Ino ino, struct stat& st) {
+int Filesystem::attr_of(Ino ino, struct stat& st, bool by_path) {
     if (ino == kRootIno) {
         fill_root_attr(st);
         return 0;
@@ -213,8 +213,9 @@ int Filesystem::attr_of(Ino ino, struct stat& st) {
         // -o cache: the kernel's entry is older than another process's removal of the key,
         // and its invalidation has not landed yet. ESTALE makes a path walk (stat, open)
         // look the name up again and retry, where ENOENT would fail an open(O_CREAT) that
-        // must create the key (the attributes of the entry may be asked for before the open).
-        return caches(ref->pool) ? ESTALE : ENOENT;
+        // must create the key (the attributes of the entry may be asked for before the
+        // open). A file already open (a read checking its size) gets ENOENT, as before.
+        return by_path && caches(ref->pool) ? ESTALE : ENOENT;
     }
     fill_key_attr(ino, ref->pool, *rec, st);
     return 0;

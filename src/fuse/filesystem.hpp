@@ -98,7 +98,9 @@ class Filesystem {
     void fill_handle_attr(Ino ino, std::size_t size, struct timespec mtime, struct stat& st) const;
     [[nodiscard]] struct timespec started() const { return started_; }
     // Attributes of any inode from the current pool state; positive errno on failure.
-    int attr_of(Ino ino, struct stat& st);
+    // `by_path`: asked for by a path walk (a GETATTR without a file), which the kernel
+    // retries after looking the name up again when told ESTALE.
+    int attr_of(Ino ino, struct stat& st, bool by_path = false);
 
     // The refusal for a change in `pool` (docs/behaviour.md §7, after EPERM/EXDEV): EROFS with -o
     // ro, EACCES outside guest/, 0 when the change may go ahead.

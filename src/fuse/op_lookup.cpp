@@ -143,7 +143,7 @@ void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
             const kvp::SnapshotRecord* rec = snap->find(h->state().key);
             fs.fill_handle_attr(ino, writer_content(fs, *h).size(),
                                 rec != nullptr ? rec->changed_at : fs.started(), st);
-        } else if (int err = fs.attr_of(ino, st); err != 0) {
+        } else if (int err = fs.attr_of(ino, st, fi == nullptr); err != 0) {
             reply_error(req, "getattr", err, "inode " + std::to_string(ino));
             return;
         }
