@@ -148,12 +148,16 @@ void CacheInvalidator::inode_later(Ino ino, std::chrono::milliseconds after) {
         std::lock_guard lock(later_mutex_);
         later_.emplace_back(std::chrono::steady_clock::now() + after, ino);
     }
+    wake();
+}
+
+void CacheInvalidator::wake() {
     const std::uint64_t one = 1;
     (void)!::write(wake_.get(), &one, sizeof one);
 }
 
 std::chrono::steady_clock::time_point CacheInvalidator::next_due() {
-    auto due = std::chrono::steady_clock::time_point::max();
+    auto due = fs_.truncations().next_due();
     for (const auto& at : relist_at_) {
         due = std::min(due, at);
     }
@@ -300,6 +304,9 @@ void CacheInvalidator::relist_due() {
                 ++it;
             }
         }
+    }
+    for (const Ino ino : fs_.truncations().due(now)) {
+        apply_pending_truncation(fs_, ino);  // before the inode's invalidation queued with it
     }
     for (const Ino ino : due) {
         if (se != nullptr) {

@@ -70,6 +70,8 @@ class CacheInvalidator {
     // from now. For what a request cannot drop itself: a WRITE's own pages are locked by the
     // writer until its reply, and a READ's by the reader.
     void inode_later(Ino ino, std::chrono::milliseconds after);
+    // Makes the thread compute when to wake again (a pending truncation was added).
+    void wake();
 
   private:
     struct Hash {

@@ -56,6 +56,9 @@ void Filesystem::start_cache(struct fuse_session* session) {
 }
 
 void Filesystem::stop_cache() {
+    for (const Ino ino : truncations_.all()) {
+        apply_pending_truncation(*this, ino);  // what the mount showed reaches the pool
+    }
     if (cache_) {
         cache_->stop();
     }
@@ -76,6 +79,12 @@ void Filesystem::listing_changed(kvp::PoolId pool) {
 void Filesystem::inode_later(Ino ino, std::chrono::milliseconds after) {
     if (cache_) {
         cache_->inode_later(ino, after);
+    }
+}
+
+void Filesystem::wake_cache() {
+    if (cache_) {
+        cache_->wake();
     }
 }
 
@@ -172,7 +181,9 @@ void fill_file(const Options& o, Ino ino, kvp::PoolId pool, std::size_t size, st
 
 void Filesystem::fill_key_attr(Ino ino, kvp::PoolId pool, const kvp::SnapshotRecord& rec,
                                struct stat& st) const {
-    fill_file(options_, ino, pool, rec.record.value.size() + (options_.raw ? 0 : 1), rec.changed_at,
+    const bool truncated = options_.cache_contents && truncations_.contains(ino);
+    fill_file(options_, ino, pool,
+              (truncated ? 0 : rec.record.value.size()) + (options_.raw ? 0 : 1), rec.changed_at,
               st);
 }
 

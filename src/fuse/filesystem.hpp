@@ -26,6 +26,7 @@
 #include "limits.hpp"
 #include "log.hpp"
 #include "options.hpp"
+#include "pending_truncations.hpp"
 #include "pool_directory.hpp"
 #include "writer_registry.hpp"
 
@@ -80,10 +81,14 @@ class Filesystem {
     // -o cache=all: drops the kernel's pages and attributes of `ino` from the invalidation
     // thread, `after` from now (a request cannot drop the pages its own caller has locked).
     void inode_later(Ino ino, std::chrono::milliseconds after = std::chrono::milliseconds(0));
+    // Makes the invalidation thread look again when its next work falls due.
+    void wake_cache();
     // -o cache=all, text mode: a process's O_APPEND write that ended without "\n" leaves its
     // line open. While the key still holds the value that write stored (its hash), the same
     // process's next append continues the line instead of starting after the newline a read
     // shows (what a handle's open_line does without -o cache=all).
+    // -o cache=all: truncations to 0 the mount shows and the pool does not hold yet.
+    [[nodiscard]] PendingTruncations& truncations() { return truncations_; }
     [[nodiscard]] bool continues_line(Ino ino, pid_t pid, std::string_view current);
     void set_open_line(Ino ino, pid_t pid, std::optional<std::string_view> stored);
 
@@ -143,6 +148,7 @@ class Filesystem {
         pid_t pid;
         std::size_t value_hash;
     };
+    PendingTruncations truncations_;
     std::mutex open_lines_mutex_;
     std::unordered_map<Ino, OpenLine> open_lines_;
 };
@@ -265,6 +271,9 @@ void create_handleless(fuse_req_t req, kvp::PoolId pool, const std::string& key,
 void mknod_handleless(fuse_req_t req, kvp::PoolId pool, const std::string& key);
 void read_handleless(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off);
 void write_handleless(fuse_req_t req, fuse_ino_t ino, std::string_view data, off_t off, int flags);
+// Stores the empty value of a pending truncation of `ino` (PendingTruncations), if it is
+// still pending; logs what fails (the thread retries on its next tick).
+void apply_pending_truncation(Filesystem& fs, Ino ino);
 // The pool file of `pool` to its storage (fsync of any of its keys).
 void sync_pool_file(Filesystem& fs, kvp::PoolId pool, bool datasync);
 // op_setattr.cpp

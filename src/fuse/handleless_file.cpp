@@ -5,7 +5,9 @@
 // files itself, keeps their contents in its page cache, and sends READ, WRITE, SETATTR and
 // FSYNC without a handle (fh 0). That is what makes an open+read+close of a cached key cost no
 // request at all. The price is every rule that lives in a handle (docs/behaviour.md §5):
-// - O_TRUNC arrives as setattr(size=0) at open and empties the value then;
+// - O_TRUNC arrives as setattr(size=0) at open: the mount shows the empty value from then
+//   on, and the pool gets it with the next write (in one change with it) or
+//   kPendingTruncation later (pending_truncations.hpp);
 // - a create (and mknod) stores the empty key at once, so a create whose writes are all
 //   refused leaves an empty key;
 // - close() reaches nobody, so it cannot answer a refused write's errno again (the write
@@ -121,7 +123,10 @@ void read_handleless(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off) {
                 rec = &*intrinsic;
             }
             if (rec != nullptr) {
-                content = shown_content(rec->record.value, fs.options().raw);
+                const bool truncated = fs.truncations().contains(ino);
+                content = shown_content(
+                    truncated ? std::string_view() : std::string_view(rec->record.value),
+                    fs.options().raw);
             }
             if (!fs.caches(ref->pool)) {
                 // auto/'s intrinsic items change without any file changing: their pages must
@@ -156,10 +161,19 @@ void write_handleless(fuse_req_t req, fuse_ino_t ino, std::string_view data, off
                             (err == EROFS ? "mounted read-only" : "only guest/ is writable"));
             return;
         }
+        // A refused write leaves the value as it was, also one an O_TRUNC has emptied in the
+        // mount's view only: that truncation is dropped, and the kernel told again.
+        const auto forget_truncation = [&] {
+            if (fs.truncations().take(ino)) {
+                fs.inode_later(ino);
+            }
+        };
         if (std::memchr(data.data(), '\0', data.size()) != nullptr) {
+            forget_truncation();
             throw kvp::Error(EINVAL, "NUL byte in written data: a value cannot hold one");
         }
         if (data.size() > kMaxWriteBytes) {
+            forget_truncation();
             throw kvp::Error(EFBIG, "value over the write limit");
         }
         const Options& o = fs.options();
@@ -168,25 +182,39 @@ void write_handleless(fuse_req_t req, fuse_ino_t ino, std::string_view data, off
         const auto pos = static_cast<std::size_t>(off < 0 ? 0 : off);
         std::size_t placed_at = pos;
         bool created = false;
+        bool truncated = false;
         std::string value;
-        const bool stored = update_or_refuse(
-            fs.pool(ref->pool), ref->key, o.limits,
-            [&](const std::string* current) -> std::optional<std::string> {
-                created = current == nullptr;
-                std::string base;
-                // An append to an empty value starts it: a create stores the empty value at
-                // once here, and `echo x >> new` must not store "\nx".
-                if (current != nullptr && !(append && current->empty())) {
-                    const bool open_line =
-                        append && !o.raw && fs.continues_line(ino, pid, *current);
-                    base = open_line ? *current : shown_content(*current, o.raw);
-                }
-                const WriteOutcome out = apply_write(base, data, pos, append, false);
-                placed_at = append ? base.size() : pos;
-                value = std::string(stored_value(out.content, o.raw));
-                check_stored_value(value, o.limits);
-                return value;
-            });
+        bool stored = false;
+        try {
+            stored = update_or_refuse(
+                fs.pool(ref->pool), ref->key, o.limits,
+                [&](const std::string* current) -> std::optional<std::string> {
+                    created = current == nullptr;
+                    // A pending truncation (O_TRUNC at open) is applied together with this write,
+                    // under the same lock: the old value is replaced in one change.
+                    truncated = fs.truncations().take(ino);
+                    std::string base;
+                    // An append to an empty value starts it: a create stores the empty value at
+                    // once here, and `echo x >> new` must not store "\nx".
+                    if (current != nullptr && !truncated && !(append && current->empty())) {
+                        const bool open_line =
+                            append && !o.raw && fs.continues_line(ino, pid, *current);
+                        base = open_line ? *current : shown_content(*current, o.raw);
+                    }
+                    const WriteOutcome out = apply_write(base, data, pos, append, false);
+                    placed_at = append ? base.size() : pos;
+                    value = std::string(stored_value(out.content, o.raw));
+                    check_stored_value(value, o.limits);
+                    return value;
+                });
+        } catch (const kvp::Error&) {
+            if (truncated) {
+                fs.inode_later(ino);  // taken by the refused change
+            } else {
+                forget_truncation();  // refused before the change ran (a lock timeout)
+            }
+            throw;
+        }
         if (stored && created) {
             fs.listing_changed(ref->pool);  // it was removed meanwhile by another process
         }
@@ -202,6 +230,38 @@ void write_handleless(fuse_req_t req, fuse_ino_t ino, std::string_view data, off
         fuse_reply_write(req, data.size());
         trace_ok("write", ref->pool, ref->key);
     });
+}
+
+void apply_pending_truncation(Filesystem& fs, Ino ino) {
+    try {
+        const auto names = fs.writers().share_names(false);
+        const auto ref = fs.inodes().resolve(ino);
+        if (!ref) {
+            (void)fs.truncations().take(ino);  // removed or renamed over through the mount
+            return;
+        }
+        bool truncated = false;
+        (void)fs.pool(ref->pool).update(
+            ref->key,
+            [&](const std::string* current) -> std::optional<std::string> {
+                truncated = fs.truncations().take(ino);
+                if (!truncated || current == nullptr || current->empty()) {
+                    return std::nullopt;  // written meanwhile, or gone
+                }
+                return std::string();
+            },
+            fs.options().limits);
+        if (truncated) {
+            trace_ok("truncate", ref->pool, ref->key, " stored empty");
+        }
+    } catch (const std::exception& e) {
+        // A lock held too long, a full disk: the mount already shows the empty value, so it
+        // is tried again a second later (never in a loop with no pause).
+        (void)fs.truncations().add(ino, PendingTruncations::Clock::now() + std::chrono::seconds(1));
+        kvp::log(kvp::LogLevel::warning,
+                 std::string("truncate: the empty value of inode ") + std::to_string(ino) +
+                     " is not stored yet (tried again in 1 s): " + e.what());
+    }
 }
 
 void sync_pool_file(Filesystem& fs, kvp::PoolId pool, bool datasync) {

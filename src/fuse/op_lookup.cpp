@@ -116,6 +116,9 @@ void forget_one(Filesystem& fs, fuse_ino_t ino, uint64_t nlookup) {
     if (auto gone = fs.inodes().forget(ino, nlookup); gone && gone->pool == kvp::PoolId::guest) {
         fs.writers().forget_unopened(gone->key);
     }
+    if (handleless(fs) && !fs.inodes().resolve(ino)) {
+        fs.set_open_line(ino, 0, std::nullopt);  // the inode is gone or detached
+    }
 }
 }  // namespace
 

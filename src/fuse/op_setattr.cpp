@@ -36,12 +36,18 @@ bool chmod_to_create_mode(Filesystem& fs, const KeyRef& ref, const struct stat* 
 }
 
 // truncate(2) by path: cuts the current value as a read shows it, in one update.
-void truncate_by_path(Filesystem& fs, const KeyRef& ref, std::size_t size) {
+void truncate_by_path(Filesystem& fs, Ino ino, const KeyRef& ref, std::size_t size) {
     const Options& o = fs.options();
     const bool reserved = fs.reserved(ref.pool, ref.key);
+    static const std::string empty;
     if (update_or_refuse(
             fs.pool(ref.pool), ref.key, o.limits,
             [&](const std::string* current) -> std::optional<std::string> {
+                // -o cache=all: the value the mount shows is the empty one.
+                const bool truncated = fs.truncations().take(ino) && current != nullptr;
+                if (truncated) {
+                    current = &empty;
+                }
                 if (current == nullptr && !reserved) {
                     // -o cache: the kernel's entry is older than the key's
                     // removal; ESTALE makes it look the name up again (an
@@ -53,7 +59,7 @@ void truncate_by_path(Filesystem& fs, const KeyRef& ref, std::size_t size) {
                     throw kvp::Error(EINVAL, "truncate to " + std::to_string(size) +
                                                  ": growing a value is not possible");
                 }
-                if (current != nullptr && size == content.size()) {
+                if (current != nullptr && size == content.size() && !truncated) {
                     return std::nullopt;  // nothing cut
                 }
                 content.resize(size);
@@ -123,9 +129,24 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
         }
         // Times are accepted and ignored (a key's mtime is when its value changed), except
         // that they make a touched, reserved name a key.
-        if ((to_set & FUSE_SET_ATTR_SIZE) != 0) {
+        if ((to_set & FUSE_SET_ATTR_SIZE) != 0 && size == 0 && handleless(fs) &&
+            ref->pool == kvp::PoolId::guest) {
+            // -o cache=all: open(O_TRUNC) comes as this; the write that follows replaces the
+            // value in one change (pending_truncations.hpp).
+            auto snap = fs.pool(ref->pool).snapshot();
+            const kvp::SnapshotRecord* rec = snap->find(ref->key);
+            if (rec == nullptr) {
+                throw kvp::Error(ESTALE, "no such key");  // the kernel looks it up again
+            }
+            if (!rec->record.value.empty()) {
+                if (fs.truncations().add(ino,
+                                         PendingTruncations::Clock::now() + kPendingTruncation)) {
+                    fs.wake_cache();  // the invalidation thread applies it when it falls due
+                }
+            }
+        } else if ((to_set & FUSE_SET_ATTR_SIZE) != 0) {
             const auto names = fs.writers().share_names();
-            truncate_by_path(fs, *ref, size);
+            truncate_by_path(fs, ino, *ref, size);
         } else if (times && fs.reserved(ref->pool, ref->key)) {
             const auto names = fs.writers().own_names();
             touch_reserved(fs, ref->key);

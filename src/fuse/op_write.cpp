@@ -259,6 +259,9 @@ void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_inf
     if (h == nullptr && handleless(fs_of(req))) {
         guarded(req, "fsync", [&] {
             Filesystem& fs = fs_of(req);
+            if (fs.truncations().contains(ino)) {
+                apply_pending_truncation(fs, ino);
+            }
             if (const auto ref = fs.inodes().resolve(ino)) {
                 sync_pool_file(fs, ref->pool, datasync != 0);
             }

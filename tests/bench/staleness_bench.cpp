@@ -50,7 +50,8 @@ struct Options {
     std::size_t keys = 10;
     std::size_t changes = 10000;
     int load = 2;
-    double timeout_ms = 1000;  // a change not shown by then counts as a timeout
+    double timeout_ms = 1000;     // a change not shown by then counts as a timeout
+    std::string cache = "cache";  // the -o option: cache or cache=all
 };
 
 std::string record(const std::string& key, const std::string& value) {
@@ -82,8 +83,8 @@ pid_t start_kvpfs(const Options& o, const std::string& pools, const std::string&
             ::dup2(fd, 1);
             ::dup2(fd, 2);
         }
-        ::execl(o.kvpfs.c_str(), o.kvpfs.c_str(), "-f", "-o", "cache", pools.c_str(), mnt.c_str(),
-                static_cast<char*>(nullptr));
+        ::execl(o.kvpfs.c_str(), o.kvpfs.c_str(), "-f", "-o", o.cache.c_str(), pools.c_str(),
+                mnt.c_str(), static_cast<char*>(nullptr));
         ::_exit(127);
     }
     const auto deadline = Clock::now() + std::chrono::seconds(30);
@@ -294,10 +295,12 @@ int main(int argc, char** argv) {
             o.changes = std::stoul(need());
         } else if (a == "--load") {
             o.load = std::stoi(need());
+        } else if (a == "--all") {
+            o.cache = "cache=all";
         } else if (a == "-h" || a == "--help") {
             std::printf(
                 "usage: kvp_staleness_bench [--kvpfs PATH] [--work DIR] [--keys N] "
-                "[--changes N] [--load PROCESSES]\n");
+                "[--changes N] [--load PROCESSES] [--all: -o cache=all]\n");
             return 0;
         } else {
             std::fprintf(stderr, "kvp_staleness_bench: unknown option %s\n", a.c_str());

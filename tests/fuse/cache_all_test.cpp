@@ -114,20 +114,43 @@ TEST_F(CacheAllTest, AnOpenReadCloseOfACachedKeyNeedsNoDaemon) {
     ASSERT_EQ(::kill(daemon_pid(), SIGCONT), 0);
 }
 
-TEST_F(CacheAllTest, OTruncEmptiesAtOpenAndARefusedWriteLeavesItEmpty) {
+TEST_F(CacheAllTest, OTruncShowsEmptyAtOnceAndReachesThePoolWithTheWrite) {
     set_pool(1, {{"k", "old"}, {"other", "o"}});
     ASSERT_EQ(cat("guest/k"), "old\n");
-    const int fd = ::open(mnt("guest/k").c_str(), O_WRONLY | O_TRUNC);
+    // The mount shows the empty value once the open returns; the pool keeps the old one
+    // until the write replaces it in one change.
+    int fd = ::open(mnt("guest/k").c_str(), O_WRONLY | O_TRUNC);
     ASSERT_GE(fd, 0);
-    EXPECT_EQ(pool_recs(1), (Recs{{"k", ""}, {"other", "o"}}));
+    EXPECT_EQ(cat("guest/k"), "\n");
+    EXPECT_EQ(pool_recs(1), (Recs{{"k", "old"}, {"other", "o"}}));
+    ASSERT_EQ(::write(fd, "new\n", 4), 4);
+    EXPECT_EQ(pool_recs(1), (Recs{{"k", "new"}, {"other", "o"}}));
+    EXPECT_EQ(::close(fd), 0);
+    EXPECT_EQ(cat("guest/k"), "new\n");
+    // A refused first write leaves the old value, and the mount shows it again.
+    fd = ::open(mnt("guest/k").c_str(), O_WRONLY | O_TRUNC);
+    ASSERT_GE(fd, 0);
     EXPECT_EQ(::write(fd, "a\0b", 3), -1);
     EXPECT_EQ(errno, EINVAL);
     EXPECT_EQ(::close(fd), 0);  // no FLUSH reaches the daemon: the write said it
-    EXPECT_EQ(pool_recs(1), (Recs{{"k", ""}, {"other", "o"}}));
-    EXPECT_EQ(cat("guest/k"), "\n");
-    ASSERT_EQ(write_file("guest/k", "new\n").err, 0);
     EXPECT_EQ(pool_recs(1), (Recs{{"k", "new"}, {"other", "o"}}));
-    EXPECT_EQ(cat("guest/k"), "new\n");
+    EXPECT_TRUE(shown_within_window([&] { return cat("guest/k") == "new\n"; }));
+    // `: > k`: nothing written; the empty value reaches the pool a moment later, and at once
+    // with an fsync.
+    fd = ::open(mnt("guest/k").c_str(), O_WRONLY | O_TRUNC);
+    ASSERT_GE(fd, 0);
+    EXPECT_EQ(::close(fd), 0);
+    EXPECT_EQ(cat("guest/k"), "\n");
+    EXPECT_TRUE(shown_within_window([&] {
+        return pool_recs(1) == (Recs{{"k", ""}, {"other", "o"}});
+    }));
+    set_pool(1, {{"k", "again"}, {"other", "o"}});
+    ASSERT_TRUE(shown_within_window([&] { return cat("guest/k") == "again\n"; }));
+    fd = ::open(mnt("guest/k").c_str(), O_WRONLY | O_TRUNC);
+    ASSERT_GE(fd, 0);
+    EXPECT_EQ(::fsync(fd), 0);
+    EXPECT_EQ(pool_recs(1), (Recs{{"k", ""}, {"other", "o"}}));
+    EXPECT_EQ(::close(fd), 0);
 }
 
 TEST_F(CacheAllTest, ACreateStoresTheEmptyKeyAtOnceAndAnAppendStartsIt) {

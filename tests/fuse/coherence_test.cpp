@@ -119,10 +119,6 @@ class LockTimeoutTest : public KvpfsTest {
 };
 
 TEST_F(LockTimeoutTest, ChangeFailsWithEagainPastTheTimeoutAndNamesTheHolder) {
-    if (contents_cached()) {
-        GTEST_SKIP() << "relaxed by -o cache=all: O_TRUNC empties the value at open (and waits for "
-                        "the lock there)";
-    }
     set_pool(1, {{"k", "old"}});
     ASSERT_EQ(cat("guest/k"), "old\n");
     const std::string before = pool_raw(1);

@@ -28,13 +28,6 @@
 namespace kvpstress {
 namespace {
 
-// How a refused value is written over guest/victim: O_TRUNC, except with -o cache=all, which
-// empties at open(O_TRUNC) before any write is judged; there the value is written over the
-// old one from offset 0, which refuses it just the same.
-int replacing() {
-    return contents_cached() ? O_WRONLY : O_WRONLY | O_TRUNC;
-}
-
 std::string rep(const std::string& unit, std::size_t n) {
     std::string s;
     for (std::size_t i = 0; i < n; ++i)
@@ -101,7 +94,7 @@ std::vector<Case> refused_cases() {
     const auto create = [](std::string rel) {
         return [rel](const Sandbox& sb) { return create_named(sb, rel); };
     };
-    const auto value = [](std::string data, int flags = replacing(), std::size_t chunk = 0) {
+    const auto value = [](std::string data, int flags = O_WRONLY | O_TRUNC, std::size_t chunk = 0) {
         return [=](const Sandbox& sb) {
             return write_value(sb.mnt("guest/victim"), data, flags, chunk).err;
         };
@@ -427,8 +420,8 @@ TEST(Hostile, UnderPoolLimitsOnlyTheFormatLimitsHold) {
     populate(sb);
     sb.start({"-o", "limits=pool"});
     const auto before = snapshot_files(sb);
-    EXPECT_EQ(write_value(sb.mnt("guest/victim"), std::string(2048, 'v'), replacing()).err, EFBIG);
-    EXPECT_EQ(write_value(sb.mnt("guest/victim"), std::string("a\0b", 3), replacing()).err, EINVAL);
+    EXPECT_EQ(write_value(sb.mnt("guest/victim"), std::string(2048, 'v')).err, EFBIG);
+    EXPECT_EQ(write_value(sb.mnt("guest/victim"), std::string("a\0b", 3)).err, EINVAL);
     EXPECT_EQ(before, snapshot_files(sb));
     EXPECT_EQ(write_value(sb.mnt("guest/victim"), std::string(2047, 'v')).err, 0);
     EXPECT_EQ(write_value(sb.mnt("guest/bad\xff"), "\xfe\xff").err, 0);
@@ -447,10 +440,9 @@ TEST(Hostile, RawModeKeepsTheLimitsAndStoresNewlines) {
     populate(sb);
     sb.start({"-o", "raw"});
     const auto before = snapshot_files(sb);
-    EXPECT_EQ(write_value(sb.mnt("guest/victim"), std::string(1022, 'v') + "\n", replacing()).err,
-              EFBIG);
-    EXPECT_EQ(write_value(sb.mnt("guest/victim"), std::string("a\0b", 3), replacing()).err, EINVAL);
-    EXPECT_EQ(write_value(sb.mnt("guest/victim"), "\xff", replacing()).err, EINVAL);
+    EXPECT_EQ(write_value(sb.mnt("guest/victim"), std::string(1022, 'v') + "\n").err, EFBIG);
+    EXPECT_EQ(write_value(sb.mnt("guest/victim"), std::string("a\0b", 3)).err, EINVAL);
+    EXPECT_EQ(write_value(sb.mnt("guest/victim"), "\xff").err, EINVAL);
     EXPECT_EQ(before, snapshot_files(sb));
     EXPECT_EQ(write_value(sb.mnt("guest/victim"), "two\n\n").err, 0);
     EXPECT_EQ(write_value(sb.mnt("guest/max"), std::string(1022, 'v')).err, 0);
