@@ -356,8 +356,7 @@ void CacheInvalidator::loaded(kvp::PoolId pool, const kvp::PoolSnapshot* before,
         }
         p.listing = p.listing || !diff.added.empty() || !diff.removed.empty();
     }
-    const std::uint64_t one = 1;
-    (void)!::write(wake_.get(), &one, sizeof one);
+    wake();
 }
 
 void CacheInvalidator::refresh(kvp::PoolId pool) {
