@@ -31,8 +31,10 @@ constexpr int kTickMs = 1000;
 constexpr auto kRelistAfter = std::chrono::milliseconds(100);
 
 std::uint64_t hash_value(std::string_view v) {
-    return std::hash<std::string_view>{}(v) ^ (static_cast<std::uint64_t>(v.size()) << 48);
+    return (std::hash<std::string_view>{}(v) ^ (static_cast<std::uint64_t>(v.size()) << 48)) | 1U;
 }
+// What the thread saw of a key the mount changed itself: no hash_value() is even.
+constexpr std::uint64_t kUnknownHash = 0;
 
 // The pool a file name in the pool directory belongs to (".kvp_pool_N"), if any.
 std::optional<kvp::PoolId> pool_of_file(std::string_view name) {
@@ -130,11 +132,20 @@ void CacheInvalidator::stop() {
     mountinfo_.reset();
 }
 
+void CacheInvalidator::own_change(kvp::PoolId pool, std::string_view key) {
+    if (!cached(pool)) {
+        return;
+    }
+    std::lock_guard lock(later_mutex_);
+    own_changes_[kvp::pool_number(pool)].emplace_back(key);
+}
+
 void CacheInvalidator::key_changed(kvp::PoolId pool, std::string_view key, bool listing) {
     struct fuse_session* se = session_.load();
     if (se == nullptr || !cached(pool)) {
         return;
     }
+    own_change(pool, key);
     if (const auto ino = fs_.inodes().find(pool, key)) {
         check_notify(fuse_lowlevel_notify_inval_inode(se, *ino, 0, 0), "inval_inode");
     }
@@ -275,6 +286,7 @@ void CacheInvalidator::run() {
     while (wait(touched)) {
         for (kvp::PoolId id : pools_) {
             const int n = kvp::pool_number(id);
+            take_own_changes(id);  // the mount's own writes woke us: keep their list short
             try {
                 if (touched[n]) {
                     // Reads the file again (under its shared lock) when it changed; the load
@@ -332,6 +344,20 @@ void CacheInvalidator::relist_due() {
     }
 }
 
+void CacheInvalidator::take_own_changes(kvp::PoolId pool) {
+    const int n = kvp::pool_number(pool);
+    std::vector<std::string> own;
+    {
+        std::lock_guard lock(later_mutex_);
+        own.swap(own_changes_[n]);
+    }
+    // Compared with "unknown" from now on: kUnknownHash never equals a value's hash, and
+    // round 0 makes a key absent at the next refresh count as removed.
+    for (std::string& key : own) {
+        seen_[n].insert_or_assign(std::move(key), Seen{kUnknownHash, 0});
+    }
+}
+
 void CacheInvalidator::refresh(kvp::PoolId pool) {
     const int n = kvp::pool_number(pool);
     const auto snap = fs_.pool(pool).snapshot();
@@ -340,6 +366,7 @@ void CacheInvalidator::refresh(kvp::PoolId pool) {
     }
     SeenMap& seen = seen_[n];
     const std::uint64_t round = ++round_;
+    take_own_changes(pool);
     std::vector<std::string_view> changed;
     std::vector<std::string> added;
     std::vector<std::string> removed;

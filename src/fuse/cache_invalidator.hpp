@@ -67,6 +67,12 @@ class CacheInvalidator {
     void inode_later(Ino ino, std::chrono::milliseconds after);
     // Makes the thread compute when to wake again (a pending truncation was added).
     void wake();
+    // A change through the mount of `key` (stored, created, removed, renamed from or to):
+    // the thread's record of what the kernel was shown of it is no longer true, so the
+    // next outside change is compared with "unknown" for it. Without this, another process
+    // putting back the value the thread saw last (or the name it saw gone) would go unseen
+    // while the kernel keeps what the mount's own change showed it. key_changed() records too.
+    void own_change(kvp::PoolId pool, std::string_view key);
 
   private:
     struct Seen {
@@ -90,6 +96,8 @@ class CacheInvalidator {
     // (Re)watches the pool file the path names now: a write through a hard link in another
     // directory reaches its inode's watch only.
     void watch_file(kvp::PoolId pool);
+    // Marks the keys own_change() recorded for `pool` as unknown in seen_.
+    void take_own_changes(kvp::PoolId pool);
     // Compares the pool's snapshot with what was seen and invalidates the differences.
     void refresh(kvp::PoolId pool);
     // Invalidates the listings whose relist_at_ has come, and the inodes of inode_later.
@@ -124,6 +132,8 @@ class CacheInvalidator {
     // inode_later's queue (any thread adds, the thread takes).
     std::mutex later_mutex_;
     std::vector<std::pair<std::chrono::steady_clock::time_point, Ino>> later_;
+    // own_change()'s keys per pool, under later_mutex_; refresh() takes them.
+    std::array<std::vector<std::string>, 5> own_changes_;
     std::thread thread_;
 };
 
