@@ -82,6 +82,12 @@ void Filesystem::inode_later(Ino ino, std::chrono::milliseconds after) {
     }
 }
 
+void Filesystem::own_change(kvp::PoolId pool, std::string_view key) {
+    if (cache_) {
+        cache_->own_change(pool, key);
+    }
+}
+
 void Filesystem::wake_cache() {
     if (cache_) {
         cache_->wake();
@@ -196,7 +202,7 @@ void Filesystem::fill_reserved_attr(Ino ino, kvp::PoolId pool, struct stat& st) 
     fill_file(options_, ino, pool, options_.raw ? 0 : 1, started_, st);
 }
 
-int Filesystem::attr_of(Ino ino, struct stat& st, bool by_path) {
+int Filesystem::attr_of(Ino ino, struct stat& st) {
     if (ino == kRootIno) {
         fill_root_attr(st);
         return 0;
@@ -221,12 +227,7 @@ int Filesystem::attr_of(Ino ino, struct stat& st, bool by_path) {
             fill_reserved_attr(ino, ref->pool, st);
             return 0;
         }
-        // -o cache: the kernel's entry is older than another process's removal of the key,
-        // and its invalidation has not landed yet. ESTALE makes a path walk (stat, open)
-        // look the name up again and retry, where ENOENT would fail an open(O_CREAT) that
-        // must create the key (the attributes of the entry may be asked for before the
-        // open). A file already open (a read checking its size) gets ENOENT, as before.
-        return by_path && caches(ref->pool) ? ESTALE : ENOENT;
+        return ENOENT;
     }
     fill_key_attr(ino, ref->pool, *rec, st);
     return 0;

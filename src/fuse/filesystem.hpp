@@ -78,6 +78,10 @@ class Filesystem {
     // the key (and with `listing`, of its directory's listing). No-op without -o cache.
     void key_changed(kvp::PoolId pool, std::string_view key, bool listing);
     void listing_changed(kvp::PoolId pool);
+    // A change through the mount that needs no invalidation of its own (a handle-less write,
+    // whose pages the writer holds; an unlink or rename, whose names the kernel moves itself),
+    // recorded for the invalidation thread (CacheInvalidator::own_change).
+    void own_change(kvp::PoolId pool, std::string_view key);
     // -o cache=all: drops the kernel's pages and attributes of `ino` from the invalidation
     // thread, `after` from now (a request cannot drop the pages its own caller has locked).
     void inode_later(Ino ino, std::chrono::milliseconds after = std::chrono::milliseconds(0));
@@ -103,9 +107,7 @@ class Filesystem {
     void fill_handle_attr(Ino ino, std::size_t size, struct timespec mtime, struct stat& st) const;
     [[nodiscard]] struct timespec started() const { return started_; }
     // Attributes of any inode from the current pool state; positive errno on failure.
-    // `by_path`: asked for by a path walk (a GETATTR without a file), which the kernel
-    // retries after looking the name up again when told ESTALE.
-    int attr_of(Ino ino, struct stat& st, bool by_path = false);
+    int attr_of(Ino ino, struct stat& st);
 
     // The refusal for a change in `pool` (docs/behaviour.md §7, after EPERM/EXDEV): EROFS with -o
     // ro, EACCES outside guest/, 0 when the change may go ahead.
