@@ -148,6 +148,12 @@ TEST(FaultTest, FullDiskChangesThroughTheMountAndKvpctlLeaveThePoolAsItWas) {
     const int touch_err = fd < 0 ? errno : (::close(fd) == 0 ? 0 : errno);
     EXPECT_TRUE(touch_err == 0 || touch_err == ENOSPC) << errno_name(touch_err);
     EXPECT_EQ(read_file(sb.pool(1)), before);
+    // The release that gives the name up comes just after close() returns: wait for it.
+    const auto gone_by = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (read_value(sb.mnt("guest/Touched")).err == 0 &&
+           std::chrono::steady_clock::now() < gone_by) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
     EXPECT_NE(read_value(sb.mnt("guest/Touched")).err, 0) << "a failed touch left a key";
     // A rename to a new name stages the record at the end first.
     EXPECT_NE(::rename(sb.mnt("guest/k0").c_str(), sb.mnt("guest/Renamed").c_str()), 0);
