@@ -72,11 +72,6 @@ class CacheInvalidator {
     void inode_later(Ino ino, std::chrono::milliseconds after);
     // Makes the thread compute when to wake again (a pending truncation was added).
     void wake();
-    // A change through the mount of `key` (stored, created, removed, renamed from or to).
-    // Nothing to record: each load is compared with the snapshot answers came from until
-    // then, which holds the mount's own changes (loaded()), so another process putting back
-    // an older value or name is a difference like any other.
-    void own_change(kvp::PoolId /*pool*/, std::string_view /*key*/) {}
 
   private:
     struct Hash {
