@@ -116,6 +116,11 @@ void PoolFile::set_load_listener(LoadListener listener) {
     load_listener_ = std::move(listener);
 }
 
+void PoolFile::set_change_listener(ChangeListener listener) {
+    const std::lock_guard guard(mutex_);
+    change_listener_ = std::move(listener);
+}
+
 std::shared_ptr<const PoolSnapshot> PoolFile::snapshot() {
     const auto deadline = Clock::now() + options_.lock_timeout;
     std::uint64_t seen = 0;

@@ -79,6 +79,12 @@ class PoolFile {
     // edit the snapshot in place and do not call it. For kvpfs's cache invalidation.
     using LoadListener = std::function<void()>;
     void set_load_listener(LoadListener listener);
+    // Called (mutex_ held, the same rule) after each change made through this object, with
+    // the snapshot that now holds it and the keys the change wrote or removed: kvpfs's cache
+    // invalidation compares what a later load reads with what it knows, and must know these.
+    using ChangeListener =
+        std::function<void(const PoolSnapshot& now, const std::vector<std::string>& keys)>;
+    void set_change_listener(ChangeListener listener);
 
   private:
     using Editor = RecordEditor;
@@ -108,6 +114,7 @@ class PoolFile {
     std::uint64_t generation_ = 0;
     std::uint64_t loads_ = 0;  // counts installs of cache_ from the file
     LoadListener load_listener_;
+    ChangeListener change_listener_;
 };
 
 }  // namespace kvp

@@ -98,6 +98,10 @@ void CacheInvalidator::start(struct fuse_session* session) {
             const std::uint64_t one = 1;
             (void)!::write(wake_.get(), &one, sizeof one);
         });
+        fs_.pool(id).set_change_listener(
+            [this, id](const kvp::PoolSnapshot& now, const std::vector<std::string>& keys) {
+                own_change(id, now, keys);
+            });
     }
     relist_at_.fill(std::chrono::steady_clock::time_point::max());
     // What the pools hold now: the kernel has nothing cached yet.
@@ -124,6 +128,7 @@ void CacheInvalidator::stop() {
     session_.store(nullptr);
     for (kvp::PoolId id : pools_) {
         fs_.pool(id).set_load_listener(nullptr);
+        fs_.pool(id).set_change_listener(nullptr);
     }
     inotify_.reset();
     wake_.reset();
@@ -149,6 +154,19 @@ void CacheInvalidator::listing_changed(kvp::PoolId pool) {
         return;
     }
     check_notify(fuse_lowlevel_notify_inval_inode(se, pool_dir_ino(pool), 0, 0), "inval_dir");
+}
+
+void CacheInvalidator::own_change(kvp::PoolId pool, const kvp::PoolSnapshot& now,
+                                  const std::vector<std::string>& keys) {
+    std::lock_guard lock(seen_mutex_);
+    SeenMap& seen = seen_[kvp::pool_number(pool)];
+    for (const std::string& key : keys) {
+        if (const kvp::SnapshotRecord* rec = now.find(key)) {
+            seen.insert_or_assign(key, Seen{hash_value(rec->record.value), round_});
+        } else if (auto it = seen.find(std::string_view(key)); it != seen.end()) {
+            seen.erase(it);
+        }
+    }
 }
 
 void CacheInvalidator::inode_later(Ino ino, std::chrono::milliseconds after) {
@@ -338,6 +356,7 @@ void CacheInvalidator::refresh(kvp::PoolId pool) {
     if (have_seen_[n] && snap->generation() == seen_generation_[n]) {
         return;  // the same content as last time
     }
+    std::unique_lock seen_lock(seen_mutex_);
     SeenMap& seen = seen_[n];
     const std::uint64_t round = ++round_;
     std::vector<std::string_view> changed;
@@ -368,6 +387,7 @@ void CacheInvalidator::refresh(kvp::PoolId pool) {
     }
     seen_generation_[n] = snap->generation();
     have_seen_[n] = true;
+    seen_lock.unlock();
     struct fuse_session* se = session_.load();
     if (se == nullptr) {
         return;  // start(): nothing is cached yet

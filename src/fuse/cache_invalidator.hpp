@@ -34,6 +34,7 @@
 
 #include "inode_table.hpp"
 #include "pool_id.hpp"
+#include "pool_snapshot.hpp"
 #include "unique_fd.hpp"
 
 namespace kvpfs {
@@ -65,6 +66,11 @@ class CacheInvalidator {
     // from now. For what a request cannot drop itself: a WRITE's own pages are locked by the
     // writer until its reply, and a READ's by the reader.
     void inode_later(Ino ino, std::chrono::milliseconds after);
+    // A change made through the mount is in `now` (the pool's snapshot, under its lock): what
+    // the thread knows of `keys` becomes their value there, so a later load that puts back a
+    // value the thread saw before the change is still seen as a change.
+    void own_change(kvp::PoolId pool, const kvp::PoolSnapshot& now,
+                    const std::vector<std::string>& keys);
     // Makes the thread compute when to wake again (a pending truncation was added).
     void wake();
 
@@ -112,6 +118,8 @@ class CacheInvalidator {
     std::array<int, 5> file_wd_{-1, -1, -1, -1, -1};
     std::array<std::atomic<bool>, 5> loaded_{};
     std::atomic<bool> stopping_{false};
+    // seen_ and round_ are the thread's, and own_change()'s under seen_mutex_.
+    std::mutex seen_mutex_;
     // Only the thread touches these (and start(), before the thread runs).
     std::array<SeenMap, 5> seen_;
     std::array<std::uint64_t, 5> seen_generation_{};

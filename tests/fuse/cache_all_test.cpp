@@ -323,6 +323,29 @@ TEST_F(CacheAllTest, TheCreatorMayChmodANewKeyToItsCreateMode) {
     EXPECT_EQ(pool_recs(1), (Recs{{"other", "o"}, {"inst", "line1\nline2"}, {"new", ""}}));
 }
 
+// The cache thread tells a change from a load by comparing it with what it knew of each key:
+// a change made through the mount must count, or another process that puts back the value the
+// thread saw before it (a same-value rewrite by the host) is never shown.
+TEST_F(CacheAllTest, AnOutsideChangeBackToAValueSeenBeforeAWriteThroughTheMountIsShown) {
+    set_pool(1, {{"k", "x"}, {"other", "o"}});
+    ASSERT_TRUE(shown_within_window([&] { return cat("guest/k") == "x\n"; }));
+    for (const int flags : {O_WRONLY | O_APPEND, O_WRONLY | O_TRUNC}) {
+        ASSERT_EQ(write_file("guest/k", "through the mount\n", flags).err, 0);
+        ASSERT_NE(cat("guest/k"), "x\n");
+        set_pool(1, {{"k", "x"}, {"other", "o"}});
+        EXPECT_TRUE(shown_within_window([&] { return cat("guest/k") == "x\n"; }))
+            << "flags " << flags << ": " << cat("guest/k");
+        struct stat st {};
+        EXPECT_EQ(stat_errno("guest/k", &st), 0);
+        EXPECT_EQ(st.st_size, 2);
+    }
+    // The same for a key removed through the mount and made again outside with its value.
+    ASSERT_EQ(::unlink(mnt("guest/k").c_str()), 0);
+    set_pool(1, {{"k", "x"}, {"other", "o"}});
+    EXPECT_TRUE(shown_within_window([&] { return read_errno("guest/k") == 0; }));
+    EXPECT_TRUE(shown_within_window([&] { return list("guest").size() == 2; }));
+}
+
 TEST_F(CacheAllTest, AWriteThroughAStaleEntryOfARemovedKeyCreatesIt) {
     write_through_a_stale_entry();
 }
