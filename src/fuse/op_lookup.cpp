@@ -148,6 +148,14 @@ void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
             fs.fill_handle_attr(ino, writer_content(fs, *h).size(),
                                 rec != nullptr ? rec->changed_at : fs.started(), st);
         } else if (int err = fs.attr_of(ino, st); err != 0) {
+            if (err == ENOENT && ino >= kFirstKeyIno) {
+                // -o cache: the kernel's entry is older than the key's removal by another
+                // process. ESTALE makes a path walk (stat, an open with O_CREAT, whose
+                // permission check asks for the attributes) look the name up again.
+                if (const auto ref = fs.inodes().resolve(ino); ref && fs.caches(ref->pool)) {
+                    err = ESTALE;
+                }
+            }
             reply_error(req, "getattr", err, "inode " + std::to_string(ino));
             return;
         }
