@@ -55,10 +55,12 @@ bool try_record_lock(int fd, LockMode mode) {
 }
 
 // Polls a non-blocking attempt with a growing pause: the kernel has no timed lock wait, and a
-// timer signal would disturb the daemon's other threads.
+// timer signal would disturb the daemon's other threads. The first pauses are short: most
+// waits are for a change that is being finished (a writer's unlock after its last write,
+// the mount's own change), and a reader woken by that write should not oversleep it.
 template <typename Attempt>
 bool wait_for(Attempt attempt, Clock::time_point deadline) {
-    auto pause = std::chrono::microseconds(50);
+    auto pause = std::chrono::microseconds(10);
     while (!attempt()) {
         const auto now = Clock::now();
         if (now >= deadline) {

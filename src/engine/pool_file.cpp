@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <utility>
 
 #include "error.hpp"
 #include "file_lock.hpp"
@@ -89,12 +90,13 @@ void PoolFile::load_locked(int fd, const struct stat& st) {
     // the fstat, and a later change must never trust a size it did not see.
     struct stat loaded = st;
     loaded.st_size = static_cast<off_t>(offset);
-    cache_ =
-        std::make_shared<PoolSnapshot>(std::move(records), true, offset, st.st_mtim, generation_);
+    const auto before = std::exchange(
+        cache_,
+        std::make_shared<PoolSnapshot>(std::move(records), true, offset, st.st_mtim, generation_));
     watch_.mark_loaded(&loaded);
     ++loads_;
     if (load_listener_) {
-        load_listener_();
+        load_listener_(before.get(), *cache_);
     }
 }
 
@@ -102,23 +104,19 @@ void PoolFile::set_missing() {
     if (cache_ == nullptr || cache_->exists()) {
         ++generation_;
     }
-    cache_ = std::make_shared<PoolSnapshot>(std::vector<SnapshotRecord>{}, false, 0, timespec{},
-                                            generation_);
+    const auto before =
+        std::exchange(cache_, std::make_shared<PoolSnapshot>(std::vector<SnapshotRecord>{}, false,
+                                                             0, timespec{}, generation_));
     watch_.mark_loaded(nullptr);
     ++loads_;
     if (load_listener_) {
-        load_listener_();
+        load_listener_(before.get(), *cache_);
     }
 }
 
 void PoolFile::set_load_listener(LoadListener listener) {
     const std::lock_guard guard(mutex_);
     load_listener_ = std::move(listener);
-}
-
-void PoolFile::set_change_listener(ChangeListener listener) {
-    const std::lock_guard guard(mutex_);
-    change_listener_ = std::move(listener);
 }
 
 std::shared_ptr<const PoolSnapshot> PoolFile::snapshot() {

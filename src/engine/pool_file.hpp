@@ -73,18 +73,15 @@ class PoolFile {
 
     [[nodiscard]] const boost::filesystem::path& path() const { return path_; }
 
-    // Called (with the pool's mutex held: it must not call back into this PoolFile) each
-    // time the snapshot is read again from the file or found missing, i.e. whenever a
-    // change made by someone else may have entered it. Changes made through this object
-    // edit the snapshot in place and do not call it. For kvpfs's cache invalidation.
-    using LoadListener = std::function<void()>;
+    // Called (with the pool's mutex held: it must not call back into this PoolFile, nor keep
+    // either snapshot) each time the snapshot is read again from the file or found missing,
+    // i.e. whenever a change made by someone else may have entered it, with the snapshot
+    // every answer came from until now (nullptr before the first load; it includes the
+    // changes made through this object, which edit it in place and do not call this) and the
+    // new one. Every load is reported, also one superseded a moment later: a reader may
+    // have been answered from it. For kvpfs's cache invalidation.
+    using LoadListener = std::function<void(const PoolSnapshot* before, const PoolSnapshot& now)>;
     void set_load_listener(LoadListener listener);
-    // Called (mutex_ held, the same rule) after each change made through this object, with
-    // the snapshot that now holds it and the keys the change wrote or removed: kvpfs's cache
-    // invalidation compares what a later load reads with what it knows, and must know these.
-    using ChangeListener =
-        std::function<void(const PoolSnapshot& now, const std::vector<std::string>& keys)>;
-    void set_change_listener(ChangeListener listener);
 
   private:
     using Editor = RecordEditor;
@@ -114,7 +111,6 @@ class PoolFile {
     std::uint64_t generation_ = 0;
     std::uint64_t loads_ = 0;  // counts installs of cache_ from the file
     LoadListener load_listener_;
-    ChangeListener change_listener_;
 };
 
 }  // namespace kvp

@@ -136,11 +136,6 @@ auto PoolFile::modify(bool create, Change&& change) {
             const std::uint64_t size = cache_->records().size() * kRecordSize;
             cache_->set_file_state(true, size, st.st_mtim, ++generation_);
             watch_.mark_own_change(st, size);  // the events our own writes queued
-            if (change_listener_) {
-                std::vector<std::string> keys = editor.touched_keys();
-                keys.insert(keys.end(), editor.removed_keys().begin(), editor.removed_keys().end());
-                change_listener_(*cache_, keys);
-            }
         }
         return result;
     } catch (...) {

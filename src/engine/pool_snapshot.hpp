@@ -47,6 +47,13 @@ class PoolSnapshot {
     // Indices (into records()) of the first record of each distinct non-empty key, in file
     // order. Computed on first use.
     [[nodiscard]] const std::vector<std::size_t>& listing() const;
+    // Calls visit(key, its first record) for each distinct non-empty key, in no set order.
+    template <typename Visit>
+    void for_each_key(Visit&& visit) const {
+        for (const auto& [key, at] : positions_) {
+            visit(std::string_view(key), records_[at.front()]);
+        }
+    }
     // Number of distinct non-empty keys.
     [[nodiscard]] std::size_t key_count() const { return positions_.size(); }
     [[nodiscard]] const std::vector<SnapshotRecord>& records() const { return records_; }

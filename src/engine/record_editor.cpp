@@ -58,9 +58,6 @@ void RecordEditor::remove(std::vector<std::size_t> indices) {
         return;
     }
     before_write();
-    for (const std::size_t index : indices) {
-        removed_.push_back(snapshot_.records()[index].record.key);
-    }
     std::sort(indices.begin(), indices.end(), std::greater<>());
     for (const std::size_t hole : indices) {
         const std::size_t last = snapshot_.records().size() - 1;

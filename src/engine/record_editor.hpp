@@ -30,8 +30,6 @@ class RecordEditor {
     [[nodiscard]] PoolSnapshot& snapshot() { return snapshot_; }
     [[nodiscard]] bool changed() const { return changed_; }
     [[nodiscard]] const std::vector<std::string>& touched_keys() const { return touched_; }
-    // Keys of the records remove() took out (a key may still have another record).
-    [[nodiscard]] const std::vector<std::string>& removed_keys() const { return removed_; }
 
     // Replaces the record at `index` (callers remove the key's later duplicates first).
     void overwrite(std::size_t index, std::string_view key, std::string_view value);
@@ -64,7 +62,6 @@ class RecordEditor {
     bool tail_checked_ = false;
     bool changed_ = false;
     std::vector<std::string> touched_;
-    std::vector<std::string> removed_;
 };
 
 }  // namespace kvp

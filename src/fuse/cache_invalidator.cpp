@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -16,6 +17,7 @@
 #include "filesystem.hpp"
 #include "key_name.hpp"
 #include "log.hpp"
+#include "snapshot_diff.hpp"
 
 namespace kvpfs {
 namespace {
@@ -29,10 +31,6 @@ constexpr std::uint32_t kParentEvents = IN_CREATE | IN_DELETE | IN_MOVED_FROM | 
 constexpr int kTickMs = 1000;
 // A listing is invalidated once more this long after its keys changed (relist_at_).
 constexpr auto kRelistAfter = std::chrono::milliseconds(100);
-
-std::uint64_t hash_value(std::string_view v) {
-    return std::hash<std::string_view>{}(v) ^ (static_cast<std::uint64_t>(v.size()) << 48);
-}
 
 // The pool a file name in the pool directory belongs to (".kvp_pool_N"), if any.
 std::optional<kvp::PoolId> pool_of_file(std::string_view name) {
@@ -93,25 +91,12 @@ void CacheInvalidator::start(struct fuse_session* session) {
     mountinfo_.reset(::open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC));
     follow_directory();
     for (kvp::PoolId id : pools_) {
-        fs_.pool(id).set_load_listener([this, id] {
-            loaded_[kvp::pool_number(id)].store(true, std::memory_order_release);
-            const std::uint64_t one = 1;
-            (void)!::write(wake_.get(), &one, sizeof one);
-        });
-        fs_.pool(id).set_change_listener(
-            [this, id](const kvp::PoolSnapshot& now, const std::vector<std::string>& keys) {
-                own_change(id, now, keys);
+        fs_.pool(id).set_load_listener(
+            [this, id](const kvp::PoolSnapshot* before, const kvp::PoolSnapshot& now) {
+                loaded(id, before, now);
             });
     }
     relist_at_.fill(std::chrono::steady_clock::time_point::max());
-    // What the pools hold now: the kernel has nothing cached yet.
-    for (kvp::PoolId id : pools_) {
-        try {
-            refresh(id);
-        } catch (const kvp::Error& e) {
-            loaded_[kvp::pool_number(id)].store(true);  // tried again on the first tick
-        }
-    }
     session_.store(session);
     thread_ = std::thread([this] { run(); });
     // Named before the session serves anything: for ps, gdb and the tests.
@@ -128,7 +113,6 @@ void CacheInvalidator::stop() {
     session_.store(nullptr);
     for (kvp::PoolId id : pools_) {
         fs_.pool(id).set_load_listener(nullptr);
-        fs_.pool(id).set_change_listener(nullptr);
     }
     inotify_.reset();
     wake_.reset();
@@ -154,19 +138,6 @@ void CacheInvalidator::listing_changed(kvp::PoolId pool) {
         return;
     }
     check_notify(fuse_lowlevel_notify_inval_inode(se, pool_dir_ino(pool), 0, 0), "inval_dir");
-}
-
-void CacheInvalidator::own_change(kvp::PoolId pool, const kvp::PoolSnapshot& now,
-                                  const std::vector<std::string>& keys) {
-    std::lock_guard lock(seen_mutex_);
-    SeenMap& seen = seen_[kvp::pool_number(pool)];
-    for (const std::string& key : keys) {
-        if (const kvp::SnapshotRecord* rec = now.find(key)) {
-            seen.insert_or_assign(key, Seen{hash_value(rec->record.value), round_});
-        } else if (auto it = seen.find(std::string_view(key)); it != seen.end()) {
-            seen.erase(it);
-        }
-    }
 }
 
 void CacheInvalidator::inode_later(Ino ino, std::chrono::milliseconds after) {
@@ -289,26 +260,30 @@ bool CacheInvalidator::wait(std::array<bool, 5>& touched) {
 }
 
 void CacheInvalidator::run() {
+    // This thread is woken by a writer's write(), usually while the writer still holds its
+    // lock for a few microseconds more; the engine's lock wait then sleeps. Sleeps of this
+    // thread end when asked (the default slack adds 50 us to each), not later.
+    (void)::prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
     std::array<bool, 5> touched{};
     while (wait(touched)) {
         for (kvp::PoolId id : pools_) {
-            const int n = kvp::pool_number(id);
+            if (!touched[kvp::pool_number(id)]) {
+                continue;
+            }
             try {
-                if (touched[n]) {
-                    // Reads the file again (under its shared lock) when it changed; the load
-                    // listener then marks it.
-                    (void)fs_.pool(id).snapshot();
-                }
-                if (loaded_[n].exchange(false, std::memory_order_acq_rel)) {
-                    refresh(id);
-                }
+                // Reads the file again (under its shared lock) when it changed; the load
+                // listener then queues what differs.
+                (void)fs_.pool(id).snapshot();
             } catch (const std::exception& e) {
-                // A lock held too long, an I/O error: tried again on the next tick.
-                loaded_[n].store(true);
+                // A lock held too long, an I/O error: tried again on the next tick (the
+                // engine still counts the file as changed).
                 kvp::log(kvp::LogLevel::warning, std::string("cache: ") +
                                                      std::string(kvp::pool_name(id)) +
                                                      ": changes not followed yet: " + e.what());
             }
+        }
+        for (kvp::PoolId id : pools_) {
+            refresh(id);
         }
         touched.fill(false);
         relist_due();
@@ -350,81 +325,94 @@ void CacheInvalidator::relist_due() {
     }
 }
 
+void CacheInvalidator::loaded(kvp::PoolId pool, const kvp::PoolSnapshot* before,
+                              const kvp::PoolSnapshot& now) {
+    if (before == nullptr) {
+        return;  // the pool's first read: nothing was answered from it yet
+    }
+    const kvp::SnapshotDiff diff = kvp::diff_snapshots(before, now);
+    if (diff.empty()) {
+        return;
+    }
+    {
+        const std::lock_guard guard(pending_mutex_);
+        Pending& p = pending_[kvp::pool_number(pool)];
+        const auto mark = [&](std::string_view key, unsigned drop) {
+            auto it = p.keys.find(key);
+            if (it == p.keys.end()) {
+                p.keys.emplace(std::string(key), drop);
+            } else {
+                it->second |= drop;
+            }
+        };
+        for (std::string_view key : diff.changed) {
+            mark(key, kValue);
+        }
+        for (std::string_view key : diff.added) {
+            mark(key, kName);
+        }
+        for (std::string_view key : diff.removed) {
+            mark(key, kName | kInode);
+        }
+        p.listing = p.listing || !diff.added.empty() || !diff.removed.empty();
+    }
+    wake();
+}
+
 void CacheInvalidator::refresh(kvp::PoolId pool) {
     const int n = kvp::pool_number(pool);
-    const auto snap = fs_.pool(pool).snapshot();
-    if (have_seen_[n] && snap->generation() == seen_generation_[n]) {
-        return;  // the same content as last time
-    }
-    std::unique_lock seen_lock(seen_mutex_);
-    SeenMap& seen = seen_[n];
-    const std::uint64_t round = ++round_;
-    std::vector<std::string_view> changed;
-    std::vector<std::string> added;
-    std::vector<std::string> removed;
-    const auto& records = snap->records();
-    for (const std::size_t i : snap->listing()) {
-        const kvp::Record& rec = records[i].record;
-        const std::uint64_t h = hash_value(rec.value);
-        auto it = seen.find(std::string_view(rec.key));
-        if (it == seen.end()) {
-            seen.emplace(rec.key, Seen{h, round});
-            added.push_back(rec.key);
-        } else {
-            if (it->second.value_hash != h) {
-                changed.push_back(rec.key);
-            }
-            it->second = Seen{h, round};
+    Pending taken;
+    {
+        const std::lock_guard guard(pending_mutex_);
+        if (pending_[n].keys.empty() && !pending_[n].listing) {
+            return;
         }
+        std::swap(taken, pending_[n]);
     }
-    for (auto it = seen.begin(); it != seen.end();) {
-        if (it->second.round != round) {
-            removed.push_back(it->first);
-            it = seen.erase(it);
-        } else {
-            ++it;
-        }
-    }
-    seen_generation_[n] = snap->generation();
-    have_seen_[n] = true;
-    seen_lock.unlock();
     struct fuse_session* se = session_.load();
     if (se == nullptr) {
-        return;  // start(): nothing is cached yet
+        return;
     }
     const Ino dir = pool_dir_ino(pool);
-    for (std::string_view key : changed) {
-        if (const auto ino = fs_.inodes().find(pool, key)) {
-            check_notify(fuse_lowlevel_notify_inval_inode(se, *ino, 0, 0), "inval_inode");
-            if (fs_.options().cache_contents) {
-                // A READ answered before the change may fill the page after this
-                // invalidation; a second one drops what it left.
-                std::lock_guard lock(later_mutex_);
-                later_.emplace_back(std::chrono::steady_clock::now() + kRelistAfter, *ino);
+    std::vector<std::string_view> names;
+    for (auto& [key, drop] : taken.keys) {
+        if ((drop & kValue) != 0) {
+            if (const auto ino = fs_.inodes().find(pool, key)) {
+                check_notify(fuse_lowlevel_notify_inval_inode(se, *ino, 0, 0), "inval_inode");
+                if (fs_.options().cache_contents) {
+                    // A READ answered before the change may fill the page after this
+                    // invalidation; a second one drops what it left.
+                    std::lock_guard lock(later_mutex_);
+                    later_.emplace_back(std::chrono::steady_clock::now() + kRelistAfter, *ino);
+                }
+            } else {
+                // No inode yet, but a lookup may be on its way with the old attributes:
+                // dropping the name waits for the directory's lookups in progress (it takes
+                // its lock).
+                drop |= kName;
             }
-        } else {
-            // No inode yet, but a lookup may be on its way with the old attributes: dropping
-            // the name waits for the directory's lookups in progress (it takes its lock).
-            removed.emplace_back(key);
+        }
+        if ((drop & kName) != 0) {
+            names.push_back(key);
         }
     }
     // The listing first: the names below may be many (a truncated pool), and each waits for
     // the directory's lookups and listings in progress (it takes the directory's lock).
-    if (!added.empty() || !removed.empty()) {
+    if (taken.listing) {
         check_notify(fuse_lowlevel_notify_inval_inode(se, dir, 0, 0), "inval_dir");
         relist_at_[n] = std::chrono::steady_clock::now() + kRelistAfter;
     }
     // A name that appeared may be cached as missing; one that went may be cached as present.
-    for (const auto* names : {&added, &removed}) {
-        for (const std::string& key : *names) {
-            const std::string name = kvp::key_to_name(key);
-            check_notify(fuse_lowlevel_notify_inval_entry(se, dir, name.c_str(), name.size()),
-                         "inval_entry");
-        }
+    for (std::string_view key : names) {
+        const std::string name = kvp::key_to_name(key);
+        check_notify(fuse_lowlevel_notify_inval_entry(se, dir, name.c_str(), name.size()),
+                     "inval_entry");
     }
-    for (const std::string& key : removed) {
-        if (const auto ino = fs_.inodes().find(pool, key)) {
-            check_notify(fuse_lowlevel_notify_inval_inode(se, *ino, 0, 0), "inval_inode");
+    for (const auto& [key, drop] : taken.keys) {
+        if ((drop & kInode) != 0) {
+            if (const auto ino = fs_.inodes().find(pool, key)) {
+                check_notify(fuse_lowlevel_notify_inval_inode(se, *ino, 0, 0), "inval_inode");
+            }
         }
     }
 }

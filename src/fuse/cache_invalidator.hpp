@@ -9,9 +9,13 @@
 //   lock, a pool file or the pool directory replaced): a thread blocks on its own inotify
 //   watch of the pool directory (and of its parent, for a replaced directory). On an event
 //   it asks the engine for the pool's snapshot, which reads the file again under its shared
-//   lock when it changed; the engine tells (PoolFile::set_load_listener) when a snapshot was
-//   read again from the file, and only then the thread compares it with the keys and value
-//   hashes it saw last and invalidates exactly the keys that were added, removed or changed.
+//   lock when it changed. Every such read, by this thread or by any request, is reported by
+//   the engine (PoolFile::set_load_listener) with the snapshot answers came from until then;
+//   the keys that differ between the two are queued, and the thread invalidates exactly
+//   those. Each read is compared with the one before it, not with what the thread looked at
+//   last: a state a request read and answered from, and that was gone again before the
+//   thread looked, must be invalidated too, and so must a key the mount changed itself
+//   before another process put back its older value.
 //   A change of the mount table (/proc/self/mountinfo) makes it look at every pool (a
 //   directory mounted over sends no inotify event), and so does a tick every second without
 //   an event (an inotify queue overflow, a read that failed is retried).
@@ -66,26 +70,32 @@ class CacheInvalidator {
     // from now. For what a request cannot drop itself: a WRITE's own pages are locked by the
     // writer until its reply, and a READ's by the reader.
     void inode_later(Ino ino, std::chrono::milliseconds after);
-    // A change made through the mount is in `now` (the pool's snapshot, under its lock): what
-    // the thread knows of `keys` becomes their value there, so a later load that puts back a
-    // value the thread saw before the change is still seen as a change.
-    void own_change(kvp::PoolId pool, const kvp::PoolSnapshot& now,
-                    const std::vector<std::string>& keys);
     // Makes the thread compute when to wake again (a pending truncation was added).
     void wake();
+    // A change through the mount of `key` (stored, created, removed, renamed from or to).
+    // Nothing to record: each load is compared with the snapshot answers came from until
+    // then, which holds the mount's own changes (loaded()), so another process putting back
+    // an older value or name is a difference like any other.
+    void own_change(kvp::PoolId /*pool*/, std::string_view /*key*/) {}
 
   private:
-    struct Seen {
-        std::uint64_t value_hash = 0;
-        std::uint64_t round = 0;
-    };
     struct Hash {
         using is_transparent = void;
         std::size_t operator()(std::string_view s) const noexcept {
             return std::hash<std::string_view>{}(s);
         }
     };
-    using SeenMap = std::unordered_map<std::string, Seen, Hash, std::equal_to<>>;
+    // What a key needs the kernel to drop (bits).
+    enum Drop : unsigned {
+        kValue = 1,  // its value changed: its attributes (or its name, without an inode)
+        kName = 2,   // it came or went: its entry (a negative one, or a positive one)
+        kInode = 4,  // it went: its inode's attributes too
+    };
+    // The changes the loads reported that the thread has not sent yet, for one pool.
+    struct Pending {
+        std::unordered_map<std::string, unsigned, Hash, std::equal_to<>> keys;
+        bool listing = false;  // keys came or went
+    };
 
     void run();
     // Blocks until an event, a load signal, a stop or the 1 s tick; sets `touched` for the
@@ -96,7 +106,9 @@ class CacheInvalidator {
     // (Re)watches the pool file the path names now: a write through a hard link in another
     // directory reaches its inode's watch only.
     void watch_file(kvp::PoolId pool);
-    // Compares the pool's snapshot with what was seen and invalidates the differences.
+    // The engine's load listener: queues the keys that differ (the pool's mutex is held).
+    void loaded(kvp::PoolId pool, const kvp::PoolSnapshot* before, const kvp::PoolSnapshot& now);
+    // Sends the invalidations queued for the pool.
     void refresh(kvp::PoolId pool);
     // Invalidates the listings whose relist_at_ has come, and the inodes of inode_later.
     void relist_due();
@@ -116,15 +128,10 @@ class CacheInvalidator {
     int dir_wd_ = -1;
     int parent_wd_ = -1;
     std::array<int, 5> file_wd_{-1, -1, -1, -1, -1};
-    std::array<std::atomic<bool>, 5> loaded_{};
     std::atomic<bool> stopping_{false};
-    // seen_ and round_ are the thread's, and own_change()'s under seen_mutex_.
-    std::mutex seen_mutex_;
+    std::mutex pending_mutex_;  // taken inside the pools' mutexes, never the other way round
+    std::array<Pending, 5> pending_;
     // Only the thread touches these (and start(), before the thread runs).
-    std::array<SeenMap, 5> seen_;
-    std::array<std::uint64_t, 5> seen_generation_{};
-    std::array<bool, 5> have_seen_{};
-    std::uint64_t round_ = 0;
     // When to invalidate a pool directory's listing once more after its keys came or went:
     // a readdir reply built before the change may still land in the kernel's listing cache
     // after the first invalidation (time_point::max(): nothing due).

@@ -82,6 +82,12 @@ void Filesystem::inode_later(Ino ino, std::chrono::milliseconds after) {
     }
 }
 
+void Filesystem::own_change(kvp::PoolId pool, std::string_view key) {
+    if (cache_) {
+        cache_->own_change(pool, key);
+    }
+}
+
 void Filesystem::wake_cache() {
     if (cache_) {
         cache_->wake();

@@ -78,6 +78,10 @@ class Filesystem {
     // the key (and with `listing`, of its directory's listing). No-op without -o cache.
     void key_changed(kvp::PoolId pool, std::string_view key, bool listing);
     void listing_changed(kvp::PoolId pool);
+    // A change through the mount that needs no invalidation of its own (a handle-less write,
+    // whose pages the writer holds; an unlink or rename, whose names the kernel moves itself),
+    // recorded for the invalidation thread (CacheInvalidator::own_change).
+    void own_change(kvp::PoolId pool, std::string_view key);
     // -o cache=all: drops the kernel's pages and attributes of `ino` from the invalidation
     // thread, `after` from now (a request cannot drop the pages its own caller has locked).
     void inode_later(Ino ino, std::chrono::milliseconds after = std::chrono::milliseconds(0));

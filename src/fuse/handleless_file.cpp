@@ -220,6 +220,9 @@ void write_handleless(fuse_req_t req, fuse_ino_t ino, std::string_view data, off
             }
             throw;
         }
+        if (stored) {
+            fs.own_change(ref->pool, ref->key);
+        }
         if (stored && created) {
             fs.listing_changed(ref->pool);  // it was removed meanwhile by another process
         }
@@ -257,6 +260,7 @@ void apply_pending_truncation(Filesystem& fs, Ino ino) {
             },
             fs.options().limits);
         if (truncated) {
+            fs.own_change(ref->pool, ref->key);
             trace_ok("truncate", ref->pool, ref->key, " stored empty");
         }
     } catch (const std::exception& e) {

@@ -63,7 +63,8 @@ void op_unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
         }
         fs.writers().unlinked(*key);
         fs.inodes().removed(pool, *key);  // handle-less writes to it store nothing
-        fs.listing_changed(pool);         // the kernel drops the name and the inode's attributes
+        fs.own_change(pool, *key);
+        fs.listing_changed(pool);  // the kernel drops the name and the inode's attributes
         fuse_reply_err(req, 0);
         trace_ok("unlink", pool, *key);
     });
@@ -118,6 +119,8 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t n
         }
         fs.writers().renamed(*from, *to);
         fs.inodes().renamed(pool, *from, *to);
+        fs.own_change(pool, *from);
+        fs.own_change(pool, *to);
         fs.listing_changed(pool);  // the kernel moves the names itself
         fuse_reply_err(req, 0);
         trace_ok("rename", what);

@@ -113,6 +113,11 @@ void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
 namespace {
 // A name the kernel forgets can no longer be opened: a mknod reservation of it ends.
 void forget_one(Filesystem& fs, fuse_ino_t ino, uint64_t nlookup) {
+    if (handleless(fs) && fs.truncations().contains(ino)) {
+        // The kernel keeps no file of it open (it would not forget it): nothing more is
+        // written through this inode, and its number will not name the key again.
+        apply_pending_truncation(fs, ino);
+    }
     if (auto gone = fs.inodes().forget(ino, nlookup); gone && gone->pool == kvp::PoolId::guest) {
         fs.writers().forget_unopened(gone->key);
     }
@@ -148,10 +153,12 @@ void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
             fs.fill_handle_attr(ino, writer_content(fs, *h).size(),
                                 rec != nullptr ? rec->changed_at : fs.started(), st);
         } else if (int err = fs.attr_of(ino, st); err != 0) {
-            if (err == ENOENT && ino >= kFirstKeyIno) {
-                // -o cache: the kernel's entry is older than the key's removal by another
-                // process. ESTALE makes a path walk (stat, an open with O_CREAT, whose
-                // permission check asks for the attributes) look the name up again.
+            if (err == ENOENT && ino >= kFirstKeyIno && fi == nullptr) {
+                // -o cache: the kernel holds an entry of a key another process removed
+                // (not yet invalidated). ESTALE makes it look the name up again (stat(2) and
+                // open(2) retry once), instead of failing on the old entry. Only for a path
+                // walk (no file): a read that checks its open file's size is not retried,
+                // and gets ENOENT as without -o cache.
                 if (const auto ref = fs.inodes().resolve(ino); ref && fs.caches(ref->pool)) {
                     err = ESTALE;
                 }

@@ -49,6 +49,24 @@ class CacheAllTest : public KvpfsTest {
     }
     std::vector<std::string> daemon_options() const override { return {"-o", "cache=all"}; }
 
+    // The mount's own changes, then another process putting back what was there before them:
+    // the kernel must not keep what the mount's change showed it.
+    void outside_change_back_to_before_an_own_change() {
+        set_pool(1, {{"k", "old"}});
+        ASSERT_TRUE(shown_within_window([&] { return cat("guest/k") == "old\n"; }));
+        ASSERT_EQ(write_file("guest/k", "newer\n").err, 0);
+        ASSERT_EQ(cat("guest/k"), "newer\n");
+        set_pool(1, {{"k", "old"}});
+        EXPECT_TRUE(shown_within_window([&] { return cat("guest/k") == "old\n"; }));
+        ASSERT_EQ(::unlink(mnt("guest/k").c_str()), 0);
+        ASSERT_EQ(stat_errno("guest/k"), ENOENT);
+        set_pool(1, {{"k", "old"}});
+        EXPECT_TRUE(shown_within_window([&] { return stat_errno("guest/k") == 0; }));
+        ASSERT_EQ(write_file("guest/made", "m\n").err, 0);
+        set_pool(1, {{"k", "old"}});
+        EXPECT_TRUE(shown_within_window([&] { return stat_errno("guest/made") == ENOENT; }));
+    }
+
     // A key removed by another process while the kernel still holds its entry: an open for
     // writing is answered ESTALE, the kernel looks the name up again, and O_CREAT creates it.
     void write_through_a_stale_entry() {
@@ -57,7 +75,8 @@ class CacheAllTest : public KvpfsTest {
             set_pool(1, {{"k", "old"}});
             ASSERT_TRUE(shown_within_window([&] { return stat_errno("guest/k") == 0; }));
             set_pool(1, {{"other", "o"}});
-            ASSERT_EQ(write_file("guest/k", "again\n").err, 0);
+            const IoResult r = write_file("guest/k", "again\n");
+            ASSERT_EQ(r.err, 0) << r.step << "\n" << daemon_log();
             EXPECT_EQ(pool_recs(1), (Recs{{"other", "o"}, {"k", "again"}}));
         }
     }
@@ -186,6 +205,26 @@ TEST_F(CacheAllTest, OTruncShowsEmptyAtOnceAndReachesThePoolWithTheWrite) {
     EXPECT_EQ(::fsync(fd), 0);
     EXPECT_EQ(pool_recs(1), (Recs{{"k", ""}, {"other", "o"}}));
     EXPECT_EQ(::close(fd), 0);
+}
+
+TEST_F(CacheAllTest, ATruncationWithNoWriteReachesThePoolAfterTheKernelForgetsTheFile) {
+    for (int round = 0; round < 5; ++round) {
+        SCOPED_TRACE("round " + std::to_string(round));
+        set_pool(1, {{"k", "old"}});
+        ASSERT_TRUE(shown_within_window([&] { return cat("guest/k") == "old\n"; }));
+        const int fd = ::open(mnt("guest/k").c_str(), O_WRONLY | O_TRUNC);
+        ASSERT_GE(fd, 0);
+        ASSERT_EQ(::close(fd), 0);
+        // The kernel drops its unused entries and inodes and sends FORGET for k: the
+        // truncation must not go with the inode number.
+        const int drop = ::open("/proc/sys/vm/drop_caches", O_WRONLY | O_CLOEXEC);
+        ASSERT_GE(drop, 0);
+        ASSERT_EQ(::write(drop, "2", 1), 1);
+        ::close(drop);
+        EXPECT_TRUE(shown_within_window([&] {
+            return pool_recs(1) == Recs{{"k", ""}};
+        })) << daemon_log();
+    }
 }
 
 TEST_F(CacheAllTest, ACreateStoresTheEmptyKeyAtOnceAndAnAppendStartsIt) {
@@ -348,6 +387,14 @@ TEST_F(CacheAllTest, AnOutsideChangeBackToAValueSeenBeforeAWriteThroughTheMountI
 
 TEST_F(CacheAllTest, AWriteThroughAStaleEntryOfARemovedKeyCreatesIt) {
     write_through_a_stale_entry();
+}
+
+TEST_F(CacheAllTest, AnOutsideChangeBackToTheStateBeforeAnOwnChangeShows) {
+    outside_change_back_to_before_an_own_change();
+}
+
+TEST_F(CacheNamesTest, AnOutsideChangeBackToTheStateBeforeAnOwnChangeShows) {
+    outside_change_back_to_before_an_own_change();
 }
 
 TEST_F(CacheNamesTest, AWriteThroughAStaleEntryOfARemovedKeyCreatesIt) {

@@ -130,7 +130,7 @@ TEST_F(KvpfsTest, OTruncWithoutWriteEmptiesAtTheLastClose) {
     while (pool_recs(1) != Recs{{"k", ""}} && std::chrono::steady_clock::now() < end) {
         std::this_thread::yield();
     }
-    EXPECT_EQ(pool_recs(1), (Recs{{"k", ""}}));
+    EXPECT_EQ(pool_recs(1), (Recs{{"k", ""}})) << daemon_log();
 }
 
 // The shell's `cmd > guest/k`: open(O_TRUNC) as fd 3, dup2 to 1, close(3) (a flush),

@@ -10,6 +10,7 @@
 #include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -19,6 +20,7 @@
 #include <cstring>
 #include <filesystem>
 #include <functional>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -117,6 +119,152 @@ TEST(CacheTest, KvpctlSetAndDeleteShowWithinTheWindow) {
     EXPECT_GE(removed, 0) << "a key deleted by kvpctl still showed";
     std::cout << "shown after (ms): changed " << changed << ", added " << added << ", removed "
               << removed << "\n";
+    EXPECT_EQ(sb.stop(), 0) << sb.log();
+}
+
+// Rewrites the pool file in place under the exclusive locks, as hv_kvp_daemon and kvpctl take.
+void locked_rewrite(const std::string& path, const std::string& bytes) {
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::flock(fd, LOCK_EX), 0);
+    ASSERT_EQ(::ftruncate(fd, 0), 0);
+    ASSERT_EQ(::pwrite(fd, bytes.data(), bytes.size(), 0), static_cast<ssize_t>(bytes.size()));
+    ASSERT_EQ(::flock(fd, LOCK_UN), 0);
+    ::close(fd);
+}
+
+// Another process puts back, in one change, exactly what the pool held before changes made
+// through the mount: for the kernel, which cached the mount's state, that is a change too.
+TEST(CacheTest, OutsideChangeBackToTheStateBeforeMountChangesShows) {
+    Sandbox sb;
+    const std::string original = records({{"A", "a long original value"}});
+    make_pools(sb.pool_dir(), {{"A", "a long original value"}});
+    sb.start(kCache);
+    warm(sb, "A", "N");
+    for (int round = 0; round < 3; ++round) {
+        SCOPED_TRACE("round " + std::to_string(round));
+        // Through the mount: A shortened, N made; the kernel caches both and the listing.
+        ASSERT_EQ(write_value(sb.mnt("guest/A"), "x\n").err, 0);
+        ASSERT_EQ(write_value(sb.mnt("guest/N"), "new\n").err, 0);
+        ASSERT_TRUE(value_is(sb, "A", "x"));
+        ASSERT_TRUE(value_is(sb, "N", "new"));
+        ASSERT_EQ(list_dir(sb.mnt("guest")), (std::vector<std::string>{"A", "N"}));
+        locked_rewrite(sb.pool(1), original);
+        struct stat st {};
+        EXPECT_GE(shows_within([&] {
+                      return value_is(sb, "A", "a long original value") &&
+                             stat_errno(sb.mnt("guest/N")) == ENOENT &&
+                             list_dir(sb.mnt("guest")) == std::vector<std::string>{"A"};
+                  }),
+                  0)
+            << "stat A: size " << (stat_errno(sb.mnt("guest/A"), &st) == 0 ? st.st_size : -1)
+            << "; stat N: " << errno_name(stat_errno(sb.mnt("guest/N"))) << "; listing "
+            << list_dir(sb.mnt("guest")).size() << " names";
+    }
+    EXPECT_EQ(sb.stop(), 0) << sb.log();
+}
+
+// Whether the daemon's invalidation thread is waiting for a file lock: the engine polls for
+// one, sleeping between attempts, where an idle thread sits in poll(). Looked at up to 100
+// times: between two sleeps the thread runs.
+bool invalidation_thread_waits_for_a_lock(pid_t pid) {
+    for (int look = 0; look < 100; ++look) {
+        for (const auto& e :
+             std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task")) {
+            try {
+                if (read_file(e.path().string() + "/comm") != "kvpfs-cache\n") {
+                    continue;
+                }
+                const long nr = std::stol(read_file(e.path().string() + "/syscall"));
+                if (nr == SYS_nanosleep || nr == SYS_clock_nanosleep || nr == SYS_flock) {
+                    return true;
+                }
+            } catch (const std::exception&) {
+                // "running" instead of a syscall number
+            }
+        }
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+    return false;
+}
+
+// An exclusive flock held on a pool file until destroyed.
+class HeldLock {
+  public:
+    explicit HeldLock(const std::string& path) : fd_(::open(path.c_str(), O_RDWR | O_CLOEXEC)) {
+        if (fd_ < 0 || ::flock(fd_, LOCK_EX) != 0) {
+            throw std::runtime_error("lock " + path + ": " + std::strerror(errno));
+        }
+    }
+    ~HeldLock() { ::close(fd_); }
+    HeldLock(const HeldLock&) = delete;
+    HeldLock& operator=(const HeldLock&) = delete;
+    [[nodiscard]] int fd() const { return fd_; }
+
+  private:
+    int fd_;
+};
+
+// A state that a request read and answered from, gone again before the invalidation thread
+// looked: the thread is held up by another pool's lock while B is deleted, listed through
+// the mount (the kernel caches the listing without B and B as missing) and made again, so
+// the pool ends as it was when the thread last looked. What the kernel was told must still
+// be invalidated.
+TEST(CacheTest, StateAnsweredFromWhileTheThreadWasHeldUpIsInvalidated) {
+    Sandbox sb;
+    make_pools(sb.pool_dir(), {{"A", "1"}, {"B", "2"}});
+    write_file(sb.pool(0), records({{"H", "x"}}));
+    sb.start(kCache);
+    {
+        // The thread wakes for pool 0 and waits for its lock.
+        const HeldLock held(sb.pool(0));
+        const std::string same = records({{"H", "x"}});
+        ASSERT_EQ(::pwrite(held.fd(), same.data(), same.size(), 0),
+                  static_cast<ssize_t>(same.size()));
+        ASSERT_TRUE(invalidation_thread_waits_for_a_lock(sb.daemon_pid()));
+        ASSERT_EQ(kvpctl(sb.pool_dir(), {"delete", "guest", "B"}), 0);
+        EXPECT_EQ(list_dir(sb.mnt("guest")), std::vector<std::string>{"A"});
+        EXPECT_EQ(stat_errno(sb.mnt("guest/B")), ENOENT);
+        ASSERT_EQ(kvpctl(sb.pool_dir(), {"set", "guest", "B", "2"}), 0);
+        ASSERT_TRUE(invalidation_thread_waits_for_a_lock(sb.daemon_pid()))
+            << "the thread was not held up all along: the test proves nothing";
+    }
+    EXPECT_GE(shows_within([&] {
+                  return list_dir(sb.mnt("guest")) == std::vector<std::string>{"A", "B"} &&
+                         value_is(sb, "B", "2");
+              }),
+              0)
+        << "listing " << list_dir(sb.mnt("guest")).size()
+        << " names; stat B: " << errno_name(stat_errno(sb.mnt("guest/B")));
+    EXPECT_EQ(sb.stop(), 0) << sb.log();
+}
+
+// An entry the kernel still holds for a key another process removed, its attributes
+// dropped by a write through the mount before: open(O_CREAT) asks for those attributes
+// before it opens, and must create the key, not fail with ENOENT. The invalidation thread is
+// held up (as above) so that the entry is still there.
+TEST(CacheTest, CreateThroughAnEntryOfAKeyAnotherProcessRemovedCreatesIt) {
+    Sandbox sb;
+    make_pools(sb.pool_dir(), {{"A", "1"}, {"K", "old"}});
+    write_file(sb.pool(0), records({{"H", "x"}}));
+    sb.start(kCache);
+    ASSERT_TRUE(value_is(sb, "K", "old"));
+    {
+        const HeldLock held(sb.pool(0));
+        const std::string same = records({{"H", "x"}});
+        ASSERT_EQ(::pwrite(held.fd(), same.data(), same.size(), 0),
+                  static_cast<ssize_t>(same.size()));
+        ASSERT_TRUE(invalidation_thread_waits_for_a_lock(sb.daemon_pid()));
+        // The write drops K's attributes in the kernel; its entry stays.
+        ASSERT_EQ(write_value(sb.mnt("guest/K"), "mine\n").err, 0);
+        ASSERT_EQ(kvpctl(sb.pool_dir(), {"delete", "guest", "K"}), 0);
+        const Io io = write_value(sb.mnt("guest/K"), "again\n");
+        EXPECT_EQ(io.err, 0) << io.step << ": " << errno_name(io.err);
+        ASSERT_TRUE(invalidation_thread_waits_for_a_lock(sb.daemon_pid()))
+            << "the thread was not held up all along: the test proves nothing";
+    }
+    EXPECT_EQ(decode_records(read_file(sb.pool(1))),
+              (std::vector<Rec>{{"A", "1"}, {"K", "again"}}));
     EXPECT_EQ(sb.stop(), 0) << sb.log();
 }
 
