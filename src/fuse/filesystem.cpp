@@ -104,6 +104,22 @@ void Filesystem::set_open_line(Ino ino, pid_t pid, std::optional<std::string_vie
     }
 }
 
+void Filesystem::set_create_mode(Ino ino, pid_t pid, mode_t mode) {
+    std::lock_guard lock(create_modes_mutex_);
+    create_modes_[ino] = CreateMode{pid, mode};
+}
+
+bool Filesystem::created_with_mode(Ino ino, pid_t pid, mode_t mode) {
+    std::lock_guard lock(create_modes_mutex_);
+    const auto it = create_modes_.find(ino);
+    return it != create_modes_.end() && it->second.pid == pid && it->second.mode == mode;
+}
+
+void Filesystem::forget_create_mode(Ino ino) {
+    std::lock_guard lock(create_modes_mutex_);
+    create_modes_.erase(ino);
+}
+
 void Filesystem::track(FileHandle* h) {
     std::lock_guard lock(handles_mutex_);
     handles_.insert(h);

@@ -91,6 +91,13 @@ class Filesystem {
     [[nodiscard]] PendingTruncations& truncations() { return truncations_; }
     [[nodiscard]] bool continues_line(Ino ino, pid_t pid, std::string_view current);
     void set_open_line(Ino ino, pid_t pid, std::optional<std::string_view> stored);
+    // -o cache=all: the mode a create (or mknod) made a new key with, and the process that
+    // made it. That process's chmod to that mode changes nothing for it and succeeds (install,
+    // rsync and tar chmod their new file to its create mode); without -o cache=all the open
+    // handle remembers it. Kept while the kernel knows the inode.
+    void set_create_mode(Ino ino, pid_t pid, mode_t mode);
+    [[nodiscard]] bool created_with_mode(Ino ino, pid_t pid, mode_t mode);
+    void forget_create_mode(Ino ino);
 
     void fill_root_attr(struct stat& st) const;
     // With -o cache a cached pool directory's mtime and ctime are the start time plus one
@@ -149,6 +156,12 @@ class Filesystem {
     PendingTruncations truncations_;
     std::mutex open_lines_mutex_;
     std::unordered_map<Ino, OpenLine> open_lines_;
+    struct CreateMode {
+        pid_t pid;
+        mode_t mode;
+    };
+    std::mutex create_modes_mutex_;
+    std::unordered_map<Ino, CreateMode> create_modes_;
 };
 
 [[nodiscard]] inline Filesystem& fs_of(fuse_req_t req) {
@@ -265,8 +278,8 @@ void touch_reserved(Filesystem& fs, std::string_view key);
 // first OPEN is answered ENOSYS) and every read, write and fsync comes without a handle.
 [[nodiscard]] bool handleless(const Filesystem& fs);
 void create_handleless(fuse_req_t req, kvp::PoolId pool, const std::string& key, int flags,
-                       struct fuse_file_info* fi);
-void mknod_handleless(fuse_req_t req, kvp::PoolId pool, const std::string& key);
+                       mode_t mode, struct fuse_file_info* fi);
+void mknod_handleless(fuse_req_t req, kvp::PoolId pool, const std::string& key, mode_t mode);
 void read_handleless(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off);
 void write_handleless(fuse_req_t req, fuse_ino_t ino, std::string_view data, off_t off, int flags);
 // Stores the empty value of a pending truncation of `ino` (PendingTruncations), if it is

@@ -46,8 +46,9 @@ namespace {
 
 // The entry of a key a create or mknod just stored (or found); replies with it, or with an
 // error when the key is gone again already. `fi`: a create's open, replied with the entry.
+// `create_mode`: the mode the request made a new key with, which its caller may chmod it to.
 void reply_new_entry(fuse_req_t req, const char* op, kvp::PoolId pool, const std::string& key,
-                     struct fuse_file_info* fi) {
+                     struct fuse_file_info* fi, std::optional<mode_t> create_mode) {
     Filesystem& fs = fs_of(req);
     struct fuse_entry_param e {};
     e.ino = fs.inodes().acquire(pool, key);
@@ -57,6 +58,9 @@ void reply_new_entry(fuse_req_t req, const char* op, kvp::PoolId pool, const std
         fs.inodes().forget(e.ino, 1);
         reply_error(req, op, err, describe_key(pool, key) + ": gone at once");
         return;
+    }
+    if (create_mode) {
+        fs.set_create_mode(e.ino, fuse_req_ctx(req)->pid, *create_mode);
     }
     int rc = 0;
     if (fi != nullptr) {
@@ -76,7 +80,7 @@ void reply_new_entry(fuse_req_t req, const char* op, kvp::PoolId pool, const std
 }  // namespace
 
 void create_handleless(fuse_req_t req, kvp::PoolId pool, const std::string& key, int flags,
-                       struct fuse_file_info* fi) {
+                       mode_t mode, struct fuse_file_info* fi) {
     Filesystem& fs = fs_of(req);
     bool created = false;
     if (fs.pool(pool).update(
@@ -91,11 +95,12 @@ void create_handleless(fuse_req_t req, kvp::PoolId pool, const std::string& key,
             fs.options().limits)) {
         fs.key_changed(pool, key, created);
     }
-    reply_new_entry(req, "create", pool, key, fi);
+    reply_new_entry(req, "create", pool, key, fi,
+                    created ? std::optional<mode_t>(mode & 07777) : std::nullopt);
     trace_ok("create", pool, key, created ? " stored empty" : "");
 }
 
-void mknod_handleless(fuse_req_t req, kvp::PoolId pool, const std::string& key) {
+void mknod_handleless(fuse_req_t req, kvp::PoolId pool, const std::string& key, mode_t mode) {
     Filesystem& fs = fs_of(req);
     if (update_or_refuse(fs.pool(pool), key, fs.options().limits,
                          [&](const std::string* current) -> std::optional<std::string> {
@@ -106,7 +111,7 @@ void mknod_handleless(fuse_req_t req, kvp::PoolId pool, const std::string& key) 
                          })) {
         fs.key_changed(pool, key, true);
     }
-    reply_new_entry(req, "mknod", pool, key, nullptr);
+    reply_new_entry(req, "mknod", pool, key, nullptr, mode & 07777);
     trace_ok("mknod", pool, key, " stored empty");
 }
 

@@ -123,6 +123,7 @@ void forget_one(Filesystem& fs, fuse_ino_t ino, uint64_t nlookup) {
     }
     if (handleless(fs) && !fs.inodes().resolve(ino)) {
         fs.set_open_line(ino, 0, std::nullopt);  // the inode is gone or detached
+        fs.forget_create_mode(ino);
     }
 }
 }  // namespace

@@ -175,7 +175,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
             return;
         }
         if (handleless(fs)) {
-            create_handleless(req, pool, *key, fi->flags, fi);
+            create_handleless(req, pool, *key, fi->flags, mode, fi);
             return;
         }
         auto h = std::make_unique<FileHandle>(pool, *key, write_mode(fs.options(), fi->flags));
@@ -226,7 +226,7 @@ void op_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
             return;
         }
         if (handleless(fs)) {
-            mknod_handleless(req, pool, *key);
+            mknod_handleless(req, pool, *key, mode);
             return;
         }
         fs.writers().reserve_unopened(*key);

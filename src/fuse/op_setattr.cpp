@@ -21,9 +21,14 @@ bool changes_mode_or_owner(const struct stat& now, const struct stat* attr, int 
 
 // A chmod (alone) to the mode an open handle created the key with: for its creator nothing
 // changes (install and rsync chmod their new file to its create mode, cp to the source's).
-bool chmod_to_create_mode(Filesystem& fs, const KeyRef& ref, const struct stat* attr, int to_set) {
+// -o cache=all has no handles: the creating process's chmod (Filesystem::set_create_mode).
+bool chmod_to_create_mode(fuse_req_t req, Filesystem& fs, Ino ino, const KeyRef& ref,
+                          const struct stat* attr, int to_set) {
     if ((to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) != 0 || ref.pool != kvp::PoolId::guest) {
         return false;
+    }
+    if (handleless(fs)) {
+        return fs.created_with_mode(ino, fuse_req_ctx(req)->pid, attr->st_mode & 07777U);
     }
     const auto names = fs.writers().own_names();
     for (FileHandle* h : fs.writers().handles_of(ref.key)) {
@@ -65,7 +70,16 @@ void truncate_by_path(Filesystem& fs, Ino ino, const KeyRef& ref, std::size_t si
                 content.resize(size);
                 return std::string(stored_value(content, o.raw));
             })) {
-        fs.key_changed(ref.pool, ref.key, reserved);
+        if (handleless(fs)) {
+            // -o cache=all: the kernel takes the size from this reply and drops its pages
+            // when it changed. Dropping them from here could wait for itself: a page dirtied
+            // through a shared mmap is written back before it goes, and the kernel holds
+            // every write-back of the inode until this truncate is answered. The thread drops
+            // them once the reply is out.
+            fs.inode_later(ino);
+        } else {
+            fs.key_changed(ref.pool, ref.key, reserved);
+        }
     }
 }
 
@@ -98,7 +112,7 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
             struct stat now {};
             fs.fill_reserved_attr(ino, ref->pool, now);  // mode and owner are the same for all
             if (changes_mode_or_owner(now, attr, to_set) &&
-                !chmod_to_create_mode(fs, *ref, attr, to_set)) {
+                !chmod_to_create_mode(req, fs, ino, *ref, attr, to_set)) {
                 reply_error(req, "setattr", EPERM, what + ": mode and owner are fixed");
                 return;
             }

@@ -4,11 +4,17 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
+#include <cstring>
+#include <fstream>
 #include <functional>
 #include <thread>
 
@@ -118,6 +124,35 @@ bool read_in_child_within(const std::string& path, const std::string& want,
     ::close(out[0]);
     return done && WIFEXITED(status) && WEXITSTATUS(status) == 0 &&
            std::string(buf, n > 0 ? static_cast<std::size_t>(n) : 0) == want;
+}
+
+// Aborts the FUSE connection of the file system on `dev` (fusectl, mounted here if it is not):
+// what a test that caught the daemon in a deadlock does, so the processes waiting on the mount
+// (in D state, deaf to SIGKILL) and the fixture's teardown go on.
+void abort_fuse_connection(dev_t dev) {
+    const std::string dir = "/sys/fs/fuse/connections";
+    const std::string abort = dir + "/" + std::to_string(minor(dev)) + "/abort";
+    if (::access(abort.c_str(), W_OK) != 0) {
+        (void)::mount("fusectl", dir.c_str(), "fusectl", 0, nullptr);
+    }
+    std::ofstream(abort) << "1\n";
+}
+
+// Waits up to `limit` for `child` to exit; past it aborts the mount's FUSE connection (the
+// child hangs on a deadlocked daemon) and reaps the child. True if it exited by itself with 0.
+bool exits_within(pid_t child, std::chrono::milliseconds limit, dev_t mount_dev) {
+    const auto end = std::chrono::steady_clock::now() + limit;
+    int status = 0;
+    while (::waitpid(child, &status, WNOHANG) != child) {
+        if (std::chrono::steady_clock::now() >= end) {
+            abort_fuse_connection(mount_dev);
+            ::kill(child, SIGKILL);
+            ::waitpid(child, &status, 0);
+            return false;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
 TEST_F(CacheAllTest, AnOpenReadCloseOfACachedKeyNeedsNoDaemon) {
@@ -256,6 +291,98 @@ TEST_F(CacheAllTest, WritesThroughTheMountAreReadBackAtOnce) {
     ::close(fd);
     EXPECT_EQ(pool_recs(1), (Recs{{"k", "longer value\n+"}}));
     EXPECT_EQ(cat("guest/k"), "longer value\n+\n");
+}
+
+// A page dirtied through a shared mmap is written back before the kernel drops it, and the
+// kernel holds every write-back of the inode while a truncate of it waits for its answer: the
+// truncate must not wait for the page to go (it hung the truncating process and the daemon).
+TEST_F(CacheAllTest, ATruncateOfAKeyWithPagesDirtiedThroughMmapAnswers) {
+    set_pool(1, {{"k", "hello"}, {"other", "o"}});
+    ASSERT_EQ(cat("guest/k"), "hello\n");
+    struct stat mount_st {};
+    ASSERT_EQ(::stat(mnt().c_str(), &mount_st), 0);
+    const std::string path = mnt("guest/k");
+    const pid_t child = ::fork();
+    if (child == 0) {
+        const int fd = ::open(path.c_str(), O_RDWR);
+        void* map =
+            fd >= 0 ? ::mmap(nullptr, 6, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) : MAP_FAILED;
+        if (map == MAP_FAILED) {
+            ::_exit(2);
+        }
+        static_cast<char*>(map)[0] = 'J';
+        const int rc = ::ftruncate(fd, 3);
+        ::munmap(map, 6);
+        ::close(fd);
+        ::_exit(rc == 0 ? 0 : 1);
+    }
+    ASSERT_GT(child, 0);
+    ASSERT_TRUE(exits_within(child, std::chrono::milliseconds(5000), mount_st.st_dev))
+        << "ftruncate of a key with a dirty mapped page did not answer (or failed)";
+    // The truncate is stored, and so is the mapped write when its page is written back (in
+    // text mode the mapping holds the newline a read shows: it is cut with the value).
+    std::string value;
+    EXPECT_TRUE(shown_within_window([&] {
+        const Recs recs = pool_recs(1);
+        value = recs.size() == 2 ? recs[0].value : "?";
+        return recs.size() == 2 && recs[1] == Rec{"other", "o"} &&
+               (value == "hel" || value == "Jell") && cat("guest/k") == value + "\n";
+    })) << value;
+}
+
+// install, rsync and tar create a file with one mode and chmod it to that mode (install -m
+// 644 makes it 0600 first): without handles, the creating process's chmod to its create mode
+// succeeds and changes nothing; any other chmod that would change the mode is still EPERM.
+TEST_F(CacheAllTest, TheCreatorMayChmodANewKeyToItsCreateMode) {
+    set_pool(1, {{"other", "o"}});
+    const std::string src = base_dir() + "/src.txt";
+    std::ofstream(src) << "line1\nline2\n";
+    std::string out;
+    ASSERT_EQ(run_program({"install", "-m", "644", src, mnt("guest/inst")}, &out), 0) << out;
+    EXPECT_EQ(cat("guest/inst"), "line1\nline2\n");
+
+    const std::string path = mnt("guest/new");
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
+    ASSERT_GE(fd, 0);
+    EXPECT_EQ(::fchmod(fd, 0600), 0) << std::strerror(errno);
+    EXPECT_EQ(::fchmod(fd, 0700), -1);
+    EXPECT_EQ(errno, EPERM);
+    ::close(fd);
+    const pid_t child = ::fork();
+    if (child == 0) {
+        ::_exit(::chmod(path.c_str(), 0600) == -1 && errno == EPERM ? 0 : 1);
+    }
+    int status = 0;
+    ASSERT_EQ(::waitpid(child, &status, 0), child);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        << "another process's chmod to a mode the key does not show was not EPERM";
+    struct stat st {};
+    ASSERT_EQ(stat_errno("guest/new", &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 0644U);
+    EXPECT_EQ(pool_recs(1), (Recs{{"other", "o"}, {"inst", "line1\nline2"}, {"new", ""}}));
+}
+
+// The cache thread tells a change from a load by comparing it with what it knew of each key:
+// a change made through the mount must count, or another process that puts back the value the
+// thread saw before it (a same-value rewrite by the host) is never shown.
+TEST_F(CacheAllTest, AnOutsideChangeBackToAValueSeenBeforeAWriteThroughTheMountIsShown) {
+    set_pool(1, {{"k", "x"}, {"other", "o"}});
+    ASSERT_TRUE(shown_within_window([&] { return cat("guest/k") == "x\n"; }));
+    for (const int flags : {O_WRONLY | O_APPEND, O_WRONLY | O_TRUNC}) {
+        ASSERT_EQ(write_file("guest/k", "through the mount\n", flags).err, 0);
+        ASSERT_NE(cat("guest/k"), "x\n");
+        set_pool(1, {{"k", "x"}, {"other", "o"}});
+        EXPECT_TRUE(shown_within_window([&] { return cat("guest/k") == "x\n"; }))
+            << "flags " << flags << ": " << cat("guest/k");
+        struct stat st {};
+        EXPECT_EQ(stat_errno("guest/k", &st), 0);
+        EXPECT_EQ(st.st_size, 2);
+    }
+    // The same for a key removed through the mount and made again outside with its value.
+    ASSERT_EQ(::unlink(mnt("guest/k").c_str()), 0);
+    set_pool(1, {{"k", "x"}, {"other", "o"}});
+    EXPECT_TRUE(shown_within_window([&] { return read_errno("guest/k") == 0; }));
+    EXPECT_TRUE(shown_within_window([&] { return list("guest").size() == 2; }));
 }
 
 TEST_F(CacheAllTest, AWriteThroughAStaleEntryOfARemovedKeyCreatesIt) {
