@@ -93,7 +93,14 @@ void create_handleless(fuse_req_t req, kvp::PoolId pool, const std::string& key,
                 return std::string();
             },
             fs.options().limits)) {
-        fs.key_changed(pool, key, created);
+        // The listing now; the key's own pages (an O_TRUNC of a key made meanwhile by another
+        // process, which may hold pages dirtied through a shared mmap) from the thread once
+        // the reply is out: dropping dirty pages writes them back first, which with -s would
+        // wait for this very request.
+        fs.listing_changed(pool);
+        if (const auto ino = fs.inodes().find(pool, key); ino && !created) {
+            fs.inode_later(*ino);
+        }
     }
     reply_new_entry(req, "create", pool, key, fi,
                     created ? std::optional<mode_t>(mode & 07777) : std::nullopt);
@@ -109,7 +116,7 @@ void mknod_handleless(fuse_req_t req, kvp::PoolId pool, const std::string& key, 
                              }
                              return std::string();
                          })) {
-        fs.key_changed(pool, key, true);
+        fs.listing_changed(pool);  // a new key: the kernel has no pages of it
     }
     reply_new_entry(req, "mknod", pool, key, nullptr, mode & 07777);
     trace_ok("mknod", pool, key, " stored empty");
