@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <limits>
 #include <utility>
 
 #include "error.hpp"
@@ -156,6 +157,12 @@ void CacheInvalidator::wake() {
     (void)!::write(wake_.get(), &one, sizeof one);
 }
 
+void CacheInvalidator::wake_by(std::chrono::steady_clock::time_point due) {
+    if (due.time_since_epoch().count() < planned_wake_.load(std::memory_order_acquire)) {
+        wake();
+    }
+}
+
 std::chrono::steady_clock::time_point CacheInvalidator::next_due() {
     auto due = fs_.truncations().next_due();
     for (const auto& at : relist_at_) {
@@ -189,11 +196,15 @@ bool CacheInvalidator::wait(std::array<bool, 5>& touched) {
     struct pollfd fds[3] = {
         {inotify_.get(), POLLIN, 0}, {wake_.get(), POLLIN, 0}, {mountinfo_.get(), POLLPRI, 0}};
     int timeout = kTickMs;
+    // Unknown while it is worked out: a wake_by() meanwhile wakes the poll below at once.
+    planned_wake_.store(std::numeric_limits<std::int64_t>::max(), std::memory_order_release);
     const auto now = std::chrono::steady_clock::now();
     if (const auto at = next_due(); at != std::chrono::steady_clock::time_point::max()) {
         const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(at - now).count() + 1;
         timeout = std::clamp(static_cast<int>(ms), 0, timeout);
     }
+    planned_wake_.store((now + std::chrono::milliseconds(timeout)).time_since_epoch().count(),
+                        std::memory_order_release);
     const int n = ::poll(fds, mountinfo_ ? 3 : 2, timeout);
     if (stopping_.load()) {
         return false;

@@ -29,6 +29,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <limits>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -70,8 +71,11 @@ class CacheInvalidator {
     // from now. For what a request cannot drop itself: a WRITE's own pages are locked by the
     // writer until its reply, and a READ's by the reader.
     void inode_later(Ino ino, std::chrono::milliseconds after);
-    // Makes the thread compute when to wake again (a pending truncation was added).
+    // Makes the thread compute when to wake again.
     void wake();
+    // Wakes the thread if it plans to sleep past `due` (a pending truncation was added): one
+    // wake-up per burst of truncations, not one for each.
+    void wake_by(std::chrono::steady_clock::time_point due);
 
   private:
     struct Hash {
@@ -124,6 +128,8 @@ class CacheInvalidator {
     int parent_wd_ = -1;
     std::array<int, 5> file_wd_{-1, -1, -1, -1, -1};
     std::atomic<bool> stopping_{false};
+    // When the thread's poll will time out (steady_clock ticks); max() while it works it out.
+    std::atomic<std::int64_t> planned_wake_{std::numeric_limits<std::int64_t>::max()};
     std::mutex pending_mutex_;  // taken inside the pools' mutexes, never the other way round
     std::array<Pending, 5> pending_;
     // Only the thread touches these (and start(), before the thread runs).

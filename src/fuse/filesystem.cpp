@@ -82,9 +82,9 @@ void Filesystem::inode_later(Ino ino, std::chrono::milliseconds after) {
     }
 }
 
-void Filesystem::wake_cache() {
+void Filesystem::wake_cache_by(std::chrono::steady_clock::time_point due) {
     if (cache_) {
-        cache_->wake();
+        cache_->wake_by(due);
     }
 }
 

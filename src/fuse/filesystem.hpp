@@ -81,8 +81,8 @@ class Filesystem {
     // -o cache=all: drops the kernel's pages and attributes of `ino` from the invalidation
     // thread, `after` from now (a request cannot drop the pages its own caller has locked).
     void inode_later(Ino ino, std::chrono::milliseconds after = std::chrono::milliseconds(0));
-    // Makes the invalidation thread look again when its next work falls due.
-    void wake_cache();
+    // Makes the invalidation thread wake by `due` (a pending truncation falls due then).
+    void wake_cache_by(std::chrono::steady_clock::time_point due);
     // -o cache=all, text mode: a process's O_APPEND write that ended without "\n" leaves its
     // line open. While the key still holds the value that write stored (its hash), the same
     // process's next append continues the line instead of starting after the newline a read

@@ -269,7 +269,7 @@ void apply_pending_truncation(Filesystem& fs, Ino ino) {
     } catch (const std::exception& e) {
         // A lock held too long, a full disk: the mount already shows the empty value, so it
         // is tried again a second later (never in a loop with no pause).
-        (void)fs.truncations().add(ino, PendingTruncations::Clock::now() + std::chrono::seconds(1));
+        fs.truncations().add(ino, PendingTruncations::Clock::now() + std::chrono::seconds(1));
         kvp::log(kvp::LogLevel::warning,
                  std::string("truncate: the empty value of inode ") + std::to_string(ino) +
                      " is not stored yet (tried again in 1 s): " + e.what());

@@ -153,10 +153,9 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
                 throw kvp::Error(ESTALE, "no such key");  // the kernel looks it up again
             }
             if (!rec->record.value.empty()) {
-                if (fs.truncations().add(ino,
-                                         PendingTruncations::Clock::now() + kPendingTruncation)) {
-                    fs.wake_cache();  // the invalidation thread applies it when it falls due
-                }
+                const auto due = PendingTruncations::Clock::now() + kPendingTruncation;
+                fs.truncations().add(ino, due);
+                fs.wake_cache_by(due);  // the invalidation thread applies it when it falls due
             }
         } else if ((to_set & FUSE_SET_ATTR_SIZE) != 0) {
             const auto names = fs.writers().share_names();

@@ -4,11 +4,9 @@
 
 namespace kvpfs {
 
-bool PendingTruncations::add(Ino ino, Clock::time_point due) {
+void PendingTruncations::add(Ino ino, Clock::time_point due) {
     std::lock_guard lock(mutex_);
-    const bool first = due_.empty();
     due_[ino] = due;
-    return first;
 }
 
 PendingTruncations::Clock::time_point PendingTruncations::next_due() const {

@@ -24,10 +24,8 @@ class PendingTruncations {
   public:
     using Clock = std::chrono::steady_clock;
 
-    // `ino` was truncated to 0 now; the empty value is due in the pool at `due`. True when
-    // none was pending before: the thread that applies them must then look again when to wake
-    // (later ones fall due after the ones it already waits for).
-    bool add(Ino ino, Clock::time_point due);
+    // `ino` was truncated to 0 now; the empty value is due in the pool at `due`.
+    void add(Ino ino, Clock::time_point due);
     // The soonest due time (time_point::max(): none).
     [[nodiscard]] Clock::time_point next_due() const;
     [[nodiscard]] bool contains(Ino ino) const;
