@@ -49,9 +49,4 @@ std::vector<Ino> PendingTruncations::all() const {
     return out;
 }
 
-bool PendingTruncations::empty() const {
-    std::lock_guard lock(mutex_);
-    return due_.empty();
-}
-
 }  // namespace kvpfs

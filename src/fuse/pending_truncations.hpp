@@ -35,7 +35,6 @@ class PendingTruncations {
     // The truncations whose time has come (left in place: their change take()s them).
     [[nodiscard]] std::vector<Ino> due(Clock::time_point now) const;
     [[nodiscard]] std::vector<Ino> all() const;
-    [[nodiscard]] bool empty() const;
 
   private:
     mutable std::mutex mutex_;

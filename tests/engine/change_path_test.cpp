@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <future>
 #include <set>
 #include <string>
@@ -32,6 +33,9 @@ using Records = std::vector<kvptest::RawRecord>;
 
 class ChangePathTest : public kvptest::PoolDirTest {
   protected:
+    // `replace` changes the name while the read waits; returns what list() shows afterwards.
+    std::vector<std::string> list_after_a_waiting_read(
+        const std::function<void(const std::string& pool)>& replace);
     [[nodiscard]] std::string sub() const { return dir() + "/pools"; }
     [[nodiscard]] std::string sub_pool() const { return sub() + "/.kvp_pool_1"; }
     static kvp::PoolOptions options(int timeout_ms) {
@@ -247,46 +251,41 @@ TEST_F(ChangePathTest, ConcurrentChangesNeverLoseAnAppendMadeUnderFlock) {
 // A read that waits for the shared lock holds a descriptor opened before the wait. When the
 // name is replaced (renamed over) or removed meanwhile, that read may answer with the old file,
 // but the next read, which starts after the replacement, must show what the path names now.
-TEST_F(ChangePathTest, AReadWaitingForTheLockWhileThePoolIsRenamedOverLeavesNoStaleView) {
+std::vector<std::string> ChangePathTest::list_after_a_waiting_read(
+    const std::function<void(const std::string& pool)>& replace) {
     write_file(pool(), raw_pool({{"Old", "1"}}));
     kvp::PoolFile pf(pool(), options(5000));
-    ASSERT_EQ(pf.get("Old"), "1");
+    EXPECT_EQ(pf.get("Old"), "1");
     auto holder = std::make_unique<kvptest::LockHolder>(pool(), kvptest::LockKind::flock_exclusive);
     {
         // An attribute change: the next read must load, so it waits for the held lock.
         const int fd = ::open(pool().c_str(), O_WRONLY | O_CLOEXEC);
-        ASSERT_GE(fd, 0);
-        ASSERT_EQ(::futimens(fd, nullptr), 0);
+        EXPECT_GE(fd, 0);
+        EXPECT_EQ(::futimens(fd, nullptr), 0);
         ::close(fd);
     }
     auto read = std::async(std::launch::async, [&] { return pf.get("Old"); });
     wait_for_waiter(pool());
-    const std::string replacement = dir() + "/replacement";
-    write_file(replacement, raw_pool({{"HostKey", "precious"}}));
-    ASSERT_EQ(::rename(replacement.c_str(), pool().c_str()), 0);
+    replace(pool());
     EXPECT_EQ(holder->release(), 0);
     (void)read.get();  // the overlapping read may show either file
-    EXPECT_EQ(pf.list(), std::vector<std::string>{"HostKey"})
+    return pf.list();
+}
+
+TEST_F(ChangePathTest, AReadWaitingForTheLockWhileThePoolIsRenamedOverLeavesNoStaleView) {
+    const std::string replacement = dir() + "/replacement";
+    const auto listed = list_after_a_waiting_read([&](const std::string& pool) {
+        write_file(replacement, raw_pool({{"HostKey", "precious"}}));
+        ASSERT_EQ(::rename(replacement.c_str(), pool.c_str()), 0);
+    });
+    EXPECT_EQ(listed, std::vector<std::string>{"HostKey"})
         << "the renamed-over file is shown after the replacement finished";
 }
 
 TEST_F(ChangePathTest, AReadWaitingForTheLockWhileThePoolIsRemovedLeavesNoStaleView) {
-    write_file(pool(), raw_pool({{"Old", "1"}}));
-    kvp::PoolFile pf(pool(), options(5000));
-    ASSERT_EQ(pf.get("Old"), "1");
-    auto holder = std::make_unique<kvptest::LockHolder>(pool(), kvptest::LockKind::flock_exclusive);
-    {
-        const int fd = ::open(pool().c_str(), O_WRONLY | O_CLOEXEC);
-        ASSERT_GE(fd, 0);
-        ASSERT_EQ(::futimens(fd, nullptr), 0);
-        ::close(fd);
-    }
-    auto read = std::async(std::launch::async, [&] { return pf.get("Old"); });
-    wait_for_waiter(pool());
-    ASSERT_EQ(::unlink(pool().c_str()), 0);
-    EXPECT_EQ(holder->release(), 0);
-    (void)read.get();
-    EXPECT_TRUE(pf.list().empty()) << "a removed pool file is still listed";
+    const auto listed = list_after_a_waiting_read(
+        [](const std::string& pool) { ASSERT_EQ(::unlink(pool.c_str()), 0); });
+    EXPECT_TRUE(listed.empty()) << "a removed pool file is still listed";
 }
 
 // inotify reports a write to a directory's watch only when the file was opened through that
