@@ -38,9 +38,9 @@ class ChangePathTest : public kvptest::PoolDirTest {
         const std::function<void(const std::string& pool)>& replace);
     [[nodiscard]] std::string sub() const { return dir() + "/pools"; }
     [[nodiscard]] std::string sub_pool() const { return sub() + "/.kvp_pool_1"; }
-    static kvp::PoolOptions options(int timeout_ms) {
+    static kvp::PoolOptions options(std::chrono::steady_clock::duration timeout) {
         kvp::PoolOptions o;
-        o.lock_timeout = std::chrono::milliseconds(timeout_ms);
+        o.lock_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(timeout);
         o.create_on_write = true;
         return o;
     }
@@ -50,33 +50,19 @@ double seconds_since(Clock::time_point start) {
     return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-// How many descriptors of this process are open on `path` (the change's own open shows up
-// here before it starts waiting for the lock).
-int descriptors_on(const std::string& path) {
-    int n = 0;
-    for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
-        std::error_code ec;
-        if (std::filesystem::read_symlink(entry.path(), ec) == path) {
-            ++n;
-        }
-    }
-    return n;
-}
+using kvptest::descriptors_on;
 
 // Waits (bounded) until this process has a descriptor open on `path` (the lock holder is
 // another process).
 void wait_for_waiter(const std::string& path) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-    while (descriptors_on(path) < 1 && std::chrono::steady_clock::now() < deadline) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-    ASSERT_GE(descriptors_on(path), 1) << "the change never opened the file";
+    ASSERT_TRUE(kvptest::eventually([&] { return descriptors_on(path) >= 1; }))
+        << "the change never opened the file";
 }
 
 TEST_F(ChangePathTest, ARemovedAndRemadeDirectoryIsFollowedByItsPath) {
     ASSERT_EQ(::mkdir(sub().c_str(), 0755), 0);
     write_file(sub_pool(), raw_pool({{"Old", "1"}}));
-    kvp::PoolFile pf(sub_pool(), options(1000));
+    kvp::PoolFile pf(sub_pool(), options(kvptest::scaled(std::chrono::milliseconds(1000))));
     ASSERT_EQ(pf.list(), std::vector<std::string>{"Old"});
 
     std::filesystem::remove_all(sub());
@@ -95,7 +81,7 @@ TEST_F(ChangePathTest, ARemovedAndRemadeDirectoryIsFollowedByItsPath) {
 TEST_F(ChangePathTest, ADirectoryRenamedAwayAndReplacedIsFollowedByItsPath) {
     ASSERT_EQ(::mkdir(sub().c_str(), 0755), 0);
     write_file(sub_pool(), raw_pool({{"Old", "1"}}));
-    kvp::PoolFile pf(sub_pool(), options(1000));
+    kvp::PoolFile pf(sub_pool(), options(kvptest::scaled(std::chrono::milliseconds(1000))));
     ASSERT_EQ(pf.list(), std::vector<std::string>{"Old"});
 
     ASSERT_EQ(::rename(sub().c_str(), (dir() + "/pools.old").c_str()), 0);
@@ -110,7 +96,7 @@ TEST_F(ChangePathTest, ADirectoryRenamedAwayAndReplacedIsFollowedByItsPath) {
 
 TEST_F(ChangePathTest, AChangeWaitingForTheLockLandsInTheFileThePathNamesWhenItGetsIt) {
     write_file(pool(), raw_pool({{"Old", "1"}}));
-    kvp::PoolFile pf(pool(), options(5000));
+    kvp::PoolFile pf(pool(), options(kvptest::scaled(std::chrono::milliseconds(5000))));
     (void)pf.snapshot();
     auto holder = std::make_unique<kvptest::LockHolder>(pool(), kvptest::LockKind::flock_exclusive);
     auto change = std::async(std::launch::async, [&] { pf.set("New", "mine"); });
@@ -126,7 +112,7 @@ TEST_F(ChangePathTest, AChangeWaitingForTheLockLandsInTheFileThePathNamesWhenItG
 
 TEST_F(ChangePathTest, AReplacementAnotherReaderLoadedMeanwhileIsStillFound) {
     write_file(pool(), raw_pool({{"Old", "1"}}));
-    kvp::PoolFile pf(pool(), options(5000));
+    kvp::PoolFile pf(pool(), options(kvptest::scaled(std::chrono::milliseconds(5000))));
     (void)pf.snapshot();
     auto holder = std::make_unique<kvptest::LockHolder>(pool(), kvptest::LockKind::flock_exclusive);
     auto change = std::async(std::launch::async, [&] { pf.set("New", "mine"); });
@@ -136,10 +122,7 @@ TEST_F(ChangePathTest, AReplacementAnotherReaderLoadedMeanwhileIsStillFound) {
     ASSERT_EQ(::rename(replacement.c_str(), pool().c_str()), 0);
     // A read loads the new file and takes the replacement's events with it: the waiting change
     // then finds no event, and must still notice that its descriptor is the old file.
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-    while (!pf.get("HostKey") && std::chrono::steady_clock::now() < deadline) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
+    ASSERT_TRUE(kvptest::eventually([&] { return pf.get("HostKey").has_value(); }));
     ASSERT_EQ(pf.get("HostKey"), "precious");
     EXPECT_EQ(holder->release(), 0);
     change.get();
@@ -152,7 +135,7 @@ TEST_F(ChangePathTest, AnUnlockedTruncationIsNeverEditedByTheStaleSize) {
         many.push_back({"k" + std::to_string(i), "v"});
     }
     write_file(pool(), raw_pool(many));
-    kvp::PoolFile pf(pool(), options(1000));
+    kvp::PoolFile pf(pool(), options(kvptest::scaled(std::chrono::milliseconds(1000))));
     ASSERT_EQ(pf.list().size(), 400U);
     // Truncated without a lock (cloud-init at boot): whatever the cache says, the change is
     // placed by the file under the lock.
@@ -167,8 +150,12 @@ TEST_F(ChangePathTest, AnUnlockedTruncationIsNeverEditedByTheStaleSize) {
 TEST_F(ChangePathTest, LockWaitsDoNotAddUpAndCachedReadsAnswerAtOnce) {
     write_file(pool(), raw_pool({{"Cached", "yes"}}));
     write_file(pool_path(2), raw_pool({{"Other", "pool"}}));
-    kvp::PoolFile pf(pool(), options(600));
-    kvp::PoolFile other(pool_path(2), options(600));
+    // Bounds derive from lock_timeout (scaled with the machine's slack): a read that waited
+    // for the lock takes all of it; writers whose waits added up take twice and more.
+    const auto timeout = kvptest::scaled(std::chrono::seconds(2));
+    const double timeout_s = std::chrono::duration<double>(timeout).count();
+    kvp::PoolFile pf(pool(), options(timeout));
+    kvp::PoolFile other(pool_path(2), options(timeout));
     ASSERT_EQ(pf.get("Cached"), "yes");
     kvptest::LockHolder holder(pool(), kvptest::LockKind::fcntl_write);
 
@@ -187,15 +174,16 @@ TEST_F(ChangePathTest, LockWaitsDoNotAddUpAndCachedReadsAnswerAtOnce) {
         const auto start = Clock::now();
         EXPECT_EQ(pf.get("Cached"), "yes");
         EXPECT_EQ(other.get("Other"), "pool");
-        EXPECT_LT(seconds_since(start), 0.2) << "a cached read waited behind the held lock";
+        EXPECT_LT(seconds_since(start), timeout_s / 2)
+            << "a cached read waited behind the held lock";
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
     for (auto& w : writers) {
         const auto [err, took] = w.get();
         EXPECT_EQ(err, EAGAIN);
-        EXPECT_LT(took, 0.6 + 1.0) << "one wait was added to another";
+        EXPECT_LT(took, 1.5 * timeout_s + 0.5) << "one wait was added to another";
     }
-    EXPECT_LT(seconds_since(all_start), 0.6 + 1.0);
+    EXPECT_LT(seconds_since(all_start), 1.5 * timeout_s + 0.5);
     EXPECT_EQ(holder.release(), 0);
 }
 
@@ -205,7 +193,7 @@ TEST_F(ChangePathTest, ConcurrentChangesNeverLoseAnAppendMadeUnderFlock) {
     // another thread reused once let appends in mid-change; that window is too narrow to hit
     // here reliably: Stress.WritersThroughMount... caught it in about half of its runs.)
     write_file(pool(), raw_pool({{"seed", "0"}}));
-    kvp::PoolFile pf(pool(), options(5000));
+    kvp::PoolFile pf(pool(), options(kvptest::scaled(std::chrono::milliseconds(5000))));
     constexpr int kAppends = 300;
     const pid_t appender = kvptest::fork_child([&] {
         for (int i = 0; i < kAppends; ++i) {
@@ -254,7 +242,7 @@ TEST_F(ChangePathTest, ConcurrentChangesNeverLoseAnAppendMadeUnderFlock) {
 std::vector<std::string> ChangePathTest::list_after_a_waiting_read(
     const std::function<void(const std::string& pool)>& replace) {
     write_file(pool(), raw_pool({{"Old", "1"}}));
-    kvp::PoolFile pf(pool(), options(5000));
+    kvp::PoolFile pf(pool(), options(kvptest::scaled(std::chrono::milliseconds(5000))));
     EXPECT_EQ(pf.get("Old"), "1");
     auto holder = std::make_unique<kvptest::LockHolder>(pool(), kvptest::LockKind::flock_exclusive);
     {
@@ -292,7 +280,7 @@ TEST_F(ChangePathTest, AReadWaitingForTheLockWhileThePoolIsRemovedLeavesNoStaleV
 // directory: a hard link elsewhere reaches the same bytes without an event there.
 TEST_F(ChangePathTest, AWriteThroughAHardLinkInAnotherDirectoryIsSeen) {
     write_file(pool(), raw_pool({{"HostKey", "aaaa"}}));
-    kvp::PoolFile pf(pool(), options(1000));
+    kvp::PoolFile pf(pool(), options(kvptest::scaled(std::chrono::milliseconds(1000))));
     ASSERT_EQ(pf.get("HostKey"), "aaaa");
     ASSERT_EQ(::mkdir(sub().c_str(), 0755), 0);
     const std::string link = sub() + "/hardlink";
@@ -310,7 +298,7 @@ TEST_F(ChangePathTest, AWriteThroughAHardLinkInAnotherDirectoryIsSeen) {
 TEST_F(ChangePathTest, ADirectoryRemovedWhileStillOpenSomewhereAndMadeAgainIsFollowed) {
     ASSERT_EQ(::mkdir(sub().c_str(), 0755), 0);
     write_file(sub_pool(), raw_pool({{"Old", "1"}}));
-    kvp::PoolFile pf(sub_pool(), options(1000));
+    kvp::PoolFile pf(sub_pool(), options(kvptest::scaled(std::chrono::milliseconds(1000))));
     ASSERT_EQ(pf.list(), std::vector<std::string>{"Old"});
     const int held = ::open(sub().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     ASSERT_GE(held, 0);
@@ -328,7 +316,7 @@ TEST_F(ChangePathTest, APoolFileMountedOverIsShownAndSoIsItsUnmount) {
     write_file(pool(), raw_pool({{"Old", "1"}}));
     const std::string other = dir() + "/other";
     write_file(other, raw_pool({{"HostKey", "precious"}}));
-    kvp::PoolFile pf(pool(), options(1000));
+    kvp::PoolFile pf(pool(), options(kvptest::scaled(std::chrono::milliseconds(1000))));
     ASSERT_EQ(pf.list(), std::vector<std::string>{"Old"});
     if (::mount(other.c_str(), pool().c_str(), nullptr, MS_BIND, nullptr) != 0) {
         GTEST_SKIP() << "cannot bind-mount here (" << std::strerror(errno) << "): needs root";

@@ -143,7 +143,7 @@ TEST_F(LockingTest, FileLockTimesOutNamingTheFcntlHoldersPid) {
     }
     const auto waited = Clock::now() - t0;
     EXPECT_GE(waited, 200ms);
-    EXPECT_LT(waited, 5s);
+    EXPECT_LT(waited, kvptest::scaled(5s));
     EXPECT_EQ(holder.release(), 0);
 }
 
@@ -179,7 +179,7 @@ TEST_F(LockingTest, LockHolderPid) {
 }
 
 TEST_F(LockingTest, SetWaitsForAnFcntlHolderAndKeepsItsChange) {
-    auto p = open_pool(10s);
+    auto p = open_pool(kvptest::scaled(10s));
     ASSERT_EQ(p->get("k"), "old");
     // The holder appends a record right before it unlocks: the engine's change must be made
     // after it, on top of it.
@@ -188,6 +188,9 @@ TEST_F(LockingTest, SetWaitsForAnFcntlHolderAndKeepsItsChange) {
         (void)!::pwrite(fd, rec.data(), rec.size(), static_cast<off_t>(kvptest::kRec));
     });
     auto done = std::async(std::launch::async, [&] { p->set("engine", "e"); });
+    // Once the change has opened the file it is at the lock; it must still be there later.
+    ASSERT_TRUE(kvptest::eventually([&] { return kvptest::descriptors_on(pool()) > 0; }))
+        << "the change never started";
     EXPECT_EQ(done.wait_for(300ms), std::future_status::timeout)
         << "the change went through while another process held the write lock";
     EXPECT_EQ(holder.release(), 0);
@@ -198,11 +201,14 @@ TEST_F(LockingTest, SetWaitsForAnFcntlHolderAndKeepsItsChange) {
 }
 
 TEST_F(LockingTest, SetWaitsForAFlockHolderAndKeepsItsChange) {
-    auto p = open_pool(10s);
+    auto p = open_pool(kvptest::scaled(10s));
     const std::string rec = raw_record("k", "by-holder");
     LockHolder holder(pool(), LockKind::flock_exclusive,
                       [rec](int fd) { (void)!::pwrite(fd, rec.data(), rec.size(), 0); });
     auto done = std::async(std::launch::async, [&] { p->set("engine", "e"); });
+    // Once the change has opened the file it is at the lock; it must still be there later.
+    ASSERT_TRUE(kvptest::eventually([&] { return kvptest::descriptors_on(pool()) > 0; }))
+        << "the change never started";
     EXPECT_EQ(done.wait_for(300ms), std::future_status::timeout);
     EXPECT_EQ(holder.release(), 0);
     done.get();
@@ -224,7 +230,7 @@ TEST_F(LockingTest, BoundedChangeUnderAnFcntlHolderFailsWithEagainNamingThePid) 
     }
     const auto waited = Clock::now() - t0;
     EXPECT_GE(waited, 200ms);
-    EXPECT_LT(waited, 5s);
+    EXPECT_LT(waited, kvptest::scaled(5s));
     EXPECT_EQ(holder.release(), 0);
     EXPECT_EQ(read_file(pool()), before);
     p->set("k", "new");  // and once released, it works
@@ -289,8 +295,10 @@ TEST_F(LockingTest, FirstReadWaitsForAWriterAndNeverShowsItsHalfDoneChange) {
         LockHolder holder(
             pool(), kind, [](int fd) { (void)!::pwrite(fd, "done", 5, kvptest::kKey); },
             [](int fd) { (void)!::pwrite(fd, "HALF", 4, kvptest::kKey); });
-        auto p = open_pool(10s);
+        auto p = open_pool(kvptest::scaled(10s));
         auto read = std::async(std::launch::async, [&] { return p->get("k"); });
+        ASSERT_TRUE(kvptest::eventually([&] { return kvptest::descriptors_on(pool()) > 0; }))
+            << "the read never started";
         EXPECT_EQ(read.wait_for(300ms), std::future_status::timeout)
             << "the read did not wait for the writer's lock";
         EXPECT_EQ(holder.release(), 0);

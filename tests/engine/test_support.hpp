@@ -18,6 +18,8 @@
 
 #include "error.hpp"
 #include "log.hpp"
+#include "process_probes.hpp"
+#include "wait_bounds.hpp"
 
 namespace kvptest {
 

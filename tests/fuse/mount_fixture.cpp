@@ -6,6 +6,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -72,19 +73,7 @@ bool contents_cached() {
 }
 
 bool shown_after_outside_change(const std::function<bool()>& shown) {
-    if (!cache_mode()) {
-        return shown();
-    }
-    const auto end = Clock::now() + std::chrono::milliseconds(kStalenessBoundMs);
-    for (;;) {
-        if (shown()) {
-            return true;
-        }
-        if (Clock::now() >= end) {
-            return false;
-        }
-        std::this_thread::sleep_for(std::chrono::microseconds(200));
-    }
+    return cache_mode() ? eventually(shown, kStalenessBound) : shown();
 }
 
 std::string kvpfs_binary() {
@@ -152,6 +141,35 @@ void KvpfsTest::start_daemon() {
 bool KvpfsTest::mounted() const {
     struct statfs sf {};
     return ::statfs(mnt_.c_str(), &sf) == 0 && sf.f_type == kFuseSuperMagic;
+}
+
+bool KvpfsTest::pool_kept(int n, const std::string& before, Clock::time_point opened) const {
+    if (pool_raw(n) == before) {
+        return true;
+    }
+    constexpr auto kPendingTruncationDue = std::chrono::milliseconds(50);
+    return contents_cached() && Clock::now() - opened >= kPendingTruncationDue;
+}
+
+bool KvpfsTest::requests_answered() const {
+    constexpr const char* kConnections = "/sys/fs/fuse/connections";
+    struct statfs sf {};
+    if (::statfs(kConnections, &sf) != 0 || sf.f_type != kFuseCtlSuperMagic) {
+        // Where nobody mounted fusectl yet (no systemd), the test mounts it: root runs these.
+        (void)::mount("fusectl", kConnections, "fusectl", 0, nullptr);
+    }
+    struct stat st {};
+    if (::stat(mnt_.c_str(), &st) != 0) {
+        return false;
+    }
+    // The connection's directory is named after the kernel's own encoding of the device.
+    const unsigned long long dev =
+        (static_cast<unsigned long long>(major(st.st_dev)) << 20) | minor(st.st_dev);
+    const std::string waiting = std::string(kConnections) + "/" + std::to_string(dev) + "/waiting";
+    return eventually([&] {
+        const std::string count = read_bytes(waiting);
+        return count == "0\n";
+    });
 }
 
 int KvpfsTest::stop_daemon(int sig) {

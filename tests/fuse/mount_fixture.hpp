@@ -13,15 +13,18 @@
 #include <sys/types.h>
 
 #include <algorithm>
+#include <chrono>
 #include <functional>
 #include <string>
 #include <vector>
 
 #include "pool_bytes.hpp"
+#include "wait_bounds.hpp"
 
 namespace kvptest {
 
 inline constexpr long kFuseSuperMagic = 0x65735546;
+inline constexpr long kFuseCtlSuperMagic = 0x65735543;
 
 // Result of a syscall-level helper: 0 or the errno of the first failing step.
 struct IoResult {
@@ -46,6 +49,12 @@ class KvpfsTest : public ::testing::Test {
     void set_pool(int n, const std::vector<Rec>& recs, bool garbage = false);
     [[nodiscard]] std::string pool_raw(int n) const { return read_bytes(pool_path(n)); }
     [[nodiscard]] std::vector<Rec> pool_recs(int n) const { return decode_all(pool_raw(n)); }
+    // Pool `n` still holds `before` -- or -o cache=all's pending truncation of an O_TRUNC
+    // opened at `opened` was due before the pool was read: that mode stores an O_TRUNC no
+    // write followed 50 ms after the open (docs/behaviour.md), and a loaded machine can take
+    // that long between two lines of a test. Elsewhere: exactly `pool_raw(n) == before`.
+    [[nodiscard]] bool pool_kept(int n, const std::string& before,
+                                 std::chrono::steady_clock::time_point opened) const;
 
     // Through the mount.
     [[nodiscard]] std::string cat(const std::string& rel) const;  // throws on error
@@ -59,6 +68,11 @@ class KvpfsTest : public ::testing::Test {
     [[nodiscard]] std::string daemon_log() const;
     [[nodiscard]] pid_t daemon_pid() const { return daemon_; }
     [[nodiscard]] bool mounted() const;
+    // Waits until the kernel has no request of this mount queued or in flight (fusectl's
+    // `waiting` count): e.g. the RELEASE the kernel sends just after the last close()
+    // returns has then been answered. Returns false if that never happened (or fusectl
+    // cannot be read).
+    [[nodiscard]] bool requests_answered() const;
     // Sends `sig` and waits for the daemon to exit; returns its wait status.
     int stop_daemon(int sig);
 
@@ -85,12 +99,9 @@ int run_program(const std::vector<std::string>& argv, std::string* output = null
 // docs/behaviour.md lists as relaxed there are checked in their relaxed form.
 [[nodiscard]] bool contents_cached();
 
-// How long, at most, another process's change may take to show through a -o cache mount in
-// these tests (a generous bound under load; docs/performance.md has the measured numbers).
-inline constexpr int kStalenessBoundMs = 1000;
 // Another process changed a pool file: without -o cache `shown()` must hold at once; with it,
-// within kStalenessBoundMs (polled, returning as soon as it holds). The one place the
-// mount-cache run relaxes an expectation (docs/behaviour.md lists the tests that use it).
+// within kStalenessBound (wait_bounds.hpp; polled, returning as soon as it holds). The one place
+// the mount-cache run relaxes an expectation (docs/behaviour.md lists the tests that use it).
 [[nodiscard]] bool shown_after_outside_change(const std::function<bool()>& shown);
 
 }  // namespace kvptest

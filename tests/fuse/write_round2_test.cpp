@@ -50,11 +50,7 @@ class Fd {
 // Waits (bounded) for the pool to hold `want`: release, which stores an O_TRUNC or a create
 // with nothing written, comes just after the last close() returns.
 bool pool_becomes(const KvpfsTest& /*t*/, const std::function<Recs()>& read, const Recs& want) {
-    const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-    while (read() != want && std::chrono::steady_clock::now() < end) {
-        std::this_thread::yield();
-    }
-    return read() == want;
+    return eventually([&] { return read() == want; });
 }
 
 TEST_F(KvpfsTest, AppendsFromTwoOpenHandlesKeepBothLines) {
@@ -125,7 +121,7 @@ TEST_F(KvpfsTest, HandleOfAReplacedTargetStoresNothing) {
     ASSERT_GE(trunc.get(), 0);
     ASSERT_EQ(::rename(mnt("guest/a").c_str(), mnt("guest/b").c_str()), 0);
     EXPECT_EQ(trunc.close(), 0);
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // release comes after close
+    ASSERT_TRUE(requests_answered());  // the release that comes after close
     EXPECT_EQ(pool_recs(1), (Recs{{"b", "A"}}));
 }
 
@@ -203,14 +199,15 @@ TEST_F(KvpfsTest, RefusedFirstWriteAfterOTruncKeepsTheOldValue) {
     const std::string before = pool_raw(1);
     for (const std::string& bad :
          {std::string(1100, 'x'), std::string("a\0", 2), std::string("\xff")}) {
+        const auto opened = std::chrono::steady_clock::now();
         Fd fd(mnt("guest/k"), O_WRONLY | O_TRUNC);
         ASSERT_GE(fd.get(), 0);
         EXPECT_NE(fd.write(bad), 0);
         // -o cache=all: close() reaches nobody and answers 0; the write said it.
         EXPECT_EQ(fd.close() != 0, !contents_cached());
         // Also after release: a refused write means the O_TRUNC is never applied.
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-        EXPECT_EQ(pool_raw(1), before);
+        ASSERT_TRUE(requests_answered());
+        EXPECT_TRUE(pool_kept(1, before, opened));
     }
 }
 
@@ -277,7 +274,7 @@ TEST_F(KvpfsTest, UnfinishedUtf8IsHeldUntilALaterWriteFinishesIt) {
     ASSERT_GE(fd.get(), 0);
     EXPECT_EQ(fd.write("\xF0\x9F"), 0);
     EXPECT_EQ(fd.close(), EINVAL);
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    ASSERT_TRUE(requests_answered());
     EXPECT_EQ(pool_raw(1), before);
     EXPECT_NE(daemon_log().find("unfinished UTF-8"), std::string::npos) << daemon_log();
     // A byte no continuation can make valid is refused at once.
@@ -323,11 +320,8 @@ TEST_F(KvpfsTest, CloseOfAnotherDescriptorKeepsTheHeldUtf8) {
     EXPECT_EQ(create.write("\xE2\x82"), 0);
     EXPECT_EQ(::close(::dup(create.get())), -1);
     EXPECT_EQ(create.close(), EINVAL);
-    const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-    while (stat_errno("guest/new") != ENOENT && std::chrono::steady_clock::now() < end) {
-        std::this_thread::yield();  // release comes just after the last close
-    }
-    EXPECT_EQ(stat_errno("guest/new"), ENOENT);
+    // The release comes just after the last close.
+    EXPECT_TRUE(eventually([&] { return stat_errno("guest/new") == ENOENT; }));
     EXPECT_EQ(pool_recs(1), (Recs{{"shell", "caf\xC3\xA9"}}));
 }
 
@@ -350,12 +344,9 @@ TEST_F(KvpfsTest, CreateWhoseTruncateIsRefusedLeavesNoKey) {
         EXPECT_EQ(errno, EINVAL);
         EXPECT_EQ(fd.close(), 0);
     }
-    const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-    while (stat_errno("guest/new") != ENOENT && std::chrono::steady_clock::now() < end) {
-        std::this_thread::yield();  // release comes just after the last close
-    }
-    EXPECT_EQ(stat_errno("guest/new"), ENOENT);
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // k's release, too
+    // The release comes just after the last close.
+    EXPECT_TRUE(eventually([&] { return stat_errno("guest/new") == ENOENT; }));
+    ASSERT_TRUE(requests_answered());  // k's release, too
     EXPECT_EQ(pool_recs(1), (Recs{{"k", "old"}}));
     EXPECT_TRUE(pool_raw(1) == before);
 }

@@ -68,13 +68,13 @@ check "no CAP_SYS_ADMIN: nothing mounted" is_not_mounted "$mnt"
 setpriv --bounding-set="$docker_caps,+sys_admin" --inh-caps=-all \
     "$ctr/bin/kvpfs" -f -o allow_other "$pool" "$mnt" 2>"$WORK/kvpfs.log" &
 pid=$!
-check "with /dev/fuse and CAP_SYS_ADMIN: mounted" wait_until 10 is_mounted "$mnt"
+check "with /dev/fuse and CAP_SYS_ADMIN: mounted" wait_until 30 is_mounted "$mnt"
 expect_eq "reads parameter/HostName" "$HOSTNAME_VALUE" "$(cat "$mnt/parameter/HostName" 2>&1)"
 check "container root writes guest/FromContainer" bash -c "echo inside > '$mnt/guest/FromContainer'"
 expect_eq "nobody in the container reads guest/FromContainer" inside \
     "$(setpriv --reuid=65534 --regid=65534 --clear-groups cat "$mnt/guest/FromContainer" 2>&1)"
 touch "$WORK/mounted"
-wait_until 10 test -e "$WORK/host-checked" || fail "the host did not check in 10 s"
+wait_until 60 test -e "$WORK/host-checked" || fail "the host did not check in 60 s"
 kill -TERM "$pid"
 wait "$pid"
 expect_eq "docker stop (SIGTERM): kvpfs exits 0" 0 "$?"
@@ -85,7 +85,7 @@ mount -o remount,bind,ro "$pool"
 setpriv --bounding-set="$docker_caps,+sys_admin" --inh-caps=-all \
     "$ctr/bin/kvpfs" -f -o allow_other,ro "$pool" "$mnt" 2>>"$WORK/kvpfs.log" &
 pid=$!
-check "read-only pool dir, -o ro: mounted" wait_until 10 is_mounted "$mnt"
+check "read-only pool dir, -o ro: mounted" wait_until 30 is_mounted "$mnt"
 expect_eq "read-only pool dir: reads guest/FromContainer" inside \
     "$(cat "$mnt/guest/FromContainer" 2>&1)"
 expect_refused "read-only pool dir: root writes guest/" "Read-only file system" \
@@ -100,7 +100,7 @@ unshare --mount --pid --fork --mount-proc --propagation slave \
     env LIB="$src/tests/package/lib.sh" WORK="$work" HOST_POOL="$pool" \
     HOSTNAME_VALUE="$hostname_value" bash "$work/inside.sh" >"$work/container.log" 2>&1 &
 ctr_pid=$!
-if wait_until 30 test -e "$work/mounted"; then
+if wait_until 60 test -e "$work/mounted"; then
     check "host: the container's mount is not in the host's namespace" \
         is_not_mounted "$work/ctr/kvp"
     expect_eq "host: the container's write is in the host's pool file" inside \
@@ -108,10 +108,10 @@ if wait_until 30 test -e "$work/mounted"; then
     check "host: the container's kvpfs is an ordinary process of the host" \
         test -n "$(pids_of_exe "$work/ctr/bin/kvpfs")"
 else
-    fail "the container did not mount in 30 s"
+    fail "the container did not mount in 60 s"
 fi
 touch "$work/host-checked"
-if wait_until 30 pid_gone "$ctr_pid"; then
+if wait_until 60 pid_gone "$ctr_pid"; then
     wait "$ctr_pid"
     status=$?
 else

@@ -76,8 +76,8 @@ ro_not_inherited "first round"
 dev_before=$(stat -c %d "$CTR/share/kvp")
 touch "$WORK/phase1.done"
 
-if ! wait_until 30 test -e "$WORK/restarted"; then
-    fail "the host did not restart kvpfs in 30 s"
+if ! wait_until 60 test -e "$WORK/restarted"; then
+    fail "the host did not restart kvpfs in 60 s"
     finish
 fi
 

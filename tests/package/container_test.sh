@@ -42,7 +42,7 @@ cleanup() {
     local pid
     [[ -z $ctr_pid ]] || kill -KILL "$ctr_pid" 2>/dev/null
     for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null; done
-    for pid in "${pids[@]}"; do wait_until 10 pid_gone "$pid" || kill -KILL "$pid" 2>/dev/null; done
+    for pid in "${pids[@]}"; do wait_until 30 pid_gone "$pid" || kill -KILL "$pid" 2>/dev/null; done
     umount_tree "$work"
     rm -rf "$work"
 }
@@ -67,8 +67,8 @@ start_daemons() {
     "$kvpfs" -f -o allow_other,ro "$pool" "$host/kvp-ro" 2>>"$work/kvpfs-ro.log" &
     pid_ro=$!
     pids+=("$pid_rw" "$pid_ro")
-    check "host: kvpfs mounted on kvp" wait_until 10 is_mounted "$host/kvp"
-    check "host: kvpfs -o ro mounted on kvp-ro" wait_until 10 is_mounted "$host/kvp-ro"
+    check "host: kvpfs mounted on kvp" wait_until 30 is_mounted "$host/kvp"
+    check "host: kvpfs -o ro mounted on kvp-ro" wait_until 30 is_mounted "$host/kvp-ro"
 }
 start_daemons
 
@@ -88,8 +88,8 @@ if wait_until 30 test -e "$work/phase1.done"; then
         wait "$pid"
         say "host: kvpfs $pid ended with status $? on SIGTERM"
     done
-    check "host: kvp unmounted by SIGTERM" wait_until 10 is_not_mounted "$host/kvp"
-    check "host: kvp-ro unmounted by SIGTERM" wait_until 10 is_not_mounted "$host/kvp-ro"
+    check "host: kvp unmounted by SIGTERM" wait_until 30 is_not_mounted "$host/kvp"
+    check "host: kvp-ro unmounted by SIGTERM" wait_until 30 is_not_mounted "$host/kvp-ro"
     start_daemons
     touch "$work/restarted"
 else

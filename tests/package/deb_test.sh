@@ -131,7 +131,7 @@ host=$(/usr/bin/kvpctl --pool-dir "$pool" get parameter HostName)
 # mounted_checks HOW: the mount at $mnt is kvpfs served by /usr/bin/kvpfs, readable by anyone.
 mounted_checks() {
     local how=$1 pid
-    check "$how: mounted" wait_until 10 is_mounted "$mnt"
+    check "$how: mounted" wait_until 30 is_mounted "$mnt"
     expect_eq "$how: fstype" fuse.kvpfs "$(findmnt -n -o FSTYPE --mountpoint "$mnt")"
     check "$how: allow_other, default_permissions" bash -c \
         "findmnt -n -o OPTIONS --mountpoint '$mnt' | grep allow_other | grep -q default_permissions"
@@ -144,8 +144,8 @@ mounted_checks() {
     expect_eq "$how: the write is in the pool" "$how" \
         "$(/usr/bin/kvpctl --pool-dir "$pool" get guest Via)"
     check "$how: umount" umount "$mnt"
-    check "$how: unmounted" wait_until 10 is_not_mounted "$mnt"
-    [[ -z $pid ]] || check "$how: kvpfs exited after umount" wait_until 10 pid_gone "$pid"
+    check "$how: unmounted" wait_until 30 is_not_mounted "$mnt"
+    [[ -z $pid ]] || check "$how: kvpfs exited after umount" wait_until 30 pid_gone "$pid"
 }
 
 if mount -t fuse.kvpfs "$pool" "$mnt" -o allow_other 2>"$work/mount.err"; then

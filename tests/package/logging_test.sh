@@ -40,7 +40,7 @@ run_kvpfs() {
     local log=$1; shift
     "$build/kvpfs" "$@" "$pool" "$mnt" 2>"$log" &
     pid=$!
-    wait_until 10 is_mounted "$mnt" || fail "kvpfs $* did not mount"
+    wait_until 30 is_mounted "$mnt" || fail "kvpfs $* did not mount"
 }
 stop_kvpfs() {
     kill -TERM "$pid"
@@ -59,7 +59,7 @@ expect_refused "refusal: write parameter/HostName" "Permission denied" \
 # lock is flock's own, so killing flock releases it).
 flock -o -x "$pool/.kvp_pool_1" sleep 30 &
 holder=$!
-wait_until 5 bash -c "! flock -n -x '$pool/.kvp_pool_1' true"
+wait_until 30 bash -c "! flock -n -x '$pool/.kvp_pool_1' true"
 t0=$SECONDS
 # dd reports a failed open and a failed close (the commit) alike.
 expect_refused "lock timeout: write guest/Held fails" "Resource temporarily unavailable" \
@@ -126,13 +126,13 @@ with open(sys.argv[1], "ab", buffering=0) as out:
     while True:
         out.write(s.recv(65536) + b"\n")
 ' "$WORK/syslog.txt" &
-wait_until 10 test -S /dev/log || { echo "no syslog socket"; exit 1; }
+wait_until 30 test -S /dev/log || { echo "no syslog socket"; exit 1; }
 "$KVPFS" "$POOL" "$MNT" 2>"$WORK/detached.stderr"
 echo "kvpfs returned $?"
-wait_until 10 is_mounted "$MNT" || { echo "not mounted"; exit 1; }
+wait_until 30 is_mounted "$MNT" || { echo "not mounted"; exit 1; }
 { echo x >"$MNT/auto/NoWrite"; } 2>/dev/null
 fusermount3 -u "$MNT"
-wait_until 10 grep -q unmounted "$WORK/syslog.txt"
+wait_until 30 grep -q unmounted "$WORK/syslog.txt"
 kill %1
 INNER
     unshare --mount --propagation private env LIB="$src/tests/package/lib.sh" WORK="$work" \

@@ -158,7 +158,7 @@ PY
     run stat "$MNT/guest/%zz"
     fusermount3 -u "$MNT"
     local i
-    for ((i = 0; i < 400; i++)); do
+    for ((i = 0; i < 3000; i++)); do
         grep -q unmounted "$BASE/kvpfs.log" && break
         sleep 0.01
     done
@@ -178,7 +178,7 @@ PY
     [ "$output" = 0 ]
     cat "$BATS_TEST_TMPDIR/fifo" >"$BATS_TEST_TMPDIR/read" &
     reader=$!
-    for ((i = 0; i < 500; i++)); do
+    for ((i = 0; i < 3000; i++)); do
         # cat waits in open() for a writer: a reader the FIFO counts
         [[ $(cat /proc/$reader/comm) == cat && $(cut -d' ' -f3 /proc/$reader/stat) == S ]] && break
         sleep 0.01

@@ -11,10 +11,10 @@ kvpctl_record() {  # FILE KEY VALUE
     } >>"$1"
 }
 
-# Polls until FILE holds a line equal to TEXT (5 s at most). Prints the file on failure.
+# Polls until FILE holds a line equal to TEXT (30 s at most). Prints the file on failure.
 kvpctl_wait_line() {  # FILE TEXT
     local i
-    for ((i = 0; i < 500; i++)); do
+    for ((i = 0; i < 3000; i++)); do
         grep -qxF -- "$2" "$1" 2>/dev/null && return 0
         sleep 0.01
     done
@@ -23,10 +23,10 @@ kvpctl_wait_line() {  # FILE TEXT
     return 1
 }
 
-# Polls until FILE contains TEXT anywhere (5 s at most).
+# Polls until FILE contains TEXT anywhere (30 s at most).
 kvpctl_wait_text() {  # FILE TEXT
     local i
-    for ((i = 0; i < 500; i++)); do
+    for ((i = 0; i < 3000; i++)); do
         grep -qF -- "$2" "$1" 2>/dev/null && return 0
         sleep 0.01
     done
@@ -35,10 +35,10 @@ kvpctl_wait_text() {  # FILE TEXT
     return 1
 }
 
-# Waits for PID to end (5 s at most) and sets kvpctl_status to its exit status.
+# Waits for PID to end (30 s at most) and sets kvpctl_status to its exit status.
 kvpctl_wait_exit() {  # PID
     local i
-    for ((i = 0; i < 500; i++)); do
+    for ((i = 0; i < 3000; i++)); do
         if ! kill -0 "$1" 2>/dev/null || [[ $(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null) == Z ]]; then
             wait "$1"
             kvpctl_status=$?

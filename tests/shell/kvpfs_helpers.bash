@@ -31,7 +31,7 @@ start_kvpfs() {
     "$KVPFS" -f "$@" "$POOL" "$MNT" 2>>"$BATS_TEST_TMPDIR/kvpfs.log" &
     KVPFS_PID=$!
     local i
-    for ((i = 0; i < 2000; i++)); do
+    for ((i = 0; i < 6000; i++)); do
         [ "$(stat -f -c %t "$MNT" 2>/dev/null)" = "$FUSE_MAGIC" ] && return 0
         kill -0 "$KVPFS_PID" 2>/dev/null || break
         sleep 0.005

@@ -46,12 +46,12 @@ teardown() {
 @test "writes through the mount land in the pool: kvpctl watch sees each one" {
     sandbox_run -- '
         seen() {  # polls 10 s at most
-            for i in $(seq 1000); do grep -qxF "$1" "$0.watch" && return; sleep 0.01; done
+            for i in $(seq 3000); do grep -qxF "$1" "$0.watch" && return; sleep 0.01; done
             exit 21
         }
         "$KVPCTL" watch guest >"$0.watch" 2>"$0.err" &
         watcher=$!
-        for i in $(seq 1000); do grep -q "kvpctl: watching" "$0.err" && break; sleep 0.01; done
+        for i in $(seq 3000); do grep -q "kvpctl: watching" "$0.err" && break; sleep 0.01; done
         echo Ready >"$KVP_MOUNT/guest/Status"
         seen "guest added Status=Ready"
         echo Done >"$KVP_MOUNT/guest/Status"
@@ -117,7 +117,7 @@ teardown() {
         env --default-signal=INT "$KVP_SANDBOX" -- bash -c 'printf "%s\n" "$KVP_MOUNT" "$KVP_POOL_DIR" "$KVPFS_PID" >"$0.new"
             mv "$0.new" "$0"; exec sleep 60' "$tmp/where" >"$tmp/log" 2>&1 &
         sandbox_pid=$!
-        for ((i = 0; i < 500; i++)); do [[ -e $tmp/where ]] && break; sleep 0.01; done
+        for ((i = 0; i < 3000; i++)); do [[ -e $tmp/where ]] && break; sleep 0.01; done
         [[ -e $tmp/where ]]
         kill -"$sig" "$sandbox_pid"
         status=0
@@ -134,7 +134,7 @@ teardown() {
         sleep 60 & echo $! >"$0.new"; mv "$0.new" "$0"; wait' "$tmp/child" "$tmp/where" \
         >"$tmp/log" 2>&1 &
     sandbox_pid=$!
-    for ((i = 0; i < 500; i++)); do [[ -e $tmp/child ]] && break; sleep 0.01; done
+    for ((i = 0; i < 3000; i++)); do [[ -e $tmp/child ]] && break; sleep 0.01; done
     child=$(cat "$tmp/child")
     kill -TERM "$sandbox_pid"
     status=0
@@ -142,7 +142,7 @@ teardown() {
     sandbox_pid=
     [ "$status" -eq 143 ]
     # Gone (or a zombie waiting for its new parent) within a bound, not left to run 60 s.
-    for ((i = 0; i < 200; i++)); do
+    for ((i = 0; i < 1000; i++)); do
         [[ ! -e /proc/$child ]] && break
         [[ $(cut -d" " -f3 "/proc/$child/stat" 2>/dev/null) == Z ]] && break
         sleep 0.01
@@ -194,7 +194,7 @@ teardown() {
 @test "--quiet keeps kvpfs's lines off stderr; they are in \$KVP_LOG" {
     run "$KVP_SANDBOX" --quiet -- bash -c '
         stat "$KVP_MOUNT/guest/%zz" 2>/dev/null
-        for i in $(seq 100); do
+        for i in $(seq 3000); do
             grep -q "not a canonical key name" "$KVP_LOG" && exit 0
             sleep 0.01
         done

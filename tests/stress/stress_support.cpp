@@ -318,7 +318,7 @@ pid_t spawn(const std::function<int()>& body) {
 }
 
 int wait_for(pid_t pid, std::chrono::milliseconds limit) {
-    const auto deadline = std::chrono::steady_clock::now() + limit;
+    const auto deadline = std::chrono::steady_clock::now() + kvptest::scaled(limit);
     int status = 0;
     for (;;) {
         const pid_t r = ::waitpid(pid, &status, WNOHANG);
@@ -428,20 +428,8 @@ bool contents_cached() {
 }
 
 bool shown_after_outside_change(const std::function<bool()>& shown,
-                                std::chrono::milliseconds window) {
-    if (!cache_mode()) {
-        return shown();
-    }
-    const auto end = std::chrono::steady_clock::now() + window;
-    for (;;) {
-        if (shown()) {
-            return true;
-        }
-        if (std::chrono::steady_clock::now() >= end) {
-            return false;
-        }
-        std::this_thread::sleep_for(std::chrono::microseconds(200));
-    }
+                                std::chrono::steady_clock::duration window) {
+    return cache_mode() ? kvptest::eventually(shown, window) : shown();
 }
 
 Sandbox::Sandbox() {
@@ -541,7 +529,8 @@ void Sandbox::start(const std::vector<std::string>& options,
         ::_exit(127);
     }
     ::close(log_fd);
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    const auto deadline =
+        std::chrono::steady_clock::now() + kvptest::scaled(std::chrono::seconds(30));
     for (;;) {
         struct statfs fs {};
         if (::statfs(mnt_.c_str(), &fs) == 0 && fs.f_type == kFuseSuperMagic) {
@@ -555,7 +544,7 @@ void Sandbox::start(const std::vector<std::string>& options,
         }
         if (std::chrono::steady_clock::now() > deadline) {
             kill_daemon();
-            throw std::runtime_error("kvpfs did not mount within 10 s: " + log());
+            throw std::runtime_error("kvpfs did not mount within 30 s: " + log());
         }
         nap_ms(1);
     }

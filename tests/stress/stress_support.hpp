@@ -18,6 +18,8 @@
 #include <string_view>
 #include <vector>
 
+#include "wait_bounds.hpp"
+
 namespace kvpstress {
 
 inline constexpr std::size_t kKeyField = 512;
@@ -90,7 +92,7 @@ class Sandbox {
     ~Sandbox();  // stops the daemon, detaches the mount, unmounts tmpfs, removes dirs
 
     // Starts `[wrapper...] kvpfs -f [options] POOL MNT`, its stderr into log(); waits (at
-    // most 10 s) until MNT is a FUSE mount. Throws if the daemon dies or never mounts.
+    // most 30 s, scaled) until MNT is a FUSE mount. Throws if the daemon dies or never mounts.
     void start(const std::vector<std::string>& options = {},
                const std::vector<std::string>& wrapper = {});
     // Unmounts (the daemon then exits) and reaps the daemon; returns its exit status.
@@ -131,6 +133,6 @@ class Sandbox {
 // within `window` (polled), the staleness the cached mode allows (docs/behaviour.md).
 [[nodiscard]] bool shown_after_outside_change(
     const std::function<bool()>& shown,
-    std::chrono::milliseconds window = std::chrono::milliseconds(1000));
+    std::chrono::steady_clock::duration window = kvptest::kStalenessBound);
 
 }  // namespace kvpstress
