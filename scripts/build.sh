@@ -1,7 +1,15 @@
 #!/usr/bin/env bash
 # Configures and builds kvpfs into BUILD_DIR (default: build/). Extra args go to cmake.
+# With ccache installed (scripts/setup.sh installs it) compiles go through it, so the plain,
+# sanitizer and repeated builds of unchanged sources are fast; KVPFS_NO_CCACHE=1 turns it off.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build_dir=${BUILD_DIR:-build}
-cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-RelWithDebInfo}" "$@" >/dev/null
+launcher=()
+if [[ -z ${KVPFS_NO_CCACHE:-} ]] && command -v ccache >/dev/null; then
+  # Paths relative to the checkout, so clones and worktrees share the cache.
+  export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$PWD}
+  launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+fi
+cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-RelWithDebInfo}" "${launcher[@]}" "$@" >/dev/null
 cmake --build "$build_dir" -j"$(nproc)"

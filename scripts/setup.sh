@@ -13,6 +13,7 @@ packages=(
   python3 strace dpkg-dev fakeroot man-db lintian debootstrap
   iproute2 coreutils
   rsync vim-tiny
+  ccache
 )
 
 missing=()
