@@ -70,6 +70,9 @@ pids_of_exe() {
     done
 }
 
+# static_boost BUILD_DIR: the build links Boost.Filesystem statically (KVPFS_STATIC_BOOST).
+static_boost() { grep -qx 'KVPFS_STATIC_BOOST:BOOL=ON' "$1/CMakeCache.txt"; }
+
 finish() {
     if ((failures)); then
         say "$failures check(s) failed"
