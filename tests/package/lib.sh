@@ -46,7 +46,14 @@ wait_until() {
 
 is_mounted() { mountpoint -q "$1"; }
 is_not_mounted() { ! mountpoint -q "$1"; }
-pid_gone() { ! kill -0 "$1" 2>/dev/null; }
+# pid_gone PID: no such process, or a zombie (kill -0 succeeds on one, and a process that
+# is not our child stays one until its parent, maybe a PID 1 that does not reap, waits).
+pid_gone() {
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+    stat=${stat##*) } # after "PID (comm) ": the state
+    [[ ${stat:0:1} == Z ]]
+}
 
 # umount_tree DIR: lazily unmounts everything mounted at or below DIR, deepest first.
 umount_tree() {
