@@ -5,7 +5,7 @@
 # bytes), the dependencies (`rpm -qpR`: fuse3 by name, libraries by soname, no Boost and no
 # Debian package name; the glibc, libstdc++ and libfuse versions docs/install.md states) and
 # the scriptlets. Installing it under systemd: rpm_systemd_test.sh.
-# Usage: rpm_test.sh BUILD_DIR SOURCE_DIR   (any user: nothing is installed)
+# Usage: rpm_test.sh BUILD_DIR SOURCE_DIR   (installs nothing; cpack writes into BUILD_DIR)
 set -uo pipefail
 build=$(cd "$1" && pwd)
 src=$(cd "$2" && pwd)
