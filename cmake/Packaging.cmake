@@ -1,9 +1,15 @@
 # Install rules for what is not a program (man pages, the systemd unit, the docs) and the
-# CPack configuration of the Debian package. The programs' own install(TARGETS ...) rules
-# live next to their targets (src/fuse, src/kvpctl).
+# CPack configuration of the Debian and RPM packages. The programs' own install(TARGETS ...)
+# rules live next to their targets (src/fuse, src/kvpctl).
 #
-#   cmake --install build [--prefix /usr/local]   # programs, man pages, unit, docs
+#   cmake --install build [--prefix /usr/local]   # programs, man pages, unit, docs, license
 #   cpack --config build/CPackConfig.cmake -G DEB # kvpfs_<version>_<arch>.deb
+#   cpack --config build/CPackConfig.cmake -G RPM # kvpfs-<version>-<release>.<arch>.rpm
+#
+# Install components: what both packages hold has none (CMake's "Unspecified"); the Debian
+# license files and lintian overrides are "debian", the license as RPM distributions place it
+# is "rpm". `cmake --install` installs all three; each package takes its own
+# (cmake/CPackProject.cmake).
 include(GNUInstallDirs)
 
 # cpack (and `make install`) install what is built and do not build "all" first: the .deb
@@ -79,29 +85,45 @@ if(NOT _rc EQUAL 0)
   message(FATAL_ERROR "gzip of the Debian changelog failed")
 endif()
 install(FILES ${_kvpfs_deb_dir}/copyright ${_kvpfs_deb_dir}/changelog.Debian.gz
-        DESTINATION ${CMAKE_INSTALL_DOCDIR})
+        DESTINATION ${CMAKE_INSTALL_DOCDIR} COMPONENT debian)
 # Lintian's tags that do not apply, each with its reason in the file.
 install(FILES ${PROJECT_SOURCE_DIR}/scripts/systemd/debian/lintian-overrides
-        DESTINATION ${CMAKE_INSTALL_DATADIR}/lintian/overrides RENAME kvpfs)
+        DESTINATION ${CMAKE_INSTALL_DATADIR}/lintian/overrides RENAME kvpfs COMPONENT debian)
 
-# --- The Debian package ----------------------------------------------------------------------
+# --- License and changelog, the RPM way --------------------------------------------------------
+# RPM distributions keep a package's license in /usr/share/licenses/NAME (%license), and its
+# changelog in the package header (%changelog), not in a file.
+install(FILES ${PROJECT_SOURCE_DIR}/LICENSE
+        DESTINATION ${CMAKE_INSTALL_DATADIR}/licenses/kvpfs COMPONENT rpm)
+set(KVPFS_RPM_RELEASE 1)
+set(_kvpfs_rpm_dir ${CMAKE_BINARY_DIR}/rpm)
+configure_file(${PROJECT_SOURCE_DIR}/scripts/systemd/rpm/changelog.in
+               ${_kvpfs_rpm_dir}/changelog @ONLY)
+
+# --- Both packages ---------------------------------------------------------------------------
 set(CPACK_GENERATOR "DEB")
 set(CPACK_PACKAGE_NAME "kvpfs")
 set(CPACK_PACKAGE_VENDOR "kvpfs maintainers")
 set(CPACK_PACKAGE_CONTACT "kvpfs maintainers <kvpfs@example.invalid>")
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "FUSE file system for Hyper-V KVP pool files")
-set(CPACK_DEBIAN_PACKAGE_DESCRIPTION
+set(_kvpfs_description
     "kvpfs shows the Hyper-V key-value pair exchange pools of /var/lib/hyperv as\n\
 files under /kvp/{external,guest,auto,parameter}/KEY. kvpctl lists, reads and\n\
 edits the pool files directly, with the same locks as hv_kvp_daemon.")
 set(CPACK_PACKAGING_INSTALL_PREFIX "/usr")
 set(CPACK_STRIP_FILES ON)
+# Which install components each generator packages (read by cpack, once per generator).
+set(CPACK_KVPFS_BINARY_DIR ${CMAKE_BINARY_DIR})
+set(CPACK_PROJECT_CONFIG_FILE ${PROJECT_SOURCE_DIR}/cmake/CPackProject.cmake)
+
+# --- The Debian package ----------------------------------------------------------------------
+set(CPACK_DEBIAN_PACKAGE_DESCRIPTION "${_kvpfs_description}")
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_RELEASE ${KVPFS_DEB_RELEASE})
 set(CPACK_DEBIAN_PACKAGE_SECTION "admin")
 set(CPACK_DEBIAN_PACKAGE_PRIORITY "optional")
-# The libraries (libfuse3-3, libboost-filesystem1.xx, libstdc++6, libc6) come from
-# dpkg-shlibdeps with their real minimum versions. fuse3 is named by hand: it brings
+# The libraries (libfuse3-3, libstdc++6, libgcc-s1, libc6; Boost is linked statically) come
+# from dpkg-shlibdeps with their real minimum versions. fuse3 is named by hand: it brings
 # mount.fuse3 (for mount -t fuse.kvpfs and the fstab line) and fusermount3.
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 set(CPACK_DEBIAN_PACKAGE_DEPENDS "fuse3")
@@ -111,4 +133,46 @@ set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
     ${PROJECT_SOURCE_DIR}/scripts/systemd/debian/prerm
     ${PROJECT_SOURCE_DIR}/scripts/systemd/debian/postrm)
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
+
+# --- The RPM package -------------------------------------------------------------------------
+# kvpfs-<version>-<release>.<arch>.rpm, built by rpmbuild (Debian's package rpm has it). The
+# same files as the .deb at the same paths (RPM distributions also keep units in
+# /usr/lib/systemd/system), but the license in /usr/share/licenses/kvpfs and no Debian files.
+set(CPACK_RPM_FILE_NAME RPM-DEFAULT)
+set(CPACK_RPM_PACKAGE_RELEASE ${KVPFS_RPM_RELEASE})
+set(CPACK_RPM_PACKAGE_LICENSE "MIT")
+set(CPACK_RPM_PACKAGE_GROUP "System Environment/Daemons")
+set(CPACK_RPM_PACKAGE_DESCRIPTION "${_kvpfs_description}")
+# rpmbuild adds the libraries by soname and symbol version (AutoReq), which every RPM
+# distribution's library packages provide under their own names: libfuse3.so.3(FUSE_3.12)
+# (fuse3-libs on Azure Linux, Fedora and RHEL, libfuse3-3 on openSUSE),
+# libstdc++.so.6(GLIBCXX_3.4.30), libc.so.6(GLIBC_2.34). No Boost library: it is linked
+# statically (CMakeLists.txt). fuse3 is named by hand, as in the .deb: it brings mount.fuse3
+# and fusermount3 (package fuse3 on all of them).
+set(CPACK_RPM_PACKAGE_REQUIRES "fuse3")
+# Not relocatable (no Prefix: tag): the package installs under /usr only, where the units
+# and the man pages expect the programs. (CPack makes an RPM relocatable when either is set.)
+set(CPACK_PACKAGE_RELOCATABLE OFF)
+set(CPACK_RPM_PACKAGE_RELOCATABLE OFF)
+# - no /usr/lib/.build-id links: the package holds the .deb's files and no others;
+# - the Packager tag (rpmlint's no-packager-tag);
+# - Suggests written here: CPack 3.25 drops CPACK_RPM_PACKAGE_SUGGESTS with the rpmbuild of
+#   Debian 12 (4.18), which does support it. hyperv-daemons is the name on Azure Linux and
+#   Fedora too.
+set(CPACK_RPM_SPEC_MORE_DEFINE "%define _build_id_links none
+%define packager ${CPACK_PACKAGE_CONTACT}
+Suggests: hyperv-daemons")
+# The directories of the file system (systemd's, man's, licenses) belong to other packages.
+set(CPACK_RPM_EXCLUDE_FROM_AUTO_FILELIST_ADDITION
+    /usr/lib/systemd /usr/lib/systemd/system /usr/share/man /usr/share/man/man1
+    /usr/share/man/man8 /usr/share/licenses)
+set(CPACK_RPM_USER_FILELIST
+    "%license /usr/share/licenses/kvpfs/LICENSE"
+    "%doc /usr/share/doc/kvpfs/install.md"
+    "%doc /usr/share/doc/kvpfs/containers.md")
+set(CPACK_RPM_CHANGELOG_FILE ${_kvpfs_rpm_dir}/changelog)
+# What the Debian maintainer scripts do, with rpm's $1 (scripts/systemd/rpm).
+set(CPACK_RPM_POST_INSTALL_SCRIPT_FILE ${PROJECT_SOURCE_DIR}/scripts/systemd/rpm/post)
+set(CPACK_RPM_PRE_UNINSTALL_SCRIPT_FILE ${PROJECT_SOURCE_DIR}/scripts/systemd/rpm/preun)
+set(CPACK_RPM_POST_UNINSTALL_SCRIPT_FILE ${PROJECT_SOURCE_DIR}/scripts/systemd/rpm/postun)
 include(CPack)

@@ -5,12 +5,13 @@ set -euo pipefail
 
 packages=(
   build-essential cmake pkg-config git
-  libfuse3-dev fuse3 libboost-filesystem-dev
+  libfuse3-dev fuse3 libboost-filesystem-dev  # (pulls libboost_filesystem.a: linked statically)
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev nlohmann-json3-dev
   bats util-linux procps psmisc
   clang libclang-rt-14-dev clang-format clang-tidy
   python3 strace dpkg-dev fakeroot man-db lintian debootstrap
+  rpm rpmlint cpio
   iproute2 coreutils
   rsync vim-tiny
   ccache

@@ -73,9 +73,15 @@ version=$(dpkg-deb -f "$deb" Version)
 upstream_version=${version%-*}  # the programs print the upstream part of 0.1.0-1
 depends=$(dpkg-deb -f "$deb" Depends)
 say "Depends: $depends"
-for dep in fuse3 libfuse3-3 libboost-filesystem; do
+for dep in fuse3 libfuse3-3; do
     check "package depends on $dep" grep -Eq "(^|, )$dep[^,]*" <<<"$depends"
 done
+# Boost.Filesystem is linked statically (CMakeLists.txt) unless the build says otherwise.
+if static_boost "$build"; then
+    check "package does not depend on a Boost library" bash -c "! grep -q libboost <<<'$depends'"
+else
+    check "package depends on libboost-filesystem" grep -q libboost-filesystem <<<"$depends"
+fi
 contents=$(dpkg-deb -c "$deb")
 for f in usr/bin/kvpfs usr/bin/kvpctl usr/share/man/man8/kvpfs.8.gz \
     usr/share/man/man1/kvpctl.1.gz usr/lib/systemd/system/kvpfs.service \

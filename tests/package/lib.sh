@@ -82,6 +82,9 @@ pids_of_exe() {
     done < <(find /proc -mindepth 2 -maxdepth 2 -name exe -lname "$1" 2>/dev/null)
 }
 
+# static_boost BUILD_DIR: the build links Boost.Filesystem statically (KVPFS_STATIC_BOOST).
+static_boost() { grep -qx 'KVPFS_STATIC_BOOST:BOOL=ON' "$1/CMakeCache.txt"; }
+
 finish() {
     if ((failures)); then
         say "$failures check(s) failed"

@@ -1,0 +1,15 @@
+# Read by cpack once per generator (CPACK_PROJECT_CONFIG_FILE, cmake/Packaging.cmake): each
+# package takes the common install component and its own, never the other's.
+#   DEB: + "debian" (/usr/share/doc/kvpfs/copyright, changelog.Debian.gz, lintian overrides)
+#   RPM: + "rpm"    (/usr/share/licenses/kvpfs/LICENSE)
+if(CPACK_GENERATOR STREQUAL "DEB")
+  set(_kvpfs_own debian)
+elseif(CPACK_GENERATOR STREQUAL "RPM")
+  set(_kvpfs_own rpm)
+else()
+  set(_kvpfs_own "")
+endif()
+set(CPACK_INSTALL_CMAKE_PROJECTS "${CPACK_KVPFS_BINARY_DIR};kvpfs;Unspecified;/")
+if(_kvpfs_own)
+  list(APPEND CPACK_INSTALL_CMAKE_PROJECTS "${CPACK_KVPFS_BINARY_DIR};kvpfs;${_kvpfs_own};/")
+endif()
