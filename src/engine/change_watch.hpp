@@ -24,6 +24,7 @@
 
 #include <sys/stat.h>
 
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -55,6 +56,18 @@ class ChangeWatch {
     // Whether `st` (fstat of the locked file) is another file, or the same one with another
     // size or ctime, than the one last loaded or changed.
     [[nodiscard]] bool differs_from_loaded(const struct stat& st) const;
+    // Whether the file's identity, size, mtime or ctime differ from what mark_loaded() recorded,
+    // or the load came too soon after its last change to trust them (the tick rule above).
+    // One stat(). For a caller that looks now and then where inotify can be silent (a store
+    // through a shared mapping, some file systems): maybe_changed() trusts inotify alone.
+    [[nodiscard]] bool metadata_differs() { return stat_differs(); }
+    // Sleeps until something may have changed the file (an inotify event, or a mount table
+    // change, after which the path is looked at at once), `also_fd` is readable, or `timeout`
+    // passed (change_watch_wait.cpp). Returns whether `also_fd` is readable (-1: none).
+    // maybe_changed() then tells whether the file may have changed and consumes what woke
+    // the sleep, so a loop of wait() and maybe_changed() never spins. With the directory
+    // missing or no inotify only `also_fd` and the timeout end it: look at your own pace.
+    bool wait(std::chrono::milliseconds timeout, int also_fd);
     // Makes the next look report a change (the file must be read again).
     void invalidate() {
         pending_change_ = true;

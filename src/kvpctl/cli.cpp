@@ -1,7 +1,9 @@
 // The kvpctl command line (CLI11): global options, one subcommand per command, the exit
 // codes. main.cpp only calls run().
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <cmath>
+#include <cstdlib>
 #include <exception>
 #include <functional>
 
@@ -28,6 +30,21 @@ const CLI::Validator kPoolValidator(
     },
     "", "pool");
 
+// --timeout: a finite number of seconds, 0 up to about 31 years (no wait lasts longer).
+constexpr double kMaxTimeoutSeconds = 1e9;
+const CLI::Validator kTimeoutValidator(
+    [](std::string& text) -> std::string {
+        char* end = nullptr;
+        errno = 0;
+        const double seconds = std::strtod(text.c_str(), &end);
+        if (text.empty() || end != text.c_str() + text.size() || errno != 0 ||
+            !std::isfinite(seconds) || seconds < 0 || seconds > kMaxTimeoutSeconds) {
+            return "bad timeout '" + text + "' (seconds from 0 to 1e9, e.g. 30 or 0.5)";
+        }
+        return {};
+    },
+    "", "timeout");
+
 kvp::PoolId to_pool(const std::string& text) {
     return *kvp::parse_pool(text);
 }
@@ -52,7 +69,8 @@ int run(int argc, const char* const* argv, std::ostream& out, std::ostream& err)
     app.fallthrough();
     app.footer(
         "POOL is external, guest, auto, parameter, internal, or a number 0-4.\n"
-        "Exit status: 0 done; 1 key absent (get, delete) or problems found (check);\n"
+        "Exit status: 0 done; 1 key absent (get, delete), problems found (check) or\n"
+        "timed out (wait);\n"
         "2 bad use, or the command could not be done (the reason is on stderr).\n"
         "Run 'kvpctl COMMAND --help' for a command's arguments.");
 
@@ -183,6 +201,49 @@ int run(int argc, const char* const* argv, std::ostream& out, std::ostream& err)
     watch->add_option("POOL", pool_arg, kPoolHelp)->check(kPoolValidator)->type_name("");
     watch->callback([&] {
         action = [&](const Context& c) { return cmd_watch(c, to_optional_pool(pool_arg)); };
+    });
+
+    auto* wait = app.add_subcommand(
+        "wait",
+        "Wait until a key exists (or has a value, or changes), then print its value and a "
+        "newline; woken by inotify, it sees every writer (exit 1 on timeout; SIGINT or "
+        "SIGTERM end it with 128 + the signal)");
+    wait->add_option("POOL", pool_arg, kPoolHelp)->required()->check(kPoolValidator)->type_name("");
+    wait->add_option("KEY", key, "The key")->required();
+    WaitOptions wait_options;
+    auto* wait_value =
+        wait->add_option("--value", wait_options.value, "Wait until the key has exactly this value")
+            ->type_name("V");
+    bool wait_changed_flag = false;
+    auto* wait_changed = wait->add_flag(
+        "--changed", wait_changed_flag,
+        "Wait until the value differs from the one the key had when the wait began (absent "
+        "counts as a value: a key that appears or is removed has changed; a removal prints "
+        "nothing)");
+    wait_value->excludes(wait_changed);
+    double wait_timeout_s = 0;
+    auto* wait_timeout =
+        wait->add_option("--timeout", wait_timeout_s,
+                         "Give up after SECONDS (fractions allowed; 0 looks once) with exit 1 "
+                         "and a message; without it, wait for ever")
+            ->check(kTimeoutValidator)
+            ->type_name("SECONDS");
+    wait->add_flag("--verbose", wait_options.verbose,
+                   "Say on stderr what is waited for, once the wait is armed (a change from "
+                   "then on is seen)");
+    wait->callback([&] {
+        if (wait_value->count() != 0) {
+            wait_options.what = WaitFor::value;
+        } else if (wait_changed->count() != 0) {
+            wait_options.what = WaitFor::change;
+        }
+        if (wait_timeout->count() != 0) {
+            wait_options.timeout = std::chrono::milliseconds(
+                static_cast<long long>(std::ceil(wait_timeout_s * 1000.0)));
+        }
+        action = [&](const Context& c) {
+            return cmd_wait(c, to_pool(pool_arg), key, wait_options);
+        };
     });
 
     try {

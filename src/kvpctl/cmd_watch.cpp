@@ -7,9 +7,7 @@
 // diffed against the last picture. Each line is flushed at once, also into a pipe.
 // SIGINT and SIGTERM end it cleanly (exit 0).
 #include <poll.h>
-#include <signal.h>
 #include <sys/inotify.h>
-#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include <array>
@@ -20,6 +18,7 @@
 
 #include "commands.hpp"
 #include "error.hpp"
+#include "signal_fd.hpp"
 #include "unique_fd.hpp"
 
 namespace kvpctl {
@@ -61,59 +60,6 @@ void print_changes(std::string_view pool, const Picture& before, const Picture& 
     }
     out.flush();
 }
-
-// Blocks SIGINT and SIGTERM into a signalfd for the life of the object, restoring the
-// previous mask and dispositions after. The dispositions are set to default first: a
-// shell starts background jobs with SIGINT ignored, and an ignored signal never queues.
-class SignalFd {
-  public:
-    SignalFd() {
-        sigemptyset(&mask_);
-        sigaddset(&mask_, SIGINT);
-        sigaddset(&mask_, SIGTERM);
-        if (::sigprocmask(SIG_BLOCK, &mask_, &old_mask_) != 0) {
-            kvp::throw_errno("sigprocmask");
-        }
-        struct sigaction dfl {};
-        dfl.sa_handler = SIG_DFL;
-        ::sigaction(SIGINT, &dfl, &old_int_);
-        ::sigaction(SIGTERM, &dfl, &old_term_);
-        fd_.reset(::signalfd(-1, &mask_, SFD_CLOEXEC | SFD_NONBLOCK));
-        if (!fd_) {
-            restore();
-            kvp::throw_errno("signalfd");
-        }
-    }
-    SignalFd(const SignalFd&) = delete;
-    SignalFd& operator=(const SignalFd&) = delete;
-    SignalFd(SignalFd&&) = delete;
-    SignalFd& operator=(SignalFd&&) = delete;
-    ~SignalFd() { restore(); }
-
-    [[nodiscard]] int get() const { return fd_.get(); }
-    // The signal received, or 0.
-    int take() {
-        struct signalfd_siginfo info {};
-        if (::read(fd_.get(), &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
-            return static_cast<int>(info.ssi_signo);
-        }
-        return 0;
-    }
-
-  private:
-    void restore() {
-        fd_.reset();
-        ::sigaction(SIGINT, &old_int_, nullptr);
-        ::sigaction(SIGTERM, &old_term_, nullptr);
-        ::sigprocmask(SIG_SETMASK, &old_mask_, nullptr);
-    }
-
-    sigset_t mask_{};
-    sigset_t old_mask_{};
-    struct sigaction old_int_ {};
-    struct sigaction old_term_ {};
-    kvp::UniqueFd fd_;
-};
 
 }  // namespace
 

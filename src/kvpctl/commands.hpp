@@ -3,6 +3,7 @@
 // (common.hpp) and throws kvp::Error when the work cannot be done.
 
 #include <boost/filesystem/path.hpp>
+#include <chrono>
 #include <optional>
 #include <string>
 
@@ -27,6 +28,19 @@ int cmd_check(const Context& ctx, const std::optional<kvp::PoolId>& pool);
 int cmd_compact(const Context& ctx, kvp::PoolId pool);
 int cmd_init(const Context& ctx, const boost::filesystem::path& dir, bool sample);
 int cmd_watch(const Context& ctx, const std::optional<kvp::PoolId>& pool);
+
+// What `kvpctl wait` waits for: the key to exist, to have `value`, or to differ from the
+// value it had when the wait began (absent counting as a value).
+enum class WaitFor { exists, value, change };
+struct WaitOptions {
+    WaitFor what = WaitFor::exists;
+    std::string value;                                 // with WaitFor::value
+    std::optional<std::chrono::milliseconds> timeout;  // none: for ever
+    bool verbose = false;  // say on stderr what is waited for, once the wait is armed
+};
+// Exit 0 (the value printed), 1 on timeout, 128 + the signal when SIGINT or SIGTERM ended it.
+int cmd_wait(const Context& ctx, kvp::PoolId pool, const std::string& key,
+             const WaitOptions& options);
 
 // The command line: parses argv, runs the command, returns the exit code. Everything it
 // prints goes to `out` / `err` (tests run it in-process).

@@ -1,6 +1,7 @@
 // kvpctl's command line, run in-process (kvpctl::run) over real pool files on tmpfs
 // (/dev/shm): every command, its output and its exit code, damaged pools included.
-// `watch` and the process-level behaviour (signals, pipes) are in tests/shell/kvpctl.bats.
+// `watch` and the process-level behaviour (signals, pipes) are in tests/shell/kvpctl.bats;
+// `wait` against real writers in tests/shell/kvpctl_wait.bats.
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/resource.h>
@@ -117,14 +118,14 @@ TEST_F(KvpctlTest, VersionAndHelpExitZero) {
     r = run({"--help"}, false);
     EXPECT_EQ(r.code, 0);
     for (const char* cmd : {"list", "get", "set", "delete", "dump", "check", "compact", "init",
-                            "watch", "--pool-dir", "Exit status"}) {
+                            "watch", "wait", "--pool-dir", "Exit status"}) {
         EXPECT_THAT(r.out, HasSubstr(cmd)) << cmd;
     }
 }
 
 TEST_F(KvpctlTest, EveryCommandHasHelp) {
     for (const char* cmd :
-         {"list", "get", "set", "delete", "dump", "check", "compact", "init", "watch"}) {
+         {"list", "get", "set", "delete", "dump", "check", "compact", "init", "watch", "wait"}) {
         const Result r = run({cmd, "--help"}, false);
         EXPECT_EQ(r.code, 0) << cmd;
         EXPECT_THAT(r.out, HasSubstr(cmd)) << cmd;
@@ -608,9 +609,9 @@ TEST(Escape, KeepsUtf8AndEscapesTheRest) {
 namespace {
 
 const std::vector<std::vector<std::string>> kEveryPoolCommand{
-    {"get", "guest", "k"},    {"list", "guest"},   {"set", "guest", "k", "v"},
-    {"delete", "guest", "k"}, {"dump", "guest"},   {"dump", "--json", "guest"},
-    {"check", "guest"},       {"compact", "guest"}};
+    {"get", "guest", "k"},    {"list", "guest"},    {"set", "guest", "k", "v"},
+    {"delete", "guest", "k"}, {"dump", "guest"},    {"dump", "--json", "guest"},
+    {"check", "guest"},       {"compact", "guest"}, {"wait", "guest", "k", "--timeout", "0"}};
 
 }  // namespace
 
@@ -680,4 +681,87 @@ TEST_F(KvpctlTest, CheckStreamsALargePoolInBoundedMemory) {
     EXPECT_THAT(r.out, HasSubstr("guest: ok, " + std::to_string(kSize / kRecord) + " records"));
     // ru_maxrss is in KiB: the file is 300 MiB, the check may not come near it.
     EXPECT_LT(after.ru_maxrss - before.ru_maxrss, 64 * 1024);
+}
+
+// --- wait: what needs no second process (the rest: tests/shell/kvpctl_wait.bats) ---------
+
+TEST_F(KvpctlTest, WaitForAKeyThatIsThereAnswersAtOnceWithTheFirstRecord) {
+    write_pool(1, record("k", "v") + record("k", "dup"));
+    Result r = run({"wait", "guest", "k"});
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(r.out, "v\n");
+    r = run({"wait", "1", "k", "--value", "v", "--timeout", "0"});
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(r.out, "v\n");
+    EXPECT_EQ(r.err, "");
+}
+
+TEST_F(KvpctlTest, WaitTimesOutWithExitOneAndASentence) {
+    write_pool(1, record("k", "v"));
+    Result r = run({"wait", "guest", "absent", "--timeout", "0"});
+    EXPECT_EQ(r.code, 1);
+    EXPECT_EQ(r.out, "");
+    EXPECT_EQ(r.err,
+              "kvpctl: timed out after 0 s waiting for guest key \"absent\" to exist (still "
+              "absent)\n");
+    r = run({"wait", "guest", "k", "--value", "w", "--timeout", "0.05"});
+    EXPECT_EQ(r.code, 1);
+    EXPECT_EQ(r.err,
+              "kvpctl: timed out after 0.05 s waiting for guest key \"k\" to be \"w\" (it is "
+              "\"v\")\n");
+    r = run({"wait", "guest", "k", "--changed", "--timeout", "0"});
+    EXPECT_EQ(r.code, 1);
+    EXPECT_THAT(r.err, HasSubstr("to change (still \"v\")"));
+}
+
+TEST_F(KvpctlTest, WaitBadUseExitsTwo) {
+    write_pool(1, record("k", "v"));
+    const std::vector<std::vector<std::string>> bad = {
+        {"wait", "guest"},
+        {"wait", "bogus", "k"},
+        {"wait", "guest", "k", "--value", "v", "--changed"},
+        {"wait", "guest", "k", "--timeout", "-1"},
+        {"wait", "guest", "k", "--timeout", "nan"},
+        {"wait", "guest", "k", "--timeout", "inf"},
+        {"wait", "guest", "k", "--timeout", "1e10"},
+        {"wait", "guest", "k", "--timeout", "1s"},
+        {"wait", "guest", "k", "--timeout"},
+        {"wait", "guest", ""},
+        {"wait", "guest", std::string(512, 'k')},
+        {"wait", "guest", "k", "--value", std::string(2048, 'v')},
+    };
+    for (const auto& args : bad) {
+        const Result r = run(args);
+        EXPECT_EQ(r.code, 2) << ::testing::PrintToString(args);
+        EXPECT_FALSE(r.err.empty()) << ::testing::PrintToString(args);
+    }
+    write_pool(0, "");
+    const Result r = run({"--pool-dir", pool_path(0), "wait", "guest", "k"}, false);
+    EXPECT_EQ(r.code, 2);
+    EXPECT_THAT(r.err, HasSubstr("Not a directory"));
+}
+
+TEST_F(KvpctlTest, WaitOnAMissingPoolDirectorySaysItWaitsForIt) {
+    const Result r =
+        run({"--pool-dir", root_ + "/later", "wait", "guest", "k", "--timeout", "0"}, false);
+    EXPECT_EQ(r.code, 1);
+    EXPECT_THAT(r.err, HasSubstr(root_ + "/later does not exist (yet); waiting for it"));
+    EXPECT_THAT(r.err, HasSubstr("timed out after 0 s"));
+}
+
+TEST_F(KvpctlTest, WaitKeepsItsTimeoutWhileAnotherProcessHoldsTheLock) {
+    write_pool(1, record("k", "v"));
+    // Another open file description: its flock conflicts with kvpctl's like another process's.
+    const int fd = ::open(pool_path(1).c_str(), O_RDWR | O_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::flock(fd, LOCK_EX), 0);
+    const auto start = std::chrono::steady_clock::now();
+    const Result r = run({"wait", "guest", "k", "--timeout", "0.3"});
+    const auto took = std::chrono::steady_clock::now() - start;
+    ::close(fd);
+    EXPECT_EQ(r.code, 1) << r.err;
+    EXPECT_THAT(r.err, HasSubstr("timed out after 0.3 s"));
+    EXPECT_THAT(r.err, HasSubstr("lock is held"));
+    // The feature under test: the 0.3 s timeout wins over the 10 s lock timeout.
+    EXPECT_LT(took, std::chrono::seconds(8));
 }
