@@ -12,6 +12,7 @@ packages=(
   clang libclang-rt-14-dev clang-format clang-tidy
   python3 strace dpkg-dev fakeroot man-db lintian debootstrap
   iproute2 coreutils
+  hyperv-daemons
   rsync vim-tiny
 )
 
