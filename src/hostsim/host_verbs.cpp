@@ -46,12 +46,12 @@ std::uint8_t parse_pool(const std::string& text) {
     throw BadUse("unknown pool '" + text + "' (external, guest, auto, parameter, internal or 0-4)");
 }
 
-std::uint8_t parse_writable_pool(const std::string& text) {
+std::uint8_t parse_writable_pool(const std::string& text, bool any_pool) {
     const std::uint8_t pool = parse_pool(text);
-    if (pool != KVP_POOL_EXTERNAL && pool != KVP_POOL_AUTO_EXTERNAL) {
+    if (!any_pool && pool != KVP_POOL_EXTERNAL && pool != KVP_POOL_AUTO_EXTERNAL) {
         throw BadUse(std::string("the host adds, changes and removes items only in pool 0 "
                                  "(external) and pool 3 (parameter), not in ") +
-                     kPoolNames[pool]);
+                     kPoolNames[pool] + " (--any-pool allows it, for experiments)");
     }
     return pool;
 }
@@ -175,7 +175,7 @@ std::vector<Item> enumerate(Host& host, std::uint8_t pool, Reply* end) {
 int verb_set(const VerbContext& c, const std::string& verb, const std::string& pool_text,
              const std::string& key, const std::string& value) {
     return guarded(c, verb, [&] {
-        const std::uint8_t pool = parse_writable_pool(pool_text);
+        const std::uint8_t pool = parse_writable_pool(pool_text, c.any_pool);
         const Utf16 k = host_key(key);
         const Utf16 v = host_text("value", value, kHostValueUnits);
         Host host(c);
@@ -199,7 +199,7 @@ int verb_set(const VerbContext& c, const std::string& verb, const std::string& p
 
 int verb_remove(const VerbContext& c, const std::string& pool_text, const std::string& key) {
     return guarded(c, "remove", [&] {
-        const std::uint8_t pool = parse_writable_pool(pool_text);
+        const std::uint8_t pool = parse_writable_pool(pool_text, c.any_pool);
         const Utf16 k = host_key(key);
         Host host(c);
         const Reply r = host.send(host_delete(pool, k));
@@ -325,8 +325,9 @@ int verb_status(const VerbContext& c, double wait_s) {
                     throw;
                 }
             }
-            const bool ready = s.value("registered", false) && !s.value("pending", true);
-            if (ready || std::chrono::steady_clock::now() >= deadline) {
+            const bool ready =
+                s.is_object() && s.value("registered", false) && !s.value("pending", true);
+            if (s.is_object() && (ready || std::chrono::steady_clock::now() >= deadline)) {
                 if (c.json) {
                     c.out << dump_json(s) << "\n";
                 } else {

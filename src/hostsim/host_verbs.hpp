@@ -14,6 +14,9 @@ struct VerbContext {
     std::string socket_path;
     bool json = false;
     double timeout_s = 0;  // 0: the server's (the driver's) timeout
+    // Lets add/modify/remove reach pools 1, 2 and 4, which a Hyper-V host never changes
+    // (experiments: the daemon then rewrites those pool files as it does pool 0).
+    bool any_pool = false;
     std::ostream& out;
     std::ostream& err;
 };

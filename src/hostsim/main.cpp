@@ -1,7 +1,10 @@
 // kvp-host: a Hyper-V host for a guest without Hyper-V. `serve` emulates the KVP driver's
 // device and runs the real hv_kvp_daemon on it; the other verbs are the host's requests.
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <iostream>
+#include <string>
+#include <vector>
 
 #include "host_verbs.hpp"
 #include "kvpfs_version.hpp"
@@ -44,6 +47,11 @@ int main(int argc, char** argv) {
                    "in Linux 6.1)")
         ->check(CLI::Range(0.0, 3600.0))
         ->type_name("SECONDS");
+
+    bool any_pool = false;
+    app.add_flag("--any-pool", any_pool,
+                 "Let add, modify and remove reach guest, auto and internal too, which a Hyper-V "
+                 "host never changes (for experiments)");
 
     hostsim::ServeOptions serve;
     auto* serve_cmd =
@@ -110,6 +118,25 @@ int main(int argc, char** argv) {
     std::string action;
     daemon_cmd->add_option("ACTION", action, "start or stop")->required();
 
+    // CLI11 would only say "a subcommand is required" for a misspelt verb: name it.
+    for (int i = 1; i < argc; ++i) {
+        const std::string arg = argv[i];
+        if (arg == "--socket" || arg == "--timeout") {
+            ++i;
+            continue;
+        }
+        if (arg.empty() || arg[0] == '-') {
+            continue;
+        }
+        const std::vector<std::string> verbs{"serve", "add",  "modify", "remove",
+                                             "get",   "list", "status", "daemon"};
+        if (std::find(verbs.begin(), verbs.end(), arg) == verbs.end()) {
+            std::cerr << "kvp-host: unknown command '" << arg
+                      << "' (serve, add, modify, remove, get, list, status, daemon; see --help)\n";
+            return 2;
+        }
+        break;
+    }
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -117,7 +144,7 @@ int main(int argc, char** argv) {
         return rc == 0 ? 0 : 2;
     }
 
-    const hostsim::VerbContext c{socket_path, json, timeout_s, std::cout, std::cerr};
+    const hostsim::VerbContext c{socket_path, json, timeout_s, any_pool, std::cout, std::cerr};
     if (serve_cmd->parsed()) {
         if (timeout_s > 0) {
             serve.timeout = std::chrono::milliseconds(static_cast<long long>(timeout_s * 1000));
