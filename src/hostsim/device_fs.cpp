@@ -214,6 +214,7 @@ DeviceFs::~DeviceFs() {
 void DeviceFs::start() {
     std::vector<std::string> argv_text{"kvp-host", "-o", "fsname=kvp-host,subtype=kvp-host"};
     std::vector<char*> argv;
+    argv.reserve(argv_text.size());
     for (auto& a : argv_text) {
         argv.push_back(a.data());
     }

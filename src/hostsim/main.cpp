@@ -15,9 +15,24 @@ namespace {
 
 constexpr const char* kPoolHelp = "external (0), guest (1), auto (2), parameter (3), internal (4)";
 
+int run(int argc, char** argv);
+
 }  // namespace
 
 int main(int argc, char** argv) {
+    try {
+        return run(argc, argv);
+    } catch (const std::exception& e) {
+        std::cerr << "kvp-host: " << e.what() << "\n";
+    } catch (...) {
+        std::cerr << "kvp-host: unexpected failure\n";
+    }
+    return 2;
+}
+
+namespace {
+
+int run(int argc, char** argv) {
     CLI::App app{
         "kvp-host: act as the Hyper-V host of this guest's KVP pools.\n"
         "'kvp-host serve' runs the real hv_kvp_daemon on a simulated KVP device; the other\n"
@@ -174,3 +189,5 @@ int main(int argc, char** argv) {
     }
     return hostsim::verb_daemon(c, action);
 }
+
+}  // namespace

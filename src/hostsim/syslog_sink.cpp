@@ -56,7 +56,7 @@ std::string strip_header(std::string message) {
 
 }  // namespace
 
-SyslogSink::SyslogSink(std::string socket_path, std::string log_file)
+SyslogSink::SyslogSink(std::string socket_path, const std::string& log_file)
     : socket_path_(std::move(socket_path)) {
     file_.reset(::open(log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
     if (!file_) {

@@ -13,7 +13,7 @@ namespace hostsim {
 class SyslogSink {
   public:
     // Binds `socket_path` (replacing a stale socket) and appends to `log_file`.
-    SyslogSink(std::string socket_path, std::string log_file);
+    SyslogSink(std::string socket_path, const std::string& log_file);
     SyslogSink(const SyslogSink&) = delete;
     SyslogSink& operator=(const SyslogSink&) = delete;
     SyslogSink(SyslogSink&&) = delete;
