@@ -54,3 +54,17 @@ load host_helpers
         [[ $(kvpctl get external Long) == "$(repeat € 682)" ]]
     '
 }
+
+@test "kvp-sandbox --host: kvp-host and kvpctl on PATH, and nothing left behind afterwards" {
+    where=$BATS_TEST_TMPDIR/where
+    host_sandbox '
+        [[ $(command -v kvp-host) == */bin/kvp-host && $(command -v kvpctl) == */bin/kvpctl ]]
+        [[ -S $KVP_HOST_SOCKET && -f $KVP_HOST_LOG ]]
+        printf "%s\n" "$(dirname "$KVP_MOUNT")" "$(daemon_pid)" "$KVP_HOST_PID" > '"$where"'
+    '
+    { read -r root; read -r daemon; read -r server; } < "$where"
+    [[ ! -e $root ]]
+    ! grep -qF "$root" /proc/self/mounts
+    ! kill -0 "$daemon" 2>/dev/null
+    ! kill -0 "$server" 2>/dev/null
+}
