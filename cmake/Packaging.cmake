@@ -1,6 +1,6 @@
 # Install rules for what is not a program (man pages, the systemd unit, the docs) and the
 # CPack configuration of the Debian and RPM packages. The programs' own install(TARGETS ...)
-# rules live next to their targets (src/fuse, src/kvpctl).
+# rules live next to their targets (src/fuse, src/kvpctl, src/hostsim).
 #
 #   cmake --install build [--prefix /usr/local]   # programs, man pages, unit, docs, license
 #   cpack --config build/CPackConfig.cmake -G DEB # kvpfs_<version>_<arch>.deb
@@ -20,7 +20,7 @@ set(CMAKE_SKIP_INSTALL_ALL_DEPENDENCY ON)
 # Made at install time (cmake/InstallManPage.cmake): the version from project(), and in FILES
 # the prefix the install really uses; compressed with gzip -9n, as Debian installs them.
 find_program(KVPFS_GZIP gzip REQUIRED)
-foreach(_page IN ITEMS kvpfs.8 kvpctl.1)
+foreach(_page IN ITEMS kvpfs.8 kvpctl.1 kvp-host.1)
   string(REGEX MATCH "[0-9]+$" _section ${_page})
   install(CODE "
     set(_dest \"\${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_MANDIR}/man${_section}\")

@@ -13,6 +13,7 @@ packages=(
   python3 strace dpkg-dev fakeroot man-db lintian debootstrap
   rpm rpmlint cpio
   iproute2 coreutils
+  hyperv-daemons
   rsync vim-tiny
   ccache
 )
