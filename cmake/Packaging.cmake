@@ -95,10 +95,11 @@ install(FILES ${PROJECT_SOURCE_DIR}/scripts/systemd/debian/lintian-overrides
 # changelog in the package header (%changelog), not in a file.
 install(FILES ${PROJECT_SOURCE_DIR}/LICENSE
         DESTINATION ${CMAKE_INSTALL_DATADIR}/licenses/kvpfs COMPONENT rpm)
+# The changelog's entry names the version-release packaged: made at cpack time
+# (cmake/CPackProject.cmake), so that a release set there (cpack -D
+# CPACK_RPM_PACKAGE_RELEASE=2, as the upgrade test does) is the one it names.
 set(KVPFS_RPM_RELEASE 1)
-set(_kvpfs_rpm_dir ${CMAKE_BINARY_DIR}/rpm)
-configure_file(${PROJECT_SOURCE_DIR}/scripts/systemd/rpm/changelog.in
-               ${_kvpfs_rpm_dir}/changelog @ONLY)
+set(CPACK_KVPFS_RPM_CHANGELOG_IN ${PROJECT_SOURCE_DIR}/scripts/systemd/rpm/changelog.in)
 
 # --- Both packages ---------------------------------------------------------------------------
 set(CPACK_GENERATOR "DEB")
@@ -170,7 +171,6 @@ set(CPACK_RPM_USER_FILELIST
     "%license /usr/share/licenses/kvpfs/LICENSE"
     "%doc /usr/share/doc/kvpfs/install.md"
     "%doc /usr/share/doc/kvpfs/containers.md")
-set(CPACK_RPM_CHANGELOG_FILE ${_kvpfs_rpm_dir}/changelog)
 # What the Debian maintainer scripts do, with rpm's $1 (scripts/systemd/rpm).
 set(CPACK_RPM_POST_INSTALL_SCRIPT_FILE ${PROJECT_SOURCE_DIR}/scripts/systemd/rpm/post)
 set(CPACK_RPM_PRE_UNINSTALL_SCRIPT_FILE ${PROJECT_SOURCE_DIR}/scripts/systemd/rpm/preun)

@@ -47,6 +47,23 @@ summary=$(grep -E '[0-9]+ errors, [0-9]+ warnings' "$work/rpmlint.log")
 check "rpmlint ran (${summary:-no summary line})" test -n "$summary"
 check "rpmlint: 0 errors" grep -q ' 0 errors,' <<<"$summary"
 check "rpmlint: 0 warnings (but the filtered ones)" grep -q ' 0 warnings,' <<<"$summary"
+# The release is set at cpack time too (rpm_systemd_test.sh's upgrade builds release 2 so): the
+# changelog's entry in the header names the package's own version-release
+# (rpmlint's incoherent-version-in-changelog otherwise).
+expect_eq "%changelog: the entry of $version" "- $version" \
+    "$(rpm -qp --qf '%{CHANGELOGNAME}' "$rpm" | grep -o -- '- [^ ]*$')"
+if (cd "$build" && cpack -G RPM -B "$work/cpack-r7" -D CPACK_RPM_PACKAGE_RELEASE=7) >"$work/cpack.log" 2>&1; then
+    rpm7=$(echo "$work"/cpack-r7/kvpfs-*.rpm)
+    expect_eq "cpack -D CPACK_RPM_PACKAGE_RELEASE=7: version-release" "${version%-*}-7" \
+        "$(rpm -qp --qf '%{VERSION}-%{RELEASE}' "$rpm7")"
+    expect_eq "release 7: the changelog's entry of ${version%-*}-7" "- ${version%-*}-7" \
+        "$(rpm -qp --qf '%{CHANGELOGNAME}' "$rpm7" | grep -o -- '- [^ ]*$')"
+    rpmlint -c "$src/scripts/systemd/rpm/rpmlint.toml" "$rpm7" >"$work/rpmlint7.log" 2>&1
+    expect_eq "release 7: rpmlint finds nothing" "" "$(grep -E '^kvpfs[^ ]*: [EW]: ' "$work/rpmlint7.log")"
+else
+    cat "$work/cpack.log"
+    fail "cpack -G RPM -D CPACK_RPM_PACKAGE_RELEASE=7"
+fi
 
 # --- The files, path by path ------------------------------------------------------------------
 # deb_to_rpm PATH: where the .deb's file PATH is in the .rpm ("" for none, with the reason).
