@@ -39,7 +39,8 @@ fi
 prefix=$work/prefix
 if cmake --install "$build" --prefix "$prefix" >"$work/install.log" 2>&1; then
     ok "cmake --install --prefix PREFIX"
-    for f in bin/kvpfs bin/kvpctl share/man/man8/kvpfs.8.gz share/man/man1/kvpctl.1.gz \
+    for f in bin/kvpfs bin/kvpctl bin/kvp-host share/man/man8/kvpfs.8.gz share/man/man1/kvpctl.1.gz \
+        share/man/man1/kvp-host.1.gz \
         lib/systemd/system/kvpfs.service lib/systemd/system/kvpfs-share@.service \
         share/doc/kvpfs/install.md share/doc/kvpfs/containers.md \
         share/doc/kvpfs/copyright; do
@@ -83,7 +84,8 @@ else
     check "package depends on libboost-filesystem" grep -q libboost-filesystem <<<"$depends"
 fi
 contents=$(dpkg-deb -c "$deb")
-for f in usr/bin/kvpfs usr/bin/kvpctl usr/share/man/man8/kvpfs.8.gz \
+for f in usr/bin/kvpfs usr/bin/kvpctl usr/bin/kvp-host usr/share/man/man8/kvpfs.8.gz \
+    usr/share/man/man1/kvp-host.1.gz \
     usr/share/man/man1/kvpctl.1.gz usr/lib/systemd/system/kvpfs.service \
     usr/lib/systemd/system/kvpfs-share@.service \
     usr/share/doc/kvpfs/install.md usr/share/doc/kvpfs/containers.md \
