@@ -3,7 +3,8 @@
 # every ctest test (unit, mount, shell, stress, package), then the unit and mount tests again
 # under ASan+UBSan and under TSan, then each fuzz target for a bounded time.
 # `scripts/test.sh --quick` is the everyday run: the plain build's tests without the package
-# tests, so it installs and purges nothing on the machine and boots no systemd.
+# tests, so past scripts/setup.sh it installs and purges nothing on the machine and boots no
+# systemd.
 # KVPFS_TEST_SLACK=F (a factor, default 1) stretches every wait bound of the tests on a slow
 # machine (tests/common/wait_bounds.hpp, tests/package/lib.sh).
 set -euo pipefail
