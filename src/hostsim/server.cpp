@@ -1,6 +1,9 @@
 #include "server.hpp"
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -349,6 +352,20 @@ int serve(ServeOptions o) {
     }
     if (o.log_file.empty()) {
         o.log_file = o.state_dir + "/daemon.log";
+    }
+    // One server a state directory: a second one would mount its device over the first's
+    // and take over (and at its end remove) the syslog socket the first's daemon binds.
+    const kvp::UniqueFd state_lock(
+        ::open((o.state_dir + "/lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+    if (!state_lock) {
+        std::cerr << "kvp-host serve: cannot create " << o.state_dir
+                  << "/lock: " << std::strerror(errno) << "\n";
+        return 2;
+    }
+    if (::flock(state_lock.get(), LOCK_EX | LOCK_NB) != 0) {
+        std::cerr << "kvp-host serve: the state directory " << o.state_dir
+                  << " is in use by another kvp-host serve (give this one its own --state-dir)\n";
+        return 2;
     }
     if (socket_is_live(o.socket_path)) {
         std::cerr << "kvp-host serve: another kvp-host serve answers on " << o.socket_path << "\n";
