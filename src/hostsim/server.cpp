@@ -374,6 +374,23 @@ int serve(ServeOptions o) {
     const std::string dev_dir = o.state_dir + "/dev";
     const std::string stage_dir = o.state_dir + "/ns-dev";
     const std::string syslog_socket = o.state_dir + "/syslog.sock";
+    // A server that was killed could not unmount its device: its FUSE mount is left dead
+    // (ENOTCONN). Nobody else serves this state directory (the lock), so it can go.
+    for (int i = 0; i < 16; ++i) {
+        struct stat st {};
+        if (::stat(dev_dir.c_str(), &st) == 0 || errno != ENOTCONN) {
+            break;
+        }
+        if (::umount2(dev_dir.c_str(), MNT_DETACH) != 0) {
+            std::cerr << "kvp-host serve: " << dev_dir
+                      << " is the dead mount of a server that was killed, and unmounting it "
+                         "failed: "
+                      << std::strerror(errno) << "\n";
+            return 2;
+        }
+        std::cerr << "kvp-host serve: unmounted the dead device of an earlier server at " << dev_dir
+                  << "\n";
+    }
     for (const std::string& d : {dev_dir, stage_dir}) {
         fs::create_directories(d, ec);
         if (ec) {
