@@ -202,6 +202,9 @@ HostReply Channel::transact(const KvpMessage& request, std::chrono::milliseconds
     ++counters_.transactions;
     // A dead opener's RELEASE may still be on its way through FUSE; the real driver has
     // released the device by the time the daemon's exit completes.
+    if (stopping_) {
+        return {HV_E_FAIL, request, "kvp-host is stopping: the request reached no daemon"};
+    }
     const bool opener_gone = holder_ && !alive(holder_pid_);
     if ((state_ != State::ready && state_ != State::request_queued) || opener_gone) {
         return {HV_E_FAIL, request,

@@ -15,10 +15,12 @@
 #include <cerrno>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <mutex>
+#include <set>
 #include <stdexcept>
 #include <thread>
 
@@ -185,14 +187,25 @@ class ControlServer {
     ~ControlServer() { stop(); }
 
     void stop() {
-        stop_ = true;
+        if (stop_.exchange(true)) {
+            return;
+        }
         if (acceptor_.joinable()) {
             acceptor_.join();
         }
         ::unlink(path_.c_str());
         std::unique_lock lk(mu_);
-        // Open connections end with their peer or with the channel (stopped before this).
-        cv_.wait_for(lk, std::chrono::seconds(5), [&] { return active_ == 0; });
+        // A connection waits for its client's next line, which may never come: shut them
+        // down so that their threads end. A transaction in flight ends with the channel
+        // (stopped before this).
+        for (const int fd : connections_) {
+            ::shutdown(fd, SHUT_RDWR);
+        }
+        if (!cv_.wait_for(lk, std::chrono::seconds(10), [&] { return active_ == 0; })) {
+            // Their threads still use this object: never destroy it under them.
+            kvp::log(kvp::LogLevel::error, "connections did not end; exiting");
+            std::_Exit(1);
+        }
     }
 
   private:
@@ -208,21 +221,28 @@ class ControlServer {
             if (!conn) {
                 continue;
             }
+            const int raw = conn.get();
             {
                 const std::lock_guard lk(mu_);
                 ++active_;
+                connections_.insert(raw);
             }
             // One thread a connection; their transactions queue inside the channel.
-            std::thread([this, fd = std::move(conn)]() mutable {
-                serve_connection(LineSocket(std::move(fd)));
+            std::thread([this, raw, fd = std::move(conn)]() mutable {
+                LineSocket socket(std::move(fd));
+                serve_connection(socket);
                 const std::lock_guard lk(mu_);
+                // Forgotten before the descriptor closes, so stop() never shuts down a
+                // number that was reused.
+                connections_.erase(raw);
+                socket = LineSocket(kvp::UniqueFd());
                 --active_;
                 cv_.notify_all();
             }).detach();
         }
     }
 
-    void serve_connection(LineSocket conn) {
+    void serve_connection(LineSocket& conn) {
         while (!stop_) {
             // A client may sit idle between requests (e.g. a list paused by a pipe); the
             // read ends when it closes.
@@ -305,6 +325,7 @@ class ControlServer {
     std::mutex mu_;
     std::condition_variable cv_;
     int active_ = 0;
+    std::set<int> connections_;  // the open connections' descriptors
 };
 
 bool socket_is_live(const std::string& path) {
