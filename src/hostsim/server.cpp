@@ -252,7 +252,7 @@ class ControlServer {
             }
             nlohmann::json answer;
             try {
-                answer = handle(nlohmann::json::parse(*line));
+                answer = handle(nlohmann::json::parse(*line), conn.fd());
             } catch (const std::exception& e) {
                 answer = {{"error", std::string("bad request: ") + e.what()}};
             }
@@ -262,7 +262,7 @@ class ControlServer {
         }
     }
 
-    nlohmann::json handle(const nlohmann::json& request) {
+    nlohmann::json handle(const nlohmann::json& request, int conn_fd) {
         const std::string verb = request.at("verb").get<std::string>();
         if (verb == "transact") {
             const auto bytes = from_hex(request.at("message").get<std::string>());
@@ -278,7 +278,16 @@ class ControlServer {
             if (request.contains("timeout_ms") && request["timeout_ms"].get<long long>() > 0) {
                 timeout = std::chrono::milliseconds(request["timeout_ms"].get<long long>());
             }
-            const HostReply reply = channel_.transact(message, timeout);
+            // A client killed while its request waited for its turn hung up: the request
+            // is not sent (its answer would reach nobody, and it would still change the
+            // pool).
+            const auto hung_up = [conn_fd] {
+                struct pollfd pfd {
+                    conn_fd, POLLRDHUP, 0
+                };
+                return ::poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLRDHUP | POLLHUP)) != 0;
+            };
+            const HostReply reply = channel_.transact(message, timeout, hung_up);
             return {{"status", reply.status},
                     {"message", to_hex(reply.message.bytes())},
                     {"note", reply.note}};

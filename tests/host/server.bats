@@ -126,3 +126,51 @@ time.sleep(600)' "$work/state/socket" &
     [[ $status == 2 ]]
     [[ $output == *timeout* ]]
 }
+
+@test "a host call whose client died while it waited its turn is not sent to the daemon" {
+    serve "$work/state"
+    local sock=$work/state/socket
+    "$KVP_HOST" --socket "$sock" status --wait 60 >/dev/null
+    # The client's request line, as kvp-host sends it (caught by a one-shot listener).
+    python3 - "$work/fake" "$work/ghost.line" <<'PY' &
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1]); s.listen(1)
+c, _ = s.accept()
+line = b""
+while not line.endswith(b"\n"):
+    line += c.recv(65536)
+open(sys.argv[2], "wb").write(line)
+PY
+    local catcher=$!
+    local end=$((SECONDS + 60))
+    until [[ -S $work/fake ]]; do ((SECONDS < end)) || return 1; sleep 0.02; done
+    timeout 60 "$KVP_HOST" --socket "$work/fake" add external Ghost v || true
+    wait "$catcher"
+    # The daemon stopped: a first request waits for it, the ghost's waits its turn.
+    local dpid
+    dpid=$("$KVP_HOST" --socket "$sock" --json status | python3 -c 'import json,sys; print(json.load(sys.stdin)["daemon_pid"])')
+    kill -STOP "$dpid"
+    "$KVP_HOST" --socket "$sock" --timeout 60 add external First v &
+    local first=$!
+    helpers+=("$first")
+    until "$KVP_HOST" --socket "$sock" --json status | grep -q '"pending":true'; do
+        ((SECONDS < end)) || return 1
+        sleep 0.02
+    done
+    # Sent, then the client is gone before its turn came (as a client killed with SIGKILL).
+    python3 - "$sock" "$work/ghost.line" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.sendall(open(sys.argv[2], "rb").read())
+s.close()
+PY
+    kill -CONT "$dpid"
+    wait "$first"
+    # The ghost's turn has come and gone once a later request is answered.
+    "$KVP_HOST" --socket "$sock" add external Last v
+    run "$KVPCTL" --pool-dir "$work/pools" list external
+    echo "$output"
+    [[ $output == *First* && $output == *Last* && $output != *Ghost* ]]
+}
