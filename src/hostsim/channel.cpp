@@ -179,7 +179,8 @@ void Channel::queue_locked(KvpMessage message) {
     }
 }
 
-HostReply Channel::transact(const KvpMessage& request, std::chrono::milliseconds timeout) {
+HostReply Channel::transact(const KvpMessage& request, std::chrono::milliseconds timeout,
+                            const std::function<bool()>& abandoned) {
     std::unique_lock queue_lk(queue_mu_);
     const std::uint64_t ticket = next_ticket_++;
     queue_cv_.wait(queue_lk, [&] { return serving_ == ticket; });
@@ -198,10 +199,17 @@ HostReply Channel::transact(const KvpMessage& request, std::chrono::milliseconds
         }
     } next(this);
 
+    if (abandoned && abandoned()) {
+        // Its host process died while it waited: a request nobody made any more.
+        return {HV_E_FAIL, request, "the caller went away before its turn: not sent"};
+    }
     std::unique_lock lk(mu_);
     ++counters_.transactions;
     // A dead opener's RELEASE may still be on its way through FUSE; the real driver has
     // released the device by the time the daemon's exit completes.
+    if (stopping_) {
+        return {HV_E_FAIL, request, "kvp-host is stopping: the request reached no daemon"};
+    }
     const bool opener_gone = holder_ && !alive(holder_pid_);
     if ((state_ != State::ready && state_ != State::request_queued) || opener_gone) {
         return {HV_E_FAIL, request,

@@ -67,8 +67,10 @@ class Channel {
 
     // --- the host's side ---------------------------------------------------------------
     // One transaction; callers queue in arrival order, as the host keeps at most one
-    // request outstanding.
-    HostReply transact(const KvpMessage& request, std::chrono::milliseconds timeout);
+    // request outstanding. `abandoned`, asked when the caller's turn has come, says that
+    // the caller has gone meanwhile: the request is then not sent.
+    HostReply transact(const KvpMessage& request, std::chrono::milliseconds timeout,
+                       const std::function<bool()>& abandoned = {});
     [[nodiscard]] ChannelStatus status();
 
   private:

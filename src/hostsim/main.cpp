@@ -60,7 +60,9 @@ int run(int argc, char** argv) {
     app.add_option("--timeout", timeout_s,
                    "Seconds the driver waits for the daemon's answer (default: the server's, 30 as "
                    "in Linux 6.1)")
-        ->check(CLI::Range(0.0, 3600.0))
+        // The driver's wait is in whole milliseconds here; 0 would silently mean the
+        // server's default.
+        ->check(CLI::Range(0.001, 3600.0))
         ->type_name("SECONDS");
 
     bool any_pool = false;

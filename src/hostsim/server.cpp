@@ -1,6 +1,9 @@
 #include "server.hpp"
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -12,10 +15,12 @@
 #include <cerrno>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <mutex>
+#include <set>
 #include <stdexcept>
 #include <thread>
 
@@ -182,14 +187,25 @@ class ControlServer {
     ~ControlServer() { stop(); }
 
     void stop() {
-        stop_ = true;
+        if (stop_.exchange(true)) {
+            return;
+        }
         if (acceptor_.joinable()) {
             acceptor_.join();
         }
         ::unlink(path_.c_str());
         std::unique_lock lk(mu_);
-        // Open connections end with their peer or with the channel (stopped before this).
-        cv_.wait_for(lk, std::chrono::seconds(5), [&] { return active_ == 0; });
+        // A connection waits for its client's next line, which may never come: shut them
+        // down so that their threads end. A transaction in flight ends with the channel
+        // (stopped before this).
+        for (const int fd : connections_) {
+            ::shutdown(fd, SHUT_RDWR);
+        }
+        if (!cv_.wait_for(lk, std::chrono::seconds(10), [&] { return active_ == 0; })) {
+            // Their threads still use this object: never destroy it under them.
+            kvp::log(kvp::LogLevel::error, "connections did not end; exiting");
+            std::_Exit(1);
+        }
     }
 
   private:
@@ -205,21 +221,28 @@ class ControlServer {
             if (!conn) {
                 continue;
             }
+            const int raw = conn.get();
             {
                 const std::lock_guard lk(mu_);
                 ++active_;
+                connections_.insert(raw);
             }
             // One thread a connection; their transactions queue inside the channel.
-            std::thread([this, fd = std::move(conn)]() mutable {
-                serve_connection(LineSocket(std::move(fd)));
+            std::thread([this, raw, fd = std::move(conn)]() mutable {
+                LineSocket socket(std::move(fd));
+                serve_connection(socket);
                 const std::lock_guard lk(mu_);
+                // Forgotten before the descriptor closes, so stop() never shuts down a
+                // number that was reused.
+                connections_.erase(raw);
+                socket = LineSocket(kvp::UniqueFd());
                 --active_;
                 cv_.notify_all();
             }).detach();
         }
     }
 
-    void serve_connection(LineSocket conn) {
+    void serve_connection(LineSocket& conn) {
         while (!stop_) {
             // A client may sit idle between requests (e.g. a list paused by a pipe); the
             // read ends when it closes.
@@ -229,7 +252,7 @@ class ControlServer {
             }
             nlohmann::json answer;
             try {
-                answer = handle(nlohmann::json::parse(*line));
+                answer = handle(nlohmann::json::parse(*line), conn.fd());
             } catch (const std::exception& e) {
                 answer = {{"error", std::string("bad request: ") + e.what()}};
             }
@@ -239,7 +262,7 @@ class ControlServer {
         }
     }
 
-    nlohmann::json handle(const nlohmann::json& request) {
+    nlohmann::json handle(const nlohmann::json& request, int conn_fd) {
         const std::string verb = request.at("verb").get<std::string>();
         if (verb == "transact") {
             const auto bytes = from_hex(request.at("message").get<std::string>());
@@ -255,7 +278,16 @@ class ControlServer {
             if (request.contains("timeout_ms") && request["timeout_ms"].get<long long>() > 0) {
                 timeout = std::chrono::milliseconds(request["timeout_ms"].get<long long>());
             }
-            const HostReply reply = channel_.transact(message, timeout);
+            // A client killed while its request waited for its turn hung up: the request
+            // is not sent (its answer would reach nobody, and it would still change the
+            // pool).
+            const auto hung_up = [conn_fd] {
+                struct pollfd pfd {
+                    conn_fd, POLLRDHUP, 0
+                };
+                return ::poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLRDHUP | POLLHUP)) != 0;
+            };
+            const HostReply reply = channel_.transact(message, timeout, hung_up);
             return {{"status", reply.status},
                     {"message", to_hex(reply.message.bytes())},
                     {"note", reply.note}};
@@ -302,6 +334,7 @@ class ControlServer {
     std::mutex mu_;
     std::condition_variable cv_;
     int active_ = 0;
+    std::set<int> connections_;  // the open connections' descriptors
 };
 
 bool socket_is_live(const std::string& path) {
@@ -350,6 +383,20 @@ int serve(ServeOptions o) {
     if (o.log_file.empty()) {
         o.log_file = o.state_dir + "/daemon.log";
     }
+    // One server a state directory: a second one would mount its device over the first's
+    // and take over (and at its end remove) the syslog socket the first's daemon binds.
+    const kvp::UniqueFd state_lock(
+        ::open((o.state_dir + "/lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+    if (!state_lock) {
+        std::cerr << "kvp-host serve: cannot create " << o.state_dir
+                  << "/lock: " << std::strerror(errno) << "\n";
+        return 2;
+    }
+    if (::flock(state_lock.get(), LOCK_EX | LOCK_NB) != 0) {
+        std::cerr << "kvp-host serve: the state directory " << o.state_dir
+                  << " is in use by another kvp-host serve (give this one its own --state-dir)\n";
+        return 2;
+    }
     if (socket_is_live(o.socket_path)) {
         std::cerr << "kvp-host serve: another kvp-host serve answers on " << o.socket_path << "\n";
         return 2;
@@ -357,6 +404,23 @@ int serve(ServeOptions o) {
     const std::string dev_dir = o.state_dir + "/dev";
     const std::string stage_dir = o.state_dir + "/ns-dev";
     const std::string syslog_socket = o.state_dir + "/syslog.sock";
+    // A server that was killed could not unmount its device: its FUSE mount is left dead
+    // (ENOTCONN). Nobody else serves this state directory (the lock), so it can go.
+    for (int i = 0; i < 16; ++i) {
+        struct stat st {};
+        if (::stat(dev_dir.c_str(), &st) == 0 || errno != ENOTCONN) {
+            break;
+        }
+        if (::umount2(dev_dir.c_str(), MNT_DETACH) != 0) {
+            std::cerr << "kvp-host serve: " << dev_dir
+                      << " is the dead mount of a server that was killed, and unmounting it "
+                         "failed: "
+                      << std::strerror(errno) << "\n";
+            return 2;
+        }
+        std::cerr << "kvp-host serve: unmounted the dead device of an earlier server at " << dev_dir
+                  << "\n";
+    }
     for (const std::string& d : {dev_dir, stage_dir}) {
         fs::create_directories(d, ec);
         if (ec) {
