@@ -276,3 +276,15 @@ PY
     [ "$status" -eq 0 ]
     [[ $output == *"--value"* && $output == *"--changed"* && $output == *"--timeout"* ]]
 }
+
+@test "a value that cannot be written to stdout is an error, not exit 0" {
+    # `kvpctl wait ... > /run/provision.json || exit 1` on a full /run must not go on with
+    # an empty file.
+    "$KVPCTL" set guest Status Ready
+    run --separate-stderr bash -c '"$KVPCTL" wait guest Status >/dev/full'
+    [ "$status" -eq 2 ]
+    [[ $stderr == *"kvpctl: cannot write to standard output"* ]]
+    run --separate-stderr bash -c '"$KVPCTL" get guest Status >/dev/full'
+    [ "$status" -eq 2 ]
+    [[ $stderr == *"kvpctl: cannot write to standard output"* ]]
+}
