@@ -34,8 +34,8 @@ ChangeWatch::ChangeWatch(const std::string& directory, const std::string& file_n
       path_(directory + "/" + file_name) {
     UniqueFd fd(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
     if (!fd) {
-        log(LogLevel::warning, "inotify unavailable (" + std::string(std::strerror(errno)) +
-                                   "): change detection falls back to stat of " + path_);
+        log_once(LogLevel::warning, "inotify unavailable (" + std::string(std::strerror(errno)) +
+                                        "): change detection falls back to stat of " + path_);
         return;
     }
     inotify_ = std::move(fd);
@@ -180,8 +180,9 @@ void ChangeWatch::watch_file(int fd, const struct stat& st) {
     if (wd < 0) {
         if (!file_watch_warned_) {
             file_watch_warned_ = true;
-            log(LogLevel::warning, "cannot watch " + path_ + " itself (" + std::strerror(errno) +
-                                       "): a write through a hard link elsewhere goes unseen");
+            log_once(LogLevel::warning, "cannot watch " + path_ + " itself (" +
+                                            std::strerror(errno) +
+                                            "): a write through a hard link elsewhere goes unseen");
         }
         return;
     }

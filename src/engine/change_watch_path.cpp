@@ -68,9 +68,9 @@ bool stat_directory(const std::string& path, struct stat& st) {
 UniqueFd open_mount_table() {
     UniqueFd fd(::open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC));
     if (!fd) {
-        log(LogLevel::warning, "cannot open /proc/self/mountinfo (" +
-                                   std::string(std::strerror(errno)) +
-                                   "): the pool directory is looked at on every operation");
+        log_once(LogLevel::warning, "cannot open /proc/self/mountinfo (" +
+                                        std::string(std::strerror(errno)) +
+                                        "): the pool directory is looked at on every operation");
     }
     return fd;
 }
@@ -147,8 +147,8 @@ void ChangeWatch::follow_directory() {
     const int wd = ::inotify_add_watch(inotify_.get(), directory_.c_str(), kDirectoryEvents);
     struct stat after {};
     if (wd < 0) {
-        log(LogLevel::warning, "cannot watch " + directory_ + " (" + std::strerror(errno) +
-                                   "): change detection falls back to stat");
+        log_once(LogLevel::warning, "cannot watch " + directory_ + " (" + std::strerror(errno) +
+                                        "): change detection falls back to stat");
     } else if (stat_directory(directory_, after) && after.st_dev == before.st_dev &&
                after.st_ino == before.st_ino) {
         wd_ = wd;

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <mutex>
 #include <string>
+#include <unordered_set>
 #include <utility>
 
 namespace kvp {
@@ -209,6 +210,23 @@ void log(LogLevel level, const std::string& message) {
     // Every control byte escaped here, in the one place all lines pass: a crafted key name
     // can never start a log line of its own.
     sink()(level, printable(message));
+}
+
+void log_once(LogLevel level, const std::string& message) {
+    {
+        static std::mutex mutex;
+        static std::unordered_set<std::string> said;
+        std::lock_guard lock(mutex);
+        // Bounded: past that many distinct lines, repeating one beats growing for ever.
+        constexpr std::size_t kRemembered = 1024;
+        if (said.count(message) != 0) {
+            return;
+        }
+        if (said.size() < kRemembered) {
+            said.insert(message);
+        }
+    }
+    log(level, message);
 }
 
 void log_flush() {

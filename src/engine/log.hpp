@@ -21,6 +21,10 @@ void set_log_debug(bool enabled);
 // the sink, so no name in it can start a line of its own. Error lines are rate-limited:
 // after a burst, the ones left out are counted and said in one summary line.
 void log(LogLevel level, const std::string& message);
+// log() the first time this process says `message`; later calls with the same text say
+// nothing. For a lasting condition met again at every look (a directory inotify may not
+// watch): one line, not one per look for as long as the condition lasts.
+void log_once(LogLevel level, const std::string& message);
 // Says how many error lines the rate limit left out, if any (at exit).
 void log_flush();
 // `text` on one line: control bytes as \n, \r, \t or \xNN, '\\' as "\\\\"; C1 controls

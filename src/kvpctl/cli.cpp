@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <exception>
 #include <functional>
 
@@ -268,7 +269,16 @@ int run(int argc, const char* const* argv, std::ostream& out, std::ostream& err)
     });
     try {
         const int code = action(ctx);
+        // What a command prints is its answer (`wait ... > /run/config.json || exit 1`): when
+        // it cannot be written (a full disk, a closed pipe), the command failed.
+        errno = 0;
         out.flush();
+        if (!out) {
+            const int saved = errno;
+            err << "kvpctl: cannot write to standard output"
+                << (saved != 0 ? std::string(": ") + std::strerror(saved) : std::string()) << '\n';
+            return kExitBadUse;
+        }
         return code;
     } catch (const kvp::Error& e) {
         out.flush();

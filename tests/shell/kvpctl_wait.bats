@@ -276,3 +276,45 @@ PY
     [ "$status" -eq 0 ]
     [[ $output == *"--value"* && $output == *"--changed"* && $output == *"--timeout"* ]]
 }
+
+@test "a value that cannot be written to stdout is an error, not exit 0" {
+    # `kvpctl wait ... > /run/provision.json || exit 1` on a full /run must not go on with
+    # an empty file.
+    "$KVPCTL" set guest Status Ready
+    run --separate-stderr bash -c '"$KVPCTL" wait guest Status >/dev/full'
+    [ "$status" -eq 2 ]
+    [[ $stderr == *"kvpctl: cannot write to standard output"* ]]
+    run --separate-stderr bash -c '"$KVPCTL" get guest Status >/dev/full'
+    [ "$status" -eq 2 ]
+    [[ $stderr == *"kvpctl: cannot write to standard output"* ]]
+}
+
+@test "a wait that cannot watch the pool directory says so once, not at every look" {
+    # A user who may search the pool directory but not read it (mode 0711): inotify refuses
+    # the directory (EACCES) and the wait falls back to one stat a second. The warning is
+    # worth one line, not one per look for as long as the wait lasts.
+    [ "$(id -u)" -eq 0 ] || skip "needs root to run kvpctl as nobody"
+    command -v setpriv >/dev/null || skip "needs setpriv"
+    chmod 0711 "$tmp" "$KVP_POOL_DIR"
+    run --separate-stderr setpriv --reuid=nobody --regid=nogroup --clear-groups \
+        "$KVPCTL" wait guest Never --timeout 3.5
+    echo "$stderr"
+    [ "$status" -eq 1 ]
+    [[ $stderr == *'timed out after 3.5 s waiting for guest key "Never" to exist'* ]]
+    [ "$(grep -c "cannot watch $KVP_POOL_DIR " <<<"$stderr")" -eq 1 ]
+    # ... and it still sees the key come (by the stat fallback).
+    wait_start_as_nobody() {
+        setpriv --reuid=nobody --regid=nogroup --clear-groups "$KVPCTL" wait guest Status \
+            --timeout 60 >"$tmp/out" 2>"$tmp/err"
+    }
+    wait_start_as_nobody &
+    local pid=$! i
+    sleep 0.5
+    "$KVPCTL" set guest Status Ready
+    for ((i = 0; i < 6000; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.01
+    done
+    wait "$pid"
+    [ "$(cat "$tmp/out")" = Ready ]
+}
