@@ -68,3 +68,24 @@ load host_helpers
     ! kill -0 "$daemon" 2>/dev/null
     ! kill -0 "$server" 2>/dev/null
 }
+
+@test "kvpctl wait returns the value the host pushes, and --changed sees the host's modify" {
+    host_sandbox '
+        armed() { for ((i = 0; i < 6000; i++)); do grep -q "kvpctl: waiting for" "$1" && return; sleep 0.01; done; return 1; }
+        kvp-host add parameter Setting before
+        shown holds parameter/Setting before
+        kvpctl wait external Pushed --timeout 120 --verbose >out 2>err &
+        waiter=$!
+        kvpctl wait parameter Setting --changed --timeout 120 --verbose >changed 2>cerr &
+        changer=$!
+        # Both waits are armed before the host acts: what ends them is the push.
+        armed err
+        armed cerr
+        kvp-host add external Pushed "from the host"
+        wait $waiter
+        [[ $(cat out) == "from the host" ]]
+        kvp-host modify parameter Setting after
+        wait $changer
+        [[ $(cat changed) == after ]]
+    '
+}
