@@ -7,8 +7,10 @@ cd "$(dirname "$0")/.."
 build_dir=${BUILD_DIR:-build}
 launcher=()
 if [[ -z ${KVPFS_NO_CCACHE:-} ]] && command -v ccache >/dev/null; then
-  # Paths relative to the checkout, so clones and worktrees share the cache.
+  # Paths relative to the checkout, and the build directory left out of the hash (ccache hashes
+  # it when compiling with -g), so clones and worktrees in other folders (CI's) share the cache.
   export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$PWD}
+  export CCACHE_NOHASHDIR=${CCACHE_NOHASHDIR:-1}
   launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 fi
 cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-RelWithDebInfo}" "${launcher[@]}" "$@" >/dev/null
