@@ -1,8 +1,10 @@
 # Helpers of kvpctl.bats and sandbox.bats.
 
 # Appends one 2560-byte record to FILE: KEY, NUL-padded to 512 bytes, VALUE, NUL-padded
-# to 2048 bytes (printf's %s stops at nothing: keys and values here hold no NUL).
+# to 2048 bytes (printf's %s stops at nothing: keys and values here hold no NUL). LC_ALL=C:
+# ${#x} counts bytes, also for UTF-8 keys.
 kvpctl_record() {  # FILE KEY VALUE
+    local LC_ALL=C
     {
         printf '%s' "$2"
         head -c $((512 - ${#2})) /dev/zero

@@ -11,6 +11,9 @@
 # so that they hold on a loaded machine; a test never asserts an upper bound of time through
 # them. wait_cleanup (for teardown) kills a wait still running.
 
+# The pool record writer the kvpctl tests use (kvpctl_record).
+source "${BASH_SOURCE[0]%/*}/kvpctl_helpers.bash"
+
 WAIT_BOUND=${WAIT_BOUND:-60}
 WAIT_PID=
 
@@ -80,9 +83,5 @@ wait_cleanup() {
 # wait_pool_record KEY VALUE: one zero-filled 2560-byte record on stdout, written by shell
 # tools alone (no engine, no lock), for writers that bypass kvpctl.
 wait_pool_record() {
-    local LC_ALL=C key=$1 value=$2
-    printf '%s' "$key"
-    head -c $((512 - ${#key})) /dev/zero
-    printf '%s' "$value"
-    head -c $((2048 - ${#value})) /dev/zero
+    kvpctl_record /dev/stdout "$1" "$2"
 }
