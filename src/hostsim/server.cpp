@@ -165,12 +165,11 @@ class ControlServer {
           timeout_(timeout),
           identity_(std::move(identity)) {
         listen_.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-        struct sockaddr_un addr {};
-        addr.sun_family = AF_UNIX;
-        if (!listen_ || path_.size() >= sizeof addr.sun_path) {
-            throw std::runtime_error("cannot make the control socket " + path_);
+        if (!listen_) {
+            throw std::runtime_error("cannot make the control socket " + path_ + ": " +
+                                     std::strerror(errno));
         }
-        std::memcpy(addr.sun_path, path_.c_str(), path_.size() + 1);
+        const struct sockaddr_un addr = unix_address(path_);
         ::unlink(path_.c_str());
         const mode_t old = ::umask(077);  // root's verbs only
         const int rc = ::bind(listen_.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr);

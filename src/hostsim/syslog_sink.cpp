@@ -13,6 +13,8 @@
 #include <ctime>
 #include <stdexcept>
 
+#include "wire.hpp"
+
 namespace hostsim {
 namespace {
 
@@ -66,12 +68,7 @@ SyslogSink::SyslogSink(std::string socket_path, const std::string& log_file)
     if (!socket_) {
         throw std::runtime_error(std::string("socket: ") + std::strerror(errno));
     }
-    struct sockaddr_un addr {};
-    addr.sun_family = AF_UNIX;
-    if (socket_path_.size() >= sizeof addr.sun_path) {
-        throw std::runtime_error("socket path too long: " + socket_path_);
-    }
-    std::memcpy(addr.sun_path, socket_path_.c_str(), socket_path_.size() + 1);
+    const struct sockaddr_un addr = unix_address(socket_path_);
     ::unlink(socket_path_.c_str());
     if (::bind(socket_.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
         throw std::runtime_error("bind " + socket_path_ + ": " + std::strerror(errno));

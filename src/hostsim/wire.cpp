@@ -92,17 +92,24 @@ bool LineSocket::write_line(const std::string& line) {
     return true;
 }
 
+struct sockaddr_un unix_address(const std::string& path) {
+    struct sockaddr_un addr {};
+    addr.sun_family = AF_UNIX;
+    if (path.size() >= sizeof addr.sun_path) {
+        throw std::runtime_error("socket path too long (" + std::to_string(path.size()) +
+                                 " bytes, at most " + std::to_string(sizeof addr.sun_path - 1) +
+                                 "): " + path);
+    }
+    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+    return addr;
+}
+
 LineSocket connect_server(const std::string& socket_path) {
     kvp::UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
     if (!fd) {
         throw std::runtime_error(std::string("socket: ") + std::strerror(errno));
     }
-    struct sockaddr_un addr {};
-    addr.sun_family = AF_UNIX;
-    if (socket_path.size() >= sizeof addr.sun_path) {
-        throw std::runtime_error("socket path too long: " + socket_path);
-    }
-    std::memcpy(addr.sun_path, socket_path.c_str(), socket_path.size() + 1);
+    const struct sockaddr_un addr = unix_address(socket_path);
     if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
         throw std::runtime_error("cannot reach kvp-host serve at " + socket_path + ": " +
                                  std::strerror(errno) +

@@ -3,6 +3,8 @@
 // object a line each way over a unix stream socket. Messages travel as hex of the host's
 // struct hv_kvp_msg, so the server relays exactly what the host built.
 
+#include <sys/un.h>
+
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
@@ -37,6 +39,8 @@ class LineSocket {
 
 // Connects to the server; throws std::runtime_error naming the socket and the cure.
 [[nodiscard]] LineSocket connect_server(const std::string& socket_path);
+// The address of the unix socket at `path`; throws when the path does not fit sun_path.
+[[nodiscard]] struct sockaddr_un unix_address(const std::string& path);
 // Sends one request and waits for its answer; throws std::runtime_error.
 [[nodiscard]] nlohmann::json call(LineSocket& server, const nlohmann::json& request);
 
