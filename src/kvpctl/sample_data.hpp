@@ -1,7 +1,7 @@
 #pragma once
 // The data `kvpctl init --sample` writes: the keys the Hyper-V host sends about itself to
 // `parameter` (plausible values of an Azure host). The auto pool's intrinsic items are not
-// sample data: hv_kvp_daemon computes them on demand (src/engine/intrinsic_items.hpp).
+// sample data: hv_kvp_daemon computes them on demand (src/guest_facts/intrinsic_items.hpp).
 
 #include <string>
 #include <utility>
