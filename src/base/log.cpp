@@ -1,4 +1,5 @@
 #include "log.hpp"
+#include "ranked_mutex.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -47,7 +48,8 @@ constexpr auto kWindow = std::chrono::seconds(5);
 constexpr unsigned kPerWindow = 20;
 
 struct RateLimit {
-    std::mutex mutex;
+    // Innermost: lines are logged under any other lock.
+    RankedMutex mutex{LockRank::log_rate_limit};
     std::chrono::steady_clock::time_point window_start{};
     unsigned in_window = 0;
     unsigned long long left_out = 0;
@@ -214,7 +216,7 @@ void log(LogLevel level, const std::string& message) {
 
 void log_once(LogLevel level, const std::string& message) {
     {
-        static std::mutex mutex;
+        static RankedMutex mutex{LockRank::log_once};  // the set below; released before log()
         static std::unordered_set<std::string> said;
         std::lock_guard lock(mutex);
         // Bounded: past that many distinct lines, repeating one beats growing for ever.

@@ -1,4 +1,5 @@
 #include "file_lock.hpp"
+#include "ranked_mutex.hpp"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -113,6 +114,9 @@ FileLock::FileLock(int fd, LockMode mode, std::chrono::milliseconds timeout,
 
 FileLock::FileLock(int fd, LockMode mode, Clock::time_point deadline, const std::string& what)
     : fd_(fd) {
+    if constexpr (lock_order::kChecked) {
+        lock_order::check(LockRank::pool_file_lock);
+    }
     const auto started = Clock::now();
     const auto fail = [&](const char* family) {
         const long holder = lock_holder_pid(fd, mode);
@@ -137,9 +141,17 @@ FileLock::FileLock(int fd, LockMode mode, Clock::time_point deadline, const std:
         throw;
     }
     have_record_lock_ = true;
+    if constexpr (lock_order::kChecked) {
+        lock_order::acquired(LockRank::pool_file_lock);
+    }
 }
 
 FileLock::~FileLock() {
+    if constexpr (lock_order::kChecked) {
+        if (have_record_lock_) {
+            lock_order::released(LockRank::pool_file_lock);
+        }
+    }
     if (have_record_lock_) {
         struct flock fl = whole_file(F_UNLCK);
         ::fcntl(fd_, F_OFD_SETLK, &fl);

@@ -21,6 +21,7 @@
 
 #include "change_watch.hpp"
 #include "file_lock.hpp"
+#include "ranked_mutex.hpp"
 #include "limits.hpp"
 #include "pool_open.hpp"
 #include "pool_snapshot.hpp"
@@ -105,7 +106,10 @@ class PoolFile {
     boost::filesystem::path path_;
     std::string name_;  // for messages
     PoolOptions options_;
-    std::mutex mutex_;
+    // Guards cache_, generation_, loads_ and watch_. Taken after the file lock (a change holds
+    // both; a reader takes the file lock without it while it reads), never held while waiting
+    // for the file lock; load_listener_ is called under it.
+    RankedMutex mutex_{LockRank::pool_file};
     ChangeWatch watch_;
     std::shared_ptr<PoolSnapshot> cache_;  // edited in place only while no reader holds it
     std::uint64_t generation_ = 0;

@@ -18,6 +18,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "ranked_mutex.hpp"
 #include "record_format.hpp"
 
 namespace kvp {
@@ -95,7 +96,8 @@ class PoolSnapshot {
     struct timespec mtime_ {};
     std::uint64_t generation_ = 0;
     mutable std::atomic<int> readers_{0};  // handles lent out by PoolFile
-    mutable std::mutex listing_mutex_;
+    // Guards the sorted listing made on first use; taken under PoolFile's mutex or none.
+    mutable RankedMutex listing_mutex_{LockRank::snapshot_listing};
     mutable std::optional<std::vector<std::size_t>> listing_;
 };
 
