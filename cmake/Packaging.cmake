@@ -51,8 +51,15 @@ install(FILES ${PROJECT_SOURCE_DIR}/scripts/systemd/kvpfs.service
         DESTINATION lib/systemd/system)
 
 # --- Docs ------------------------------------------------------------------------------------
+# behaviour.md is what the man pages point at for the full rules.
 install(FILES ${PROJECT_SOURCE_DIR}/docs/install.md ${PROJECT_SOURCE_DIR}/docs/containers.md
+              ${PROJECT_SOURCE_DIR}/docs/behaviour.md
         DESTINATION ${CMAKE_INSTALL_DOCDIR})
+
+# --- The sandbox for test authors --------------------------------------------------------------
+# kvp-sandbox runs a command against a throw-away kvpfs; installed, it uses the installed
+# kvpfs and kvpctl (found on PATH).
+install(PROGRAMS ${PROJECT_SOURCE_DIR}/scripts/kvp-sandbox DESTINATION bin)
 
 # --- License, and what Debian wants beside it -------------------------------------------------
 # /usr/share/doc/kvpfs/copyright (machine-readable, the MIT text of LICENSE) and

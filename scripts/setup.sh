@@ -10,7 +10,7 @@ packages=(
   libcli11-dev nlohmann-json3-dev
   bats util-linux procps psmisc
   clang libclang-rt-14-dev clang-format clang-tidy
-  python3 strace dpkg-dev fakeroot man-db lintian debootstrap
+  python3 python3-pytest strace dpkg-dev fakeroot man-db lintian debootstrap
   rpm rpmlint cpio
   iproute2 coreutils
   hyperv-daemons

@@ -39,10 +39,10 @@ fi
 prefix=$work/prefix
 if cmake --install "$build" --prefix "$prefix" >"$work/install.log" 2>&1; then
     ok "cmake --install --prefix PREFIX"
-    for f in bin/kvpfs bin/kvpctl bin/kvp-host share/man/man8/kvpfs.8.gz share/man/man1/kvpctl.1.gz \
+    for f in bin/kvpfs bin/kvpctl bin/kvp-host bin/kvp-sandbox share/man/man8/kvpfs.8.gz share/man/man1/kvpctl.1.gz \
         share/man/man1/kvp-host.1.gz \
         lib/systemd/system/kvpfs.service lib/systemd/system/kvpfs-share@.service \
-        share/doc/kvpfs/install.md share/doc/kvpfs/containers.md \
+        share/doc/kvpfs/install.md share/doc/kvpfs/containers.md share/doc/kvpfs/behaviour.md \
         share/doc/kvpfs/copyright; do
         check "cmake --install: PREFIX/$f" test -s "$prefix/$f"
     done
@@ -84,11 +84,11 @@ else
     check "package depends on libboost-filesystem" grep -q libboost-filesystem <<<"$depends"
 fi
 contents=$(dpkg-deb -c "$deb")
-for f in usr/bin/kvpfs usr/bin/kvpctl usr/bin/kvp-host usr/share/man/man8/kvpfs.8.gz \
+for f in usr/bin/kvpfs usr/bin/kvpctl usr/bin/kvp-host usr/bin/kvp-sandbox usr/share/man/man8/kvpfs.8.gz \
     usr/share/man/man1/kvp-host.1.gz \
     usr/share/man/man1/kvpctl.1.gz usr/lib/systemd/system/kvpfs.service \
     usr/lib/systemd/system/kvpfs-share@.service \
-    usr/share/doc/kvpfs/install.md usr/share/doc/kvpfs/containers.md \
+    usr/share/doc/kvpfs/install.md usr/share/doc/kvpfs/containers.md usr/share/doc/kvpfs/behaviour.md \
     usr/share/doc/kvpfs/copyright usr/share/doc/kvpfs/changelog.Debian.gz; do
     check "package holds /$f" grep -q " \./$f\$" <<<"$contents"
 done
@@ -121,6 +121,10 @@ if command -v man >/dev/null; then
     expect_eq "man -w kvpctl" /usr/share/man/man1/kvpctl.1.gz "$(man -w 1 kvpctl 2>&1)"
     check "man kvpfs renders" bash -c "MANWIDTH=80 man 8 kvpfs 2>&1 | grep -q 'kvpfs - FUSE file system'"
 fi
+# The installed sandbox runs the installed programs, with kvpctl on its command's PATH.
+expect_eq "kvp-sandbox from the package" "kvpfs-demo-vm /usr/bin/kvpfs" \
+    "$(cd / && PATH=/usr/bin:/bin /usr/bin/kvp-sandbox --quiet --sample -- \
+        sh -c 'echo "$(kvpctl get parameter VirtualMachineName) $(readlink -f "$(command -v kvpfs)")"' 2>&1)"
 unit=/usr/lib/systemd/system/kvpfs.service
 check "unit installed" test -f "$unit"
 if command -v systemd-analyze >/dev/null; then

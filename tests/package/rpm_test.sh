@@ -93,7 +93,7 @@ expect_eq "every file root:root" "" \
     "$(rpm -qp --qf '[%{FILEUSERNAME}:%{FILEGROUPNAME} %{FILENAMES}\n]' "$rpm" | grep -v '^root:root ')"
 expect_eq "rpm -qpL: the license" /usr/share/licenses/kvpfs/LICENSE "$(rpm -qpL "$rpm")"
 expect_eq "rpm -qpd: the docs and man pages" \
-    "/usr/share/doc/kvpfs/containers.md /usr/share/doc/kvpfs/install.md /usr/share/man/man1/kvp-host.1.gz /usr/share/man/man1/kvpctl.1.gz /usr/share/man/man8/kvpfs.8.gz" \
+    "/usr/share/doc/kvpfs/behaviour.md /usr/share/doc/kvpfs/containers.md /usr/share/doc/kvpfs/install.md /usr/share/man/man1/kvp-host.1.gz /usr/share/man/man1/kvpctl.1.gz /usr/share/man/man8/kvpfs.8.gz" \
     "$(rpm -qpd "$rpm" | sort | paste -sd' ' -)"
 # The same bytes, but for the programs (rpmbuild strips them again) and the license files.
 mkdir -p "$work/deb" "$work/rpm"

@@ -205,3 +205,25 @@ teardown() {
     [[ $output == *"info: mounted"* ]]
     [[ $output == *"not a canonical key name"* ]]
 }
+
+@test "CMD finds the sandbox's kvpctl and kvpfs on its PATH" {
+    PATH=/usr/bin:/bin run "$KVP_SANDBOX" --quiet -- sh -c \
+        'readlink -f "$(command -v kvpctl)"; readlink -f "$(command -v kvpfs)"'
+    [ "$status" -eq 0 ]
+    [ "${lines[0]}" = "$(readlink -f "$KVPCTL")" ]
+    [ "${lines[1]}" = "$(readlink -f "$KVPFS")" ]
+}
+
+@test "the pytest example of docs/examples passes in a sandbox, and fails outside its rules" {
+    example=$BATS_TEST_DIRNAME/../../docs/examples/test_kvp_pytest.py
+    # Debian's python3-pytest (scripts/setup.sh) is for Debian's python3, whatever else PATH has.
+    python=/usr/bin/python3
+    run "$KVP_SANDBOX" --quiet --sample -- "$python" -m pytest -q -p no:cacheprovider "$example"
+    [ "$status" -eq 0 ]
+    [[ $output == *"3 passed"* ]]
+    # Without the sample data the VM's name is missing: the example's checks can fail.
+    sandbox_run --quiet -- "$python -m pytest -q -p no:cacheprovider $example"
+    [ "$status" -ne 0 ]
+    [[ $output == *"failed"* ]]
+    sandbox_assert_clean
+}
