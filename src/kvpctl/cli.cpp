@@ -1,12 +1,17 @@
 // The kvpctl command line (CLI11): global options, one subcommand per command, the exit
 // codes. main.cpp only calls run().
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
 
 #include "commands.hpp"
 #include "error.hpp"
@@ -55,6 +60,62 @@ std::optional<kvp::PoolId> to_optional_pool(const std::string& text) {
         return std::nullopt;
     }
     return to_pool(text);
+}
+
+// Edit distance of two short words (a typed command and a real one).
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+    std::vector<std::size_t> row(b.size() + 1);
+    for (std::size_t j = 0; j <= b.size(); ++j) {
+        row[j] = j;
+    }
+    for (std::size_t i = 1; i <= a.size(); ++i) {
+        std::size_t diagonal = row[0];
+        row[0] = i;
+        for (std::size_t j = 1; j <= b.size(); ++j) {
+            const std::size_t above = row[j];
+            row[j] =
+                std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] != b[j - 1] ? 1 : 0)});
+            diagonal = above;
+        }
+    }
+    return row[b.size()];
+}
+
+// The error for a first word that is not a command (`kvpctl sett guest a b`), naming the
+// nearest command; nullopt when the command line starts with a command (or none: CLI11 says
+// what is missing). Global options and their values may come first.
+std::optional<std::string> unknown_command(const CLI::App& app, int argc, const char* const* argv) {
+    for (int i = 1; i < argc; ++i) {
+        const std::string_view arg = argv[i];
+        if (arg == "--") {
+            return std::nullopt;
+        }
+        if (arg.starts_with("-")) {
+            // The global options that take a separate value.
+            if (arg == "--pool-dir" || arg == "--lock-timeout" || arg == "--limits") {
+                ++i;
+            }
+            continue;
+        }
+        std::string nearest;
+        std::size_t best = 3;  // suggest only within two edits
+        for (const CLI::App* command : app.get_subcommands({})) {
+            const std::string& name = command->get_name();
+            if (name == arg) {
+                return std::nullopt;
+            }
+            if (const std::size_t d = edit_distance(arg, name); d < best) {
+                best = d;
+                nearest = name;
+            }
+        }
+        std::string message = "unknown command \"" + std::string(arg) + "\"";
+        if (!nearest.empty()) {
+            message += " (did you mean \"" + nearest + "\"?)";
+        }
+        return message;
+    }
+    return std::nullopt;
 }
 
 }  // namespace
@@ -247,11 +308,26 @@ int run(int argc, const char* const* argv, std::ostream& out, std::ostream& err)
         };
     });
 
+    // --limits before the command too (`kvpctl --limits pool set ...`): it only applies to set.
+    app.add_option("--limits", limits, "As set's --limits")
+        ->check(CLI::IsMember({"pool", "host"}))
+        ->group("");
+
+    if (const auto unknown = unknown_command(app, argc, argv)) {
+        err << "kvpctl: " << *unknown << "\nRun 'kvpctl --help' for the commands.\n";
+        return kExitBadUse;
+    }
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
-        // --help and --version are "errors" with exit code 0; everything else is bad use.
-        return app.exit(e, out, err) == 0 ? kExitOk : kExitBadUse;
+        // --help and --version are "errors" with exit code 0; everything else is bad use,
+        // said with kvpctl's prefix like every other error.
+        if (e.get_exit_code() == 0) {
+            app.exit(e, out, err);
+            return kExitOk;
+        }
+        err << "kvpctl: " << e.what() << "\nRun 'kvpctl --help' or 'kvpctl COMMAND --help'.\n";
+        return kExitBadUse;
     }
 
     Context ctx;

@@ -3,6 +3,7 @@
 // Exit 1 when it finds any.
 #include "commands.hpp"
 #include "limits.hpp"
+#include "pool_diagnosis.hpp"
 #include "raw_pool.hpp"
 #include "record_format.hpp"
 
@@ -73,7 +74,7 @@ std::size_t check_pool(const Context& ctx, kvp::PoolId id, std::ostream& out) {
 }  // namespace
 
 int cmd_check(const Context& ctx, const std::optional<kvp::PoolId>& pool) {
-    require_pool_directory(ctx);
+    require_pool_files(ctx);
     std::size_t problems = 0;
     for (const kvp::PoolId id : selected_pools(pool)) {
         problems += check_pool(ctx, id, *ctx.out);

@@ -2,6 +2,7 @@
 // first record (with --intrinsic, then the intrinsic items the auto pool file lacks).
 #include "commands.hpp"
 #include "host_view.hpp"
+#include "pool_diagnosis.hpp"
 
 namespace kvpctl {
 
@@ -13,6 +14,8 @@ int cmd_list(const Context& ctx, kvp::PoolId pool, bool intrinsic) {
         }
         return kExitOk;
     }
+    require_pool_files(ctx);
+    warn_not_a_pool_file(ctx, pool);
     auto directory = open_pool_directory(ctx, false);
     const auto snapshot = directory.pool(pool).snapshot();
     for (const std::size_t i : snapshot->listing()) {

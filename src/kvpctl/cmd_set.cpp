@@ -7,6 +7,7 @@
 
 #include "commands.hpp"
 #include "error.hpp"
+#include "pool_diagnosis.hpp"
 
 namespace kvpctl {
 
@@ -59,8 +60,17 @@ int cmd_set(const Context& ctx, kvp::PoolId pool, const std::string& key, const 
     if (const auto v = kvp::check_value(value, limits); v != kvp::Violation::none) {
         kvp::throw_error(kvp::value_errno(v), std::string("value: ") + kvp::describe(v));
     }
+    // A first pool file in a directory that held none: most likely --pool-dir names the wrong
+    // directory; the key is stored as asked, and the user is told where.
+    const bool first_pool_file = !holds_pool_files(ctx);
     auto directory = open_pool_directory(ctx, true);
     directory.pool(pool).set(key, value, limits);
+    if (first_pool_file) {
+        *ctx.err << "kvpctl: warning: " << ctx.pool_dir.string()
+                 << " held no pool file before: is it the pool directory? (--pool-dir DIR or "
+                    "$KVP_POOL_DIR, default "
+                 << kDefaultPoolDir << ")\n";
+    }
     return kExitOk;
 }
 

@@ -200,6 +200,7 @@ TEST_F(KvpctlTest, ListShowsEachKeyOnceInFileOrderWithoutGarbage) {
 }
 
 TEST_F(KvpctlTest, ListOfMissingPoolFileIsEmpty) {
+    write_pool(1, record("A", "1"));  // a pool directory, without pool 0's file
     const Result r = run({"list", "external"});
     EXPECT_EQ(r.code, 0);
     EXPECT_EQ(r.out, "");
@@ -297,6 +298,7 @@ TEST_F(KvpctlTest, DeleteRemovesEveryRecordOfTheKey) {
 }
 
 TEST_F(KvpctlTest, DeleteInMissingPoolExitsOneAndCreatesNothing) {
+    write_pool(1, record("A", "1"));  // a pool directory, without pool 0's file
     EXPECT_EQ(run({"delete", "external", "A"}).code, 1);
     EXPECT_FALSE(exists(0));
 }
@@ -764,4 +766,81 @@ TEST_F(KvpctlTest, WaitKeepsItsTimeoutWhileAnotherProcessHoldsTheLock) {
     EXPECT_THAT(r.err, HasSubstr("lock is held"));
     // The feature under test: the 0.3 s timeout wins over the 10 s lock timeout.
     EXPECT_LT(took, std::chrono::seconds(8));
+}
+
+// --- Saying what is wrong -------------------------------------------------------------------
+
+TEST_F(KvpctlTest, ADirectoryWithoutPoolFilesIsRefusedNamingTheLikelyMistake) {
+    for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+             {"list", "guest"}, {"get", "guest", "A"}, {"delete", "guest", "A"}, {"check"}}) {
+        const Result r = run(args);
+        EXPECT_EQ(r.code, 2) << args[0];
+        EXPECT_EQ(r.out, "") << args[0];
+        EXPECT_THAT(r.err, HasSubstr(dir_ + " holds no pool file")) << args[0];
+        EXPECT_THAT(r.err, HasSubstr("--pool-dir")) << args[0];
+    }
+    EXPECT_FALSE(exists(1));
+}
+
+TEST_F(KvpctlTest, ASetThatMakesTheFirstPoolFileSaysSo) {
+    Result r = run({"set", "guest", "A", "1"});
+    EXPECT_EQ(r.code, 0);
+    EXPECT_THAT(r.err, HasSubstr("warning: " + dir_ + " held no pool file before"));
+    EXPECT_EQ(read_pool(1), record("A", "1"));
+    r = run({"set", "guest", "B", "2"});
+    EXPECT_EQ(r.code, 0);
+    EXPECT_THAT(r.err, Not(HasSubstr("held no pool file")));
+}
+
+TEST_F(KvpctlTest, AFileShorterThanARecordIsNamedAsNoPoolFile) {
+    write_pool(1, "hello\n");
+    const Result r = run({"list", "guest"});
+    EXPECT_EQ(r.out, "");
+    EXPECT_THAT(r.err, HasSubstr(pool_path(1) + " is 6 bytes, less than one 2560-byte record"));
+    EXPECT_EQ(read_pool(1), "hello\n");
+}
+
+TEST_F(KvpctlTest, AKeyGivenAsTheMountsFileNameGetsAHint) {
+    write_pool(1, record("a/b", "1"));
+    Result r = run({"get", "guest", "a%2Fb"});
+    EXPECT_EQ(r.code, 1);
+    EXPECT_THAT(r.err, HasSubstr("\"a%2Fb\" is how a kvpfs mount names the key \"a/b\""));
+    r = run({"delete", "guest", "a%2Fb"});
+    EXPECT_EQ(r.code, 1);
+    EXPECT_THAT(r.err, HasSubstr("names the key \"a/b\""));
+    r = run({"get", "guest", "x"});
+    EXPECT_EQ(r.err, "kvpctl: guest: no key \"x\"\n");
+    EXPECT_EQ(run({"get", "guest", "a/b"}).out, "1\n");
+}
+
+TEST_F(KvpctlTest, AMistypedCommandIsNamedWithTheNearestOne) {
+    write_pool(1, "");
+    Result r = run({"sett", "guest", "a", "b"});
+    EXPECT_EQ(r.code, 2);
+    EXPECT_THAT(r.err, StartsWith("kvpctl: unknown command \"sett\" (did you mean \"set\"?)"));
+    EXPECT_EQ(read_pool(1), "");
+    r = run({"--lock-timeout", "1", "frobnicate"});
+    EXPECT_EQ(r.code, 2);
+    EXPECT_THAT(r.err, StartsWith("kvpctl: unknown command \"frobnicate\"\n"));
+}
+
+TEST_F(KvpctlTest, EveryArgumentErrorCarriesThePrefix) {
+    for (const std::vector<std::string>& args :
+         std::vector<std::vector<std::string>>{{"set", "guest"},
+                                               {"get"},
+                                               {"list", "nosuchpool"},
+                                               {"--lock-timeout", "abc", "list", "guest"}}) {
+        const Result r = run(args);
+        EXPECT_EQ(r.code, 2) << args[0];
+        EXPECT_THAT(r.err, StartsWith("kvpctl: ")) << args[0];
+    }
+}
+
+TEST_F(KvpctlTest, LimitsMayComeBeforeTheCommand) {
+    write_pool(1, "");
+    const std::string bytes_not_utf8(3, '\xff');
+    EXPECT_EQ(run({"set", "guest", "A", bytes_not_utf8}).code, 2);  // host limits: refused
+    const Result r = run({"--limits", "pool", "set", "guest", "A", bytes_not_utf8});
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(read_pool(1), record("A", bytes_not_utf8));
 }

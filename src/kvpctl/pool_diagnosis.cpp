@@ -1,0 +1,81 @@
+#include "pool_diagnosis.hpp"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <optional>
+
+#include "error.hpp"
+#include "key_name.hpp"
+#include "pool_id.hpp"
+#include "record_format.hpp"
+
+namespace kvpctl {
+
+namespace {
+
+// The size of the pool file of `pool`, nullopt when it does not exist (or is no regular file).
+std::optional<off_t> pool_file_size(const Context& ctx, kvp::PoolId pool) {
+    struct stat st {};
+    const auto path = ctx.pool_dir / kvp::pool_file_name(pool);
+    if (::lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+        return std::nullopt;
+    }
+    return st.st_size;
+}
+
+// Whether anything is in the place of `pool`'s file: a directory or a FIFO there is for the
+// engine to refuse with its own reason.
+bool pool_file_place_taken(const Context& ctx, kvp::PoolId pool) {
+    struct stat st {};
+    const auto path = ctx.pool_dir / kvp::pool_file_name(pool);
+    return ::lstat(path.c_str(), &st) == 0;
+}
+
+}  // namespace
+
+bool holds_pool_files(const Context& ctx) {
+    for (const kvp::PoolId pool : selected_pools(std::nullopt)) {
+        if (pool_file_place_taken(ctx, pool)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+void require_pool_files(const Context& ctx) {
+    require_pool_directory(ctx);
+    if (!holds_pool_files(ctx)) {
+        kvp::throw_error(ENOENT, ctx.pool_dir.string() +
+                                     " holds no pool file (.kvp_pool_0 to .kvp_pool_4): is it "
+                                     "the pool directory? Give it with --pool-dir DIR or "
+                                     "$KVP_POOL_DIR (default " +
+                                     std::string(kDefaultPoolDir) +
+                                     "); `kvpctl init DIR` makes one");
+    }
+}
+
+void warn_not_a_pool_file(const Context& ctx, kvp::PoolId pool) {
+    const auto size = pool_file_size(ctx, pool);
+    if (!size || *size == 0 || *size >= static_cast<off_t>(kvp::kRecordSize)) {
+        return;
+    }
+    *ctx.err << "kvpctl: warning: " << (ctx.pool_dir / kvp::pool_file_name(pool)).string() << " is "
+             << *size << " bytes, less than one " << kvp::kRecordSize
+             << "-byte record: it holds no key; is it a pool file? (kvpctl check "
+             << kvp::pool_name(pool) << ")\n";
+}
+
+std::string file_name_hint(const std::string& key) {
+    if (key.find('%') == std::string::npos) {
+        return {};
+    }
+    const auto decoded = kvp::name_to_key(key);
+    if (!decoded || *decoded == key) {
+        return {};
+    }
+    return " (kvpctl takes keys as they are; " + escape(key, true) +
+           " is how a kvpfs mount names the key " + escape(*decoded, true) + ")";
+}
+
+}  // namespace kvpctl
