@@ -53,7 +53,7 @@ image_tree() {
     while read -r lib; do
         mkdir -p "$dir$(dirname "$lib")"
         cp -L "$lib" "$dir$lib"
-    done < <(ldd "$build/kvpfs" "$build/kvpctl" "$dir/usr/bin/fusermount3" |
+    done < <(ldd "$build/kvpfs" "$build/kvpctl" "$dir/usr/bin/fusermount3" "$dir/bin/busybox" 2>/dev/null |
         awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// && $2 ~ /^\(/ { print $1 }' | sort -u)
     printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' \
         >"$dir/etc/passwd"
@@ -102,6 +102,9 @@ engine_scenario() {
     ctr run -d --name consumer "${ctr_run_flags[@]}" \
         -v "$share:/run/kvpfs:rslave" -v "$share/kvp-rw:/kvp" \
         "$image" sleep 3600 >/dev/null || fail "run the consumer container"
+    # The engines' default propagation of a bind, rprivate, for contrast.
+    ctr run -d --name private "${ctr_run_flags[@]}" -v "$share:/run/kvpfs" \
+        "$image" sleep 3600 >/dev/null || fail "run the container with an rprivate bind"
     expect_eq "parent bind: root reads parameter/HostName" "$hn" \
         "$(in_ctr consumer cat /run/kvpfs/kvp-rw/parameter/HostName 2>&1)"
     expect_eq "simple bind: root reads parameter/HostName" "$hn" \
@@ -122,6 +125,8 @@ engine_scenario() {
         fail "host: kvpfs -o allow_other,uid=65534,gid=65534 did not mount"
     check "the later -o ro mount shows in the container" wait_until 10 \
         in_ctr consumer "test \"\$(cat /run/kvpfs/kvp-ro/parameter/HostName)\" = '$hn'"
+    check "the later mount does not show through an rprivate bind" \
+        in_ctr private 'test -d /run/kvpfs/kvp-ro -a ! -e /run/kvpfs/kvp-ro/parameter'
     expect_refused "root writes guest/ on the -o ro mount" "Read-only file system" \
         in_ctr consumer 'echo x > /run/kvpfs/kvp-ro/guest/FromContainer'
     check "the later uid=65534 mount shows in the container" wait_until 10 \
@@ -160,8 +165,8 @@ engine_scenario() {
         "$(kvpctl get guest FromContainer 2>&1)"
     expect_refused "restarted: the simple bind stays on the dead mount" \
         "Transport endpoint is not connected" in_ctr consumer 'cat /kvp/parameter/HostName'
-    ctr kill consumer >/dev/null || fail "kill the consumer container"
-    ctr rm consumer >/dev/null || fail "remove the consumer container"
+    ctr kill consumer private >/dev/null || fail "kill the consumer containers"
+    ctr rm consumer private >/dev/null || fail "remove the consumer containers"
     stop_daemons
 
     say "--- (b) kvpfs inside a container: --device /dev/fuse --cap-add SYS_ADMIN"
