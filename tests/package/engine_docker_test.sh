@@ -36,22 +36,27 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 cgroups_note docker
+paths_note /run/docker  # its plugin directory, /run/docker/plugins, is fixed
 engine_prepare docker
 
 # This machine: no iptables rules or bridge wanted (containers run with --network none), a
 # hybrid cgroup layout (cgroupfs, not systemd), vfs storage (no overlay in a tmp directory
 # needed), no registry reachable, hence `docker import`.
 mkdir -p "$work/docker/config"
-echo '{}' >"$work/docker/daemon.json"
+# Its identity key would go to /etc/docker/key.json; only the configuration file moves it.
+printf '{"deprecated-key-path": "%s"}\n' "$work/docker/key.json" >"$work/docker/daemon.json"
 dockerd --config-file "$work/docker/daemon.json" --data-root "$work/docker/data" \
     --exec-root "$work/docker/exec" --pidfile "$work/docker/dockerd.pid" \
     -H "unix://$work/docker/sock" --storage-driver vfs \
     --exec-opt native.cgroupdriver=cgroupfs --iptables=false --ip6tables=false \
     --ip-masq=false --bridge=none >"$work/dockerd.log" 2>&1 &
 dockerd_pid=$!
-if ! wait_until 60 ctr version; then
+# Ready, or gone (then there is no point waiting).
+# shellcheck disable=SC2317  # called by wait_until
+dockerd_settled() { pid_gone "$dockerd_pid" || ctr version; }
+if ! wait_until 60 dockerd_settled || pid_gone "$dockerd_pid"; then
     tail -n 20 "$work/dockerd.log"
-    fail "the private dockerd did not answer in 60 s"
+    fail "the private dockerd did not answer in 60 s, or stopped"
     finish
 fi
 ctr_run_flags=(--network none)

@@ -26,6 +26,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 cgroups_note libpod_parent
+# Image imports keep a blob cache there, whatever --root says.
+paths_note /var/lib/containers
 engine_prepare podman
 
 # This machine: the capability bounding set lacks CAP_SYS_RESOURCE, so no rlimit may be

@@ -229,6 +229,18 @@ cgroups_tidy() {
     done
 }
 
+# paths_note PATH...: notes which of the PATHs (places where an engine keeps state whatever
+# its options say) exist; paths_tidy removes, once the engine is gone, those it made.
+paths_new=()
+paths_note() {
+    local p
+    for p in "$@"; do [[ -e $p ]] || paths_new+=("$p"); done
+}
+paths_tidy() {
+    local p
+    for p in "${paths_new[@]}"; do rm -rf "$p"; done
+}
+
 # engine_prepare NAME: checks the machine, then makes $work (a mktemp directory), $pool (a
 # tmpfs with sample pools), $share (a shared bind mount of its own, as /run is under
 # systemd) and $work/image.tar (image_tree's tree). engine_cleanup undoes it all.
@@ -252,6 +264,7 @@ engine_prepare() {
 engine_cleanup() {
     stop_daemons
     cgroups_tidy
+    paths_tidy
     [[ -n ${work:-} && -d $work ]] || return 0
     umount_tree "$work"
     rm -rf "$work"
