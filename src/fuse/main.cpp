@@ -28,6 +28,10 @@ int main(int argc, char** argv) {
     if (parsed.error.empty()) {
         parsed.error = kvpfs::check_paths(o);
     }
+    if (parsed.error.empty()) {
+        // libfuse would say only "fuse: mount failed: Invalid argument" for /dev/null there.
+        parsed.error = kvpfs::fuse_device_problem();
+    }
     if (!parsed.error.empty()) {
         std::fprintf(stderr, "kvpfs: %s\n", parsed.error.c_str());
         return 2;

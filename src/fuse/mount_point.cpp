@@ -1,12 +1,16 @@
 #include "mount_point.hpp"
 
+#include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <fstream>
 #include <sstream>
+#include <utility>
 
 namespace kvpfs {
 namespace {
@@ -81,6 +85,46 @@ bool is_kvpfs_type(const std::string& fstype) {
     return fstype == "fuse.kvpfs";
 }
 
+// The mount point of the mount that holds `path` (the longest mount point that is `path` or
+// one of its parents), and its type.
+std::pair<std::string, std::string> enclosing_mount(const std::string& path) {
+    std::ifstream in("/proc/self/mountinfo");
+    std::string line;
+    std::string best_point;
+    std::string best_type;
+    while (std::getline(in, line)) {
+        std::istringstream fields(line);
+        std::string id, parent, dev, root, point, word;
+        fields >> id >> parent >> dev >> root >> point;
+        point = unescape_mountinfo(point);
+        const bool holds = point == "/" || path == point ||
+                           (path.size() > point.size() &&
+                            path.compare(0, point.size(), point) == 0 && path[point.size()] == '/');
+        if (!holds || point.size() < best_point.size()) {
+            continue;
+        }
+        while (fields >> word && word != "-") {
+        }
+        std::string fstype;
+        fields >> fstype;
+        best_point = point;  // a later line of the same point is mounted on top
+        best_type = fstype;
+    }
+    return {best_point, best_type};
+}
+
+// The pool file names `dir` holds, "" when none.
+std::string pool_files_in(const std::string& dir) {
+    std::string names;
+    for (int n = 0; n <= 4; ++n) {
+        const std::string name = ".kvp_pool_" + std::to_string(n);
+        if (::access((dir + "/" + name).c_str(), F_OK) == 0) {
+            names += (names.empty() ? "" : " ") + name;
+        }
+    }
+    return names;
+}
+
 }  // namespace
 
 std::string dead_mount_reason(const std::string& mountpoint) {
@@ -108,15 +152,42 @@ std::string mountpoint_refusal(const std::string& pool_dir, const std::string& m
         return "MOUNTPOINT '" + mountpoint + "' is already a kvpfs mount (" + fstype +
                "); unmount it first (fusermount3 -u " + mountpoint + ")";
     }
+    if (const auto [point, type] = enclosing_mount(mountpoint); is_kvpfs_type(type)) {
+        return "MOUNTPOINT '" + mountpoint + "' lies inside the kvpfs mount on '" + point +
+               "': a kvpfs mount holds no directories to mount on";
+    }
+    if (const std::string names = pool_files_in(mountpoint); !names.empty()) {
+        return "MOUNTPOINT '" + mountpoint + "' holds pool files (" + names +
+               "): a mount there would hide them from hv_kvp_daemon and every other writer "
+               "(arguments swapped? usage: kvpfs [OPTIONS] [POOL_DIR] MOUNTPOINT)";
+    }
+    return "";
+}
+
+std::string fuse_device_problem(const std::string& device) {
+    struct stat st {};
+    if (::stat(device.c_str(), &st) != 0) {
+        const int err = errno;
+        return device + ": " + std::strerror(err) +
+               " (load the fuse module: modprobe fuse; in a container, pass the device: "
+               "--device /dev/fuse)";
+    }
+    // The FUSE device is the character device 10:229 (Documentation/admin-guide/devices.txt).
+    if (!S_ISCHR(st.st_mode) || major(st.st_rdev) != 10 || minor(st.st_rdev) != 229) {
+        const std::string what =
+            S_ISCHR(st.st_mode) ? "the character device " + std::to_string(major(st.st_rdev)) +
+                                      ":" + std::to_string(minor(st.st_rdev))
+                                : std::string(S_ISREG(st.st_mode) ? "a regular file" : "no device");
+        return device + " is not the FUSE device (the character device 10:229); it is " + what +
+               " (something is bound over it? in a container, pass the host's: --device "
+               "/dev/fuse)";
+    }
     return "";
 }
 
 std::string pool_dir_warning(const std::string& pool_dir) {
-    for (int n = 0; n <= 4; ++n) {
-        const std::string path = pool_dir + "/.kvp_pool_" + std::to_string(n);
-        if (::access(path.c_str(), F_OK) == 0) {
-            return "";
-        }
+    if (!pool_files_in(pool_dir).empty()) {
+        return "";
     }
     return "POOL_DIR '" + pool_dir +
            "' holds none of the pool files .kvp_pool_0 to .kvp_pool_4 (is it the right "

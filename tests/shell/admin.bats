@@ -46,6 +46,39 @@ refused_before_mount() {
     [ -e "$POOL/.kvp_pool_1" ]
 }
 
+@test "a MOUNTPOINT that holds pool files is refused (kvpfs EMPTY_DIR POOL_DIR)" {
+    mkdir "$BASE/empty"
+    refused_before_mount "$BASE/empty" "$POOL"
+    [[ "$output" == *"MOUNTPOINT '$POOL' holds pool files (.kvp_pool_"*"arguments swapped?"* ]]
+    # One pool file is enough: a directory hv_kvp_daemon has only begun to fill.
+    mkdir "$BASE/one"
+    : >"$BASE/one/.kvp_pool_3"
+    refused_before_mount "$POOL" "$BASE/one"
+    [[ "$output" == *"holds pool files (.kvp_pool_3)"* ]]
+    [ -e "$POOL/.kvp_pool_1" ] && [ -e "$BASE/one/.kvp_pool_3" ]
+}
+
+@test "a MOUNTPOINT inside a kvpfs mount is refused" {
+    start_kvpfs
+    run "$KVPFS" -f "$POOL" "$MNT/guest"
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"lies inside the kvpfs mount on '$MNT'"* ]]
+    [ "$(grep -c " $MNT" /proc/mounts)" -eq 1 ]
+}
+
+@test "a /dev/fuse that is not the FUSE device is named, with the cure" {
+    # In a mount namespace of its own: /dev/null bound over /dev/fuse, then no /dev/fuse at all.
+    run unshare -m --propagation private sh -c \
+        'mount --bind /dev/null /dev/fuse && exec "$0" -f "$1" "$2"' "$KVPFS" "$POOL" "$MNT"
+    [ "$status" -eq 2 ]
+    [[ "$output" == *"/dev/fuse is not the FUSE device"*"character device 1:3"*"--device /dev/fuse"* ]]
+    run unshare -m --propagation private sh -c \
+        'mount -t tmpfs none /dev && exec "$0" -f "$1" "$2"' "$KVPFS" "$POOL" "$MNT"
+    [ "$status" -eq 2 ]
+    [[ "$output" == *"/dev/fuse: No such file or directory"*"modprobe fuse"* ]]
+    if grep -q " $MNT " /proc/mounts; then return 1; fi
+}
+
 @test "a second kvpfs on a kvpfs mount is refused and says so" {
     start_kvpfs
     run "$KVPFS" "$POOL" "$MNT"
