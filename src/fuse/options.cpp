@@ -336,6 +336,10 @@ std::string escape_opt(const std::string& text) {
 
 ParseResult parse_options(int argc, char** argv) {
     ParseResult result;
+    // Files belong to whoever mounts, as on sshfs and other user mounts: a user's own mount
+    // lets that user write guest/. -o uid= and -o gid= (parsed below) override it.
+    result.options.uid = ::getuid();
+    result.options.gid = ::getgid();
     ParseState st{&result.options, {}, {}};
     // fuse_opt_parse would print its own line before ours: say it in one line instead.
     for (int i = 1; i < argc && std::strcmp(argv[i], "--") != 0; ++i) {
@@ -382,6 +386,10 @@ ParseResult parse_options(int argc, char** argv) {
     // Always: the kernel checks mode bits, so with allow_other others read but only the
     // owner writes guest/ (docs/behaviour.md §8). fsname/subtype make `mount` show fuse.kvpfs.
     o.fuse_args.emplace_back("-odefault_permissions");
+    // Plain values need neither device files nor set-id bits: nodev,nosuid on every mount,
+    // after the user's options so that the dev,suid mount.fuse3 passes for fstab lines lose.
+    o.fuse_args.emplace_back("-onodev");
+    o.fuse_args.emplace_back("-onosuid");
     if (!st.subtype_given) {
         o.fuse_args.emplace_back("-osubtype=kvpfs");
     }
@@ -497,8 +505,8 @@ std::string usage_text(const char* program) {
            "                         (511/2047 bytes)\n"
            "  -o auto=host|file      auto/: the file's records and the intrinsic items the\n"
            "                         host is shown (default), or .kvp_pool_2 alone\n"
-           "  -o uid=U, -o gid=G     owner and group of every file, a number or a name (default "
-           "0)\n"
+           "  -o uid=U, -o gid=G     owner and group of every file, a number or a name (default:\n"
+           "                         the user and group that mount)\n"
            "  -o umask=M             octal bits taken from the modes (default 022: guest/ 0755,\n"
            "                         its files 0644; with 002 the group may write guest/ too)\n"
            "  -o lock_timeout=S      longest wait for a pool file lock, in seconds (default 10)\n"

@@ -33,6 +33,7 @@ struct Options {
     // -o auto=host (default): auto/ adds the intrinsic items hv_kvp_daemon computes;
     // -o auto=file: auto/ shows .kvp_pool_2 alone.
     bool auto_intrinsic = true;
+    // Owner and group of every file: the mounting user's unless -o uid= / -o gid= say otherwise.
     uid_t uid = 0;
     gid_t gid = 0;
     // Taken away from the modes of guest/ and its files (and of the read-only pools, which

@@ -285,3 +285,31 @@ PY
     [ "$shown" -eq 14 ]                    # 3 + 2 + the 9 intrinsic items the file lacks
     [ "$(stat -f -c %c "$MNT")" -eq "$shown" ]
 }
+
+@test "a user's own mount belongs to that user, who may write guest/; every mount is nodev,nosuid" {
+    # nobody mounts through fusermount3, in a mount namespace of its own where /dev/fuse is
+    # open to users (it is 0600 on some machines) and nothing leaks out.
+    chown -R nobody:nogroup "$POOL" "$MNT"
+    chmod 755 "$BASE"
+    run unshare -m --propagation private sh -ec '
+        dev=$(mktemp -d); mount -t tmpfs -o mode=755 none "$dev"
+        mknod -m 666 "$dev/fuse" c 10 229; mount --bind "$dev/fuse" /dev/fuse
+        as_nobody() { setpriv --reuid=nobody --regid=nogroup --clear-groups "$@"; }
+        as_nobody "$0" "$1" "$2"
+        i=0; until grep -q " $2 fuse" /proc/self/mounts; do i=$((i+1)); [ $i -lt 3000 ]; sleep 0.01; done
+        grep " $2 " /proc/self/mounts | cut -d" " -f4
+        as_nobody stat -c "%U:%G" "$2" "$2/guest" "$2/parameter"
+        as_nobody sh -c "echo mine >\"$2/guest/K\"" && echo stored
+        as_nobody fusermount3 -u "$2"' "$KVPFS" "$POOL" "$MNT"
+    echo "$output"
+    [ "$status" -eq 0 ]
+    # (a detached kvpfs may first warn that /dev/log is missing)
+    [[ $output == *$'\n'rw,nosuid,nodev,*user_id=65534,group_id=65534* ]]
+    [[ $output == *$'\nnobody:nogroup\nnobody:nogroup\nnobody:nogroup\nstored' ]]
+    grep -q mine "$POOL/.kvp_pool_1"
+}
+
+@test "an fstab-style mount with dev,suid is nodev,nosuid all the same" {
+    start_kvpfs -o dev,suid
+    grep " $MNT " /proc/mounts | grep -q "nosuid,nodev"
+}
