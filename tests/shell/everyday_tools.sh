@@ -179,6 +179,7 @@ row 'bash `echo >>`, too long' log 1 = 'echo $(printf "a%.0s" {1..1100}) >> gues
 row 'bash `echo >`, refused create' newkey 1 - 'echo $(printf "a%.0s" {1..1100}) > guest/newkey'
 row 'bash `printf >`, NUL byte' existing 1 = "printf 'a\\0b' > guest/existing"
 row 'bash `printf >`, invalid UTF-8' existing 1 = "printf '\\xff\\xfe' > guest/existing"
+row 'dash `printf >`, too long (dash names no errno)' existing 1 = 'dash -c "printf %1100s x > guest/existing"'
 row 'bash `echo >`, lock held elsewhere (`-o lock_timeout=1`)' existing 1 = \
     'echo new > guest/existing' hold_lock release_lock
 pool=small
