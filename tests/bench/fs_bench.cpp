@@ -49,11 +49,13 @@
 #include <thread>
 #include <vector>
 
+#include "pool_codec.hpp"
+
 namespace {
 
-constexpr std::size_t kKeyField = 512;
-constexpr std::size_t kValueField = 2048;
-constexpr std::size_t kRecord = kKeyField + kValueField;
+using kvptest::kKeyField;
+using kvptest::kRecord;
+using kvptest::kValueField;
 constexpr std::size_t kValueLength = 40;  // every value has this length, in every generation
 
 std::atomic<bool> g_stop{false};

@@ -373,7 +373,7 @@ bool unchanged(const Sandbox& sb, const std::map<std::string, std::string>& befo
             r.value.clear();
         }
     }
-    expected[guest] = mode + records(recs);
+    expected[guest] = mode + encode_records(recs);
     return expected == after;
 }
 
