@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The kvpfs benchmarks (issue 7; docs/performance.md). Not part of the tests.
+# The kvpfs benchmarks (docs/performance.md). Not part of the tests.
 #
 #   scripts/bench.sh [--quick] [--no-pin | --cpu N] [--engine-only | --fs-only]
 #                    [--out DIR] [-- EXTRA kvp_fs_bench ARGS...]

@@ -39,10 +39,11 @@ done
 for p in "${pids[@]}"; do wait "$p"; done
 python3 - "$KVP_POOL_DIR/.kvp_pool_1" <<PY &
 import fcntl, os, sys
+from kvp_pool import record
 for i in range(450):
     with open(sys.argv[1], "ab") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
-        rec = ("ci%d" % i).encode().ljust(512, b"\0") + b"event".ljust(2048, b"\0")
+        rec = record(("ci%d" % i).encode(), b"event")
         f.write(rec)
         fcntl.flock(f, fcntl.LOCK_UN)
 PY
@@ -56,6 +57,8 @@ failed_writes=0
 ops=$(cat "$KVP_POOL_DIR/../host-ops" 2>/dev/null || echo 0)
 echo "$1: shell keys kept $shell/450 (lost $((450 - shell)), writes that failed $failed_writes), cloud-init-like records kept $ci/450 (lost $((450 - ci))), preloaded kept $pre/300, host changes of pool 1: $ops"
 '
+# The inside script's Python imports the tests' own pool codec (tests/common/kvp_pool.py).
+export PYTHONPATH=$top/tests/common${PYTHONPATH:+:$PYTHONPATH}
 echo "daemon_gap: ${mode:-default} mode, $(nproc) CPUs, load $(cut -d" " -f1 /proc/loadavg)"
 "$top/scripts/kvp-sandbox" --quiet --host "${opts[@]}" -- bash -c "$inside" control control
 for ((r = 1; r <= runs; r++)); do

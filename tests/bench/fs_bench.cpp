@@ -49,11 +49,13 @@
 #include <thread>
 #include <vector>
 
+#include "pool_codec.hpp"
+
 namespace {
 
-constexpr std::size_t kKeyField = 512;
-constexpr std::size_t kValueField = 2048;
-constexpr std::size_t kRecord = kKeyField + kValueField;
+using kvptest::kKeyField;
+using kvptest::kRecord;
+using kvptest::kValueField;
 constexpr std::size_t kValueLength = 40;  // every value has this length, in every generation
 
 std::atomic<bool> g_stop{false};
@@ -303,7 +305,7 @@ void write_files(const std::string& dir, const KeySet& k) {
 // ---------------------------------------------------------------------------------------
 // Systems under test
 
-// write_held is not one of the issue's loops: open(O_TRUNC)+write+close of a key while
+// write_held is not one of the goals' loops: open(O_TRUNC)+write+close of a key while
 // another key of the same directory was opened for reading just before (untimed) and is
 // still open, as a concurrent reader would hold it. Off by default (--ops ...,write_held).
 enum class Op { read, stat, write, readdir, missing, write_held };
@@ -1089,7 +1091,7 @@ int bench_main(const Options& o) {
         if (!st.count(sys)) {
             continue;
         }
-        // Issue 14's goals for the cached modes, each against the floor it names.
+        // The cached modes' goals (docs/performance.md), each against the floor it names.
         auto& c = st[sys];
         auto goal = [&](const char* what, std::size_t n, Op op, const char* floor, double limit) {
             if (!st.count(floor) || std::find(ops.begin(), ops.end(), op) == ops.end() ||

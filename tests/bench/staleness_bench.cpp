@@ -33,11 +33,12 @@
 #include <thread>
 #include <vector>
 
+#include "pool_codec.hpp"
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
-constexpr std::size_t kKeyField = 512;
-constexpr std::size_t kRecord = 2560;
+using kvptest::kRecord;
 constexpr long kFuseSuperMagic = 0x65735546;
 
 [[noreturn]] void fail(const std::string& what) {
@@ -55,10 +56,7 @@ struct Options {
 };
 
 std::string record(const std::string& key, const std::string& value) {
-    std::string r(kRecord, '\0');
-    std::memcpy(r.data(), key.data(), key.size());
-    std::memcpy(r.data() + kKeyField, value.data(), value.size());
-    return r;
+    return kvptest::encode_record(key, value);
 }
 
 std::string key_name(std::size_t i) {

@@ -21,18 +21,18 @@
 
 namespace {
 
-using kvptest::decode_pool;
-using kvptest::kKey;
-using kvptest::kRec;
-using kvptest::raw_pool;
-using kvptest::raw_record;
-using kvptest::RawRecord;
+using kvptest::decode_records;
+using kvptest::encode_record;
+using kvptest::encode_records;
+using kvptest::kKeyField;
+using kvptest::kRecord;
 using kvptest::read_file;
+using kvptest::Rec;
 using kvptest::same_time;
 using kvptest::stat_of;
 using kvptest::to_string;
 using kvptest::write_file;
-using Records = std::vector<RawRecord>;
+using Records = std::vector<Rec>;
 
 enum class Family { fcntl, flock };
 
@@ -124,7 +124,7 @@ std::string value_of_length(int i, std::size_t len) {
 
 void same_size_same_tick(const std::string& pool, Family family, kvp::PoolFile& p) {
     constexpr std::size_t kLen = 12;
-    write_file(pool, raw_pool({{"other", "x"}, {"k", value_of_length(0, kLen)}, {"z", "y"}}));
+    write_file(pool, encode_records({{"other", "x"}, {"k", value_of_length(0, kLen)}, {"z", "y"}}));
     // An old mtime, put back after every write: only the content (and ctime) changes.
     kvptest::set_mtime(pool, {1'600'000'000, 0});
     ASSERT_EQ(p.get("k"), value_of_length(0, kLen));
@@ -133,7 +133,7 @@ void same_size_same_tick(const std::string& pool, Family family, kvp::PoolFile& 
     for (int i = 1; i <= 150; ++i) {
         SCOPED_TRACE("round " + std::to_string(i));
         const std::string value = value_of_length(i, kLen);
-        ASSERT_EQ(same_tick_rewrite(pool, kRec + kKey, value, family), 0);
+        ASSERT_EQ(same_tick_rewrite(pool, kRecord + kKeyField, value, family), 0);
         // The writer really left size and mtime as they were: only the content changed.
         const struct stat now = stat_of(pool);
         ASSERT_EQ(now.st_size, before.st_size);
@@ -159,7 +159,7 @@ TEST_F(ChangeDetectionTest, SameSizeSameTickRewriteUnderFlockIsSeen) {
 }
 
 TEST_F(ChangeDetectionTest, SameSizeKeyRenameIsSeenByList) {
-    write_file(pool(), raw_pool({{"aaa", "1"}, {"bbb", "2"}}));
+    write_file(pool(), encode_records({{"aaa", "1"}, {"bbb", "2"}}));
     auto p = open_pool();
     ASSERT_EQ(p->list(), (std::vector<std::string>{"aaa", "bbb"}));
     for (int i = 0; i < 50; ++i) {
@@ -171,13 +171,13 @@ TEST_F(ChangeDetectionTest, SameSizeKeyRenameIsSeenByList) {
 }
 
 TEST_F(ChangeDetectionTest, DaemonStyleTruncateAndRewriteOfTheSameSizeIsSeen) {
-    write_file(pool(), raw_pool({{"a", "0"}, {"b", "0"}}));
+    write_file(pool(), encode_records({{"a", "0"}, {"b", "0"}}));
     auto p = open_pool();
     ASSERT_EQ(p->get("a"), "0");
     const struct stat before = stat_of(pool());
     for (int i = 1; i <= 60; ++i) {
         const std::string v = std::to_string(i % 10);
-        ASSERT_EQ(daemon_style_rewrite(pool(), raw_pool({{"b", v}, {"a", v}})), 0);
+        ASSERT_EQ(daemon_style_rewrite(pool(), encode_records({{"b", v}, {"a", v}})), 0);
         ASSERT_TRUE(same_time(stat_of(pool()).st_mtim, before.st_mtim));
         ASSERT_EQ(p->get("a"), v) << "round " << i;
         ASSERT_EQ(p->list(), (std::vector<std::string>{"b", "a"}));
@@ -188,59 +188,60 @@ TEST_F(ChangeDetectionTest, EngineChangeNeverLosesAnUnseenSameTickChange) {
     // The engine has the pool cached; another process changes one value in the same size
     // and tick; the engine's next change (of another key, and of the same record's key)
     // must be made on top of that change, not on the stale cache.
-    write_file(pool(), raw_pool({{"x", "000"}, {"y", "a"}, {"z", "b"}}));
+    write_file(pool(), encode_records({{"x", "000"}, {"y", "a"}, {"z", "b"}}));
     auto p = open_pool();
     ASSERT_EQ(p->get("x"), "000");
     for (int i = 1; i <= 60; ++i) {
         SCOPED_TRACE(i);
         char v[4];
         std::snprintf(v, sizeof v, "%03d", i);
-        ASSERT_EQ(same_tick_rewrite(pool(), kKey, v, Family::fcntl), 0);
+        ASSERT_EQ(same_tick_rewrite(pool(), kKeyField, v, Family::fcntl), 0);
         p->set("y", "round" + std::to_string(i));
-        const Records recs = decode_pool(read_file(pool()));
+        const Records recs = decode_records(read_file(pool()));
         ASSERT_EQ(recs.size(), 3u);
-        EXPECT_EQ(recs[0], (RawRecord{"x", v}));
-        EXPECT_EQ(recs[1], (RawRecord{"y", "round" + std::to_string(i)}));
+        EXPECT_EQ(recs[0], (Rec{"x", v}));
+        EXPECT_EQ(recs[1], (Rec{"y", "round" + std::to_string(i)}));
     }
 }
 
 TEST_F(ChangeDetectionTest, EngineChangeAfterAnUnseenSeedStyleDeleteUsesTheNewOffsets) {
     // Another process deletes "a" the seed's way (last record into the hole, truncate);
     // the engine, which still has the old layout cached, then replaces "d", which moved.
-    write_file(pool(), raw_pool({{"a", "1"}, {"b", "2"}, {"c", "3"}, {"d", "4"}}));
+    write_file(pool(), encode_records({{"a", "1"}, {"b", "2"}, {"c", "3"}, {"d", "4"}}));
     auto p = open_pool();
     ASSERT_EQ(p->list().size(), 4u);
-    ASSERT_EQ(kvptest::run_in_child([&]() -> int {
-                  const int fd = ::open(pool().c_str(), O_RDWR);
-                  struct flock fl {};
-                  fl.l_type = F_WRLCK;
-                  fl.l_whence = SEEK_SET;
-                  if (fd < 0 || ::fcntl(fd, F_SETLKW, &fl) != 0) {
-                      return 10;
-                  }
-                  std::string last(kRec, '\0');
-                  if (::pread(fd, last.data(), kRec, 3 * kRec) != static_cast<ssize_t>(kRec) ||
-                      ::pwrite(fd, last.data(), kRec, 0) != static_cast<ssize_t>(kRec) ||
-                      ::ftruncate(fd, 3 * kRec) != 0) {
-                      return 11;
-                  }
-                  fl.l_type = F_UNLCK;
-                  ::fcntl(fd, F_SETLK, &fl);
-                  ::close(fd);
-                  return 0;
-              }),
-              0);
+    ASSERT_EQ(
+        kvptest::run_in_child([&]() -> int {
+            const int fd = ::open(pool().c_str(), O_RDWR);
+            struct flock fl {};
+            fl.l_type = F_WRLCK;
+            fl.l_whence = SEEK_SET;
+            if (fd < 0 || ::fcntl(fd, F_SETLKW, &fl) != 0) {
+                return 10;
+            }
+            std::string last(kRecord, '\0');
+            if (::pread(fd, last.data(), kRecord, 3 * kRecord) != static_cast<ssize_t>(kRecord) ||
+                ::pwrite(fd, last.data(), kRecord, 0) != static_cast<ssize_t>(kRecord) ||
+                ::ftruncate(fd, 3 * kRecord) != 0) {
+                return 11;
+            }
+            fl.l_type = F_UNLCK;
+            ::fcntl(fd, F_SETLK, &fl);
+            ::close(fd);
+            return 0;
+        }),
+        0);
     p->set("d", "44");
-    EXPECT_EQ(decode_pool(read_file(pool())), (Records{{"d", "44"}, {"b", "2"}, {"c", "3"}}));
+    EXPECT_EQ(decode_records(read_file(pool())), (Records{{"d", "44"}, {"b", "2"}, {"c", "3"}}));
     EXPECT_EQ(p->get("a"), std::nullopt);
 }
 
 TEST_F(ChangeDetectionTest, AppendByAnotherProcessIsSeen) {
-    write_file(pool(), raw_pool({{"a", "1"}}));
+    write_file(pool(), encode_records({{"a", "1"}}));
     auto p = open_pool();
     ASSERT_EQ(p->list().size(), 1u);
     for (int i = 0; i < 20; ++i) {
-        const std::string rec = raw_record("n" + std::to_string(i), "v");
+        const std::string rec = encode_record("n" + std::to_string(i), "v");
         ASSERT_EQ(kvptest::run_in_child([&]() -> int {
                       const int fd = ::open(pool().c_str(), O_WRONLY | O_APPEND);
                       if (fd < 0 || ::flock(fd, LOCK_EX) != 0) {
@@ -262,13 +263,13 @@ TEST_F(ChangeDetectionTest, FileCreatedLaterIsSeen) {
     auto p = open_pool();
     EXPECT_FALSE(p->snapshot()->exists());
     EXPECT_TRUE(p->list().empty());
-    write_file(pool(), raw_pool({{"a", "1"}}));
+    write_file(pool(), encode_records({{"a", "1"}}));
     EXPECT_EQ(p->list(), std::vector<std::string>{"a"});
     EXPECT_TRUE(p->snapshot()->exists());
 }
 
 TEST_F(ChangeDetectionTest, FileRemovedByOthersIsAnEmptyPool) {
-    write_file(pool(), raw_pool({{"a", "1"}}));
+    write_file(pool(), encode_records({{"a", "1"}}));
     auto p = open_pool();
     ASSERT_EQ(p->list().size(), 1u);
     ASSERT_EQ(::unlink(pool().c_str()), 0);
@@ -278,27 +279,27 @@ TEST_F(ChangeDetectionTest, FileRemovedByOthersIsAnEmptyPool) {
 }
 
 TEST_F(ChangeDetectionTest, FileReplacedByRenameWithSameSizeAndMtimeIsSeen) {
-    write_file(pool(), raw_pool({{"a", "1"}}));
+    write_file(pool(), encode_records({{"a", "1"}}));
     const struct timespec t = {1'500'000'000, 0};
     kvptest::set_mtime(pool(), t);
     auto p = open_pool();
     ASSERT_EQ(p->get("a"), "1");
     const std::string tmp = dir() + "/replacement";
-    write_file(tmp, raw_pool({{"a", "2"}}));
+    write_file(tmp, encode_records({{"a", "2"}}));
     kvptest::set_mtime(tmp, t);
     ASSERT_EQ(::rename(tmp.c_str(), pool().c_str()), 0);
     EXPECT_EQ(p->get("a"), "2");
     // And the engine's next change goes to the new file.
     p->set("b", "3");
-    EXPECT_EQ(decode_pool(read_file(pool())), (Records{{"a", "2"}, {"b", "3"}}));
+    EXPECT_EQ(decode_records(read_file(pool())), (Records{{"a", "2"}, {"b", "3"}}));
 }
 
 TEST_F(ChangeDetectionTest, ChangeInAnotherPoolFileOfTheDirectoryDoesNotInvalidate) {
-    write_file(pool(), raw_pool({{"a", "1"}}));
+    write_file(pool(), encode_records({{"a", "1"}}));
     auto p = open_pool();
     const auto s = p->snapshot();
-    write_file(pool_path(0), raw_pool({{"other", "x"}}));
-    write_file(pool_path(2), raw_pool({{"other", "y"}}));
+    write_file(pool_path(0), encode_records({{"other", "x"}}));
+    write_file(pool_path(2), encode_records({{"other", "y"}}));
     EXPECT_EQ(p->snapshot().get(), s.get());
     EXPECT_EQ(p->get("a"), "1");
 }
@@ -317,7 +318,7 @@ struct timespec changed_at(kvp::PoolFile& p, const std::string& key) {
 }
 
 TEST_F(ChangeDetectionTest, ChangedAtStartsAtTheFilesMtime) {
-    write_file(pool(), raw_pool({{"a", "1"}, {"b", "2"}}));
+    write_file(pool(), encode_records({{"a", "1"}, {"b", "2"}}));
     const struct timespec t1 = {1'000'000'000, 123'456'789};
     kvptest::set_mtime(pool(), t1);
     auto p = open_pool();
@@ -327,14 +328,14 @@ TEST_F(ChangeDetectionTest, ChangedAtStartsAtTheFilesMtime) {
 }
 
 TEST_F(ChangeDetectionTest, ChangedAtMovesOnlyForKeysWhoseValueChanged) {
-    write_file(pool(), raw_pool({{"a", "1"}, {"b", "2"}, {"c", "3"}}));
+    write_file(pool(), encode_records({{"a", "1"}, {"b", "2"}, {"c", "3"}}));
     const struct timespec t1 = {1'000'000'000, 0};
     kvptest::set_mtime(pool(), t1);
     auto p = open_pool();
     ASSERT_TRUE(same_time(changed_at(*p, "b"), t1));
 
     // Another process changes b; the file's mtime is then t2.
-    write_file(pool(), raw_pool({{"a", "1"}, {"b", "22"}, {"c", "3"}}));
+    write_file(pool(), encode_records({{"a", "1"}, {"b", "22"}, {"c", "3"}}));
     const struct timespec t2 = {1'100'000'000, 5};
     kvptest::set_mtime(pool(), t2);
     EXPECT_EQ(p->get("b"), "22");
@@ -357,25 +358,25 @@ TEST_F(ChangeDetectionTest, ChangedAtMovesOnlyForKeysWhoseValueChanged) {
 }
 
 TEST_F(ChangeDetectionTest, ChangedAtSurvivesBeingMovedByADelete) {
-    write_file(pool(), raw_pool({{"a", "1"}, {"b", "2"}, {"c", "3"}}));
+    write_file(pool(), encode_records({{"a", "1"}, {"b", "2"}, {"c", "3"}}));
     const struct timespec t1 = {1'000'000'000, 0};
     kvptest::set_mtime(pool(), t1);
     auto p = open_pool();
     ASSERT_TRUE(same_time(changed_at(*p, "c"), t1));
     ASSERT_TRUE(p->remove("a"));  // c moves into a's slot; its value did not change
-    EXPECT_EQ(decode_pool(read_file(pool())), (Records{{"c", "3"}, {"b", "2"}}));
+    EXPECT_EQ(decode_records(read_file(pool())), (Records{{"c", "3"}, {"b", "2"}}));
     EXPECT_TRUE(same_time(changed_at(*p, "c"), t1)) << to_string(changed_at(*p, "c"));
     EXPECT_TRUE(same_time(changed_at(*p, "b"), t1));
 }
 
 TEST_F(ChangeDetectionTest, ChangedAtIsKeptWhenAnotherProcessRewritesTheSameValue) {
-    write_file(pool(), raw_pool({{"a", "1"}, {"b", "2"}}));
+    write_file(pool(), encode_records({{"a", "1"}, {"b", "2"}}));
     const struct timespec t1 = {1'000'000'000, 0};
     kvptest::set_mtime(pool(), t1);
     auto p = open_pool();
     ASSERT_TRUE(same_time(changed_at(*p, "a"), t1));
     // hv_kvp_daemon-style rewrite of the whole file: a unchanged, b changed.
-    ASSERT_EQ(daemon_style_rewrite(pool(), raw_pool({{"a", "1"}, {"b", "3"}})), 0);
+    ASSERT_EQ(daemon_style_rewrite(pool(), encode_records({{"a", "1"}, {"b", "3"}})), 0);
     const struct timespec t2 = {1'200'000'000, 0};
     kvptest::set_mtime(pool(), t2);
     EXPECT_EQ(p->get("b"), "3");
@@ -433,7 +434,7 @@ std::unique_ptr<T> make_without_inotify(Args&&... args) {
 }  // namespace
 
 TEST_F(ChangeDetectionTest, FallbackWatchWithoutInotifySeesSameTickRewrites) {
-    write_file(pool(), raw_pool({{"k", "aaaa"}}));
+    write_file(pool(), encode_records({{"k", "aaaa"}}));
     kvptest::set_mtime(pool(), {1'600'000'000, 0});
     auto w = make_without_inotify<kvp::ChangeWatch>(dir(), std::string(".kvp_pool_1"));
     ASSERT_NE(w, nullptr);
@@ -441,7 +442,8 @@ TEST_F(ChangeDetectionTest, FallbackWatchWithoutInotifySeesSameTickRewrites) {
     for (int i = 0; i < 30; ++i) {
         const struct stat st = stat_of(pool());
         w->mark_loaded(&st);
-        ASSERT_EQ(same_tick_rewrite(pool(), kKey, i % 2 == 0 ? "bbbb" : "aaaa", Family::fcntl), 0);
+        ASSERT_EQ(same_tick_rewrite(pool(), kKeyField, i % 2 == 0 ? "bbbb" : "aaaa", Family::fcntl),
+                  0);
         ASSERT_TRUE(w->maybe_changed()) << "round " << i;
     }
 }

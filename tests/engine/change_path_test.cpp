@@ -25,11 +25,11 @@
 namespace {
 
 using Clock = std::chrono::steady_clock;
-using kvptest::decode_pool;
-using kvptest::raw_pool;
+using kvptest::decode_records;
+using kvptest::encode_records;
 using kvptest::read_file;
 using kvptest::write_file;
-using Records = std::vector<kvptest::RawRecord>;
+using Records = std::vector<kvptest::Rec>;
 
 class ChangePathTest : public kvptest::PoolDirTest {
   protected:
@@ -61,41 +61,41 @@ void wait_for_waiter(const std::string& path) {
 
 TEST_F(ChangePathTest, ARemovedAndRemadeDirectoryIsFollowedByItsPath) {
     ASSERT_EQ(::mkdir(sub().c_str(), 0755), 0);
-    write_file(sub_pool(), raw_pool({{"Old", "1"}}));
+    write_file(sub_pool(), encode_records({{"Old", "1"}}));
     kvp::PoolFile pf(sub_pool(), options(kvptest::scaled(std::chrono::milliseconds(1000))));
     ASSERT_EQ(pf.list(), std::vector<std::string>{"Old"});
 
     std::filesystem::remove_all(sub());
     ASSERT_EQ(::mkdir(sub().c_str(), 0755), 0);
     EXPECT_TRUE(pf.list().empty()) << "the removed directory's pool is still shown";
-    write_file(sub_pool(), raw_pool({{"HostKey", "precious"}}));
+    write_file(sub_pool(), encode_records({{"HostKey", "precious"}}));
     EXPECT_EQ(pf.list(), std::vector<std::string>{"HostKey"});
     pf.set("New", "mine");
-    EXPECT_EQ(decode_pool(read_file(sub_pool())),
+    EXPECT_EQ(decode_records(read_file(sub_pool())),
               (Records{{"HostKey", "precious"}, {"New", "mine"}}));
     // The watch moved to the new directory: a same-size rewrite in the same tick shows.
-    write_file(sub_pool(), raw_pool({{"HostKey", "precioux"}, {"New", "mine"}}));
+    write_file(sub_pool(), encode_records({{"HostKey", "precioux"}, {"New", "mine"}}));
     EXPECT_EQ(pf.get("HostKey"), "precioux");
 }
 
 TEST_F(ChangePathTest, ADirectoryRenamedAwayAndReplacedIsFollowedByItsPath) {
     ASSERT_EQ(::mkdir(sub().c_str(), 0755), 0);
-    write_file(sub_pool(), raw_pool({{"Old", "1"}}));
+    write_file(sub_pool(), encode_records({{"Old", "1"}}));
     kvp::PoolFile pf(sub_pool(), options(kvptest::scaled(std::chrono::milliseconds(1000))));
     ASSERT_EQ(pf.list(), std::vector<std::string>{"Old"});
 
     ASSERT_EQ(::rename(sub().c_str(), (dir() + "/pools.old").c_str()), 0);
     ASSERT_EQ(::mkdir(sub().c_str(), 0755), 0);
-    write_file(sub_pool(), raw_pool({{"HostKey", "precious"}}));
+    write_file(sub_pool(), encode_records({{"HostKey", "precious"}}));
     EXPECT_EQ(pf.list(), std::vector<std::string>{"HostKey"});
     pf.set("New", "mine");
-    EXPECT_EQ(decode_pool(read_file(sub_pool())),
+    EXPECT_EQ(decode_records(read_file(sub_pool())),
               (Records{{"HostKey", "precious"}, {"New", "mine"}}));
-    EXPECT_EQ(decode_pool(read_file(dir() + "/pools.old/.kvp_pool_1")), (Records{{"Old", "1"}}));
+    EXPECT_EQ(decode_records(read_file(dir() + "/pools.old/.kvp_pool_1")), (Records{{"Old", "1"}}));
 }
 
 TEST_F(ChangePathTest, AChangeWaitingForTheLockLandsInTheFileThePathNamesWhenItGetsIt) {
-    write_file(pool(), raw_pool({{"Old", "1"}}));
+    write_file(pool(), encode_records({{"Old", "1"}}));
     kvp::PoolFile pf(pool(), options(kvptest::scaled(std::chrono::milliseconds(5000))));
     (void)pf.snapshot();
     auto holder = std::make_unique<kvptest::LockHolder>(pool(), kvptest::LockKind::flock_exclusive);
@@ -103,22 +103,23 @@ TEST_F(ChangePathTest, AChangeWaitingForTheLockLandsInTheFileThePathNamesWhenItG
     wait_for_waiter(pool());
     // While the change waits, the file is replaced by rename (as a tool that rewrites it would).
     const std::string replacement = dir() + "/replacement";
-    write_file(replacement, raw_pool({{"HostKey", "precious"}}));
+    write_file(replacement, encode_records({{"HostKey", "precious"}}));
     ASSERT_EQ(::rename(replacement.c_str(), pool().c_str()), 0);
     EXPECT_EQ(holder->release(), 0);
     change.get();
-    EXPECT_EQ(decode_pool(read_file(pool())), (Records{{"HostKey", "precious"}, {"New", "mine"}}));
+    EXPECT_EQ(decode_records(read_file(pool())),
+              (Records{{"HostKey", "precious"}, {"New", "mine"}}));
 }
 
 TEST_F(ChangePathTest, AReplacementAnotherReaderLoadedMeanwhileIsStillFound) {
-    write_file(pool(), raw_pool({{"Old", "1"}}));
+    write_file(pool(), encode_records({{"Old", "1"}}));
     kvp::PoolFile pf(pool(), options(kvptest::scaled(std::chrono::milliseconds(5000))));
     (void)pf.snapshot();
     auto holder = std::make_unique<kvptest::LockHolder>(pool(), kvptest::LockKind::flock_exclusive);
     auto change = std::async(std::launch::async, [&] { pf.set("New", "mine"); });
     wait_for_waiter(pool());
     const std::string replacement = dir() + "/replacement";
-    write_file(replacement, raw_pool({{"HostKey", "precious"}}));
+    write_file(replacement, encode_records({{"HostKey", "precious"}}));
     ASSERT_EQ(::rename(replacement.c_str(), pool().c_str()), 0);
     // A read loads the new file and takes the replacement's events with it: the waiting change
     // then finds no event, and must still notice that its descriptor is the old file.
@@ -126,7 +127,8 @@ TEST_F(ChangePathTest, AReplacementAnotherReaderLoadedMeanwhileIsStillFound) {
     ASSERT_EQ(pf.get("HostKey"), "precious");
     EXPECT_EQ(holder->release(), 0);
     change.get();
-    EXPECT_EQ(decode_pool(read_file(pool())), (Records{{"HostKey", "precious"}, {"New", "mine"}}));
+    EXPECT_EQ(decode_records(read_file(pool())),
+              (Records{{"HostKey", "precious"}, {"New", "mine"}}));
 }
 
 TEST_F(ChangePathTest, AnUnlockedTruncationIsNeverEditedByTheStaleSize) {
@@ -134,7 +136,7 @@ TEST_F(ChangePathTest, AnUnlockedTruncationIsNeverEditedByTheStaleSize) {
     for (int i = 0; i < 400; ++i) {
         many.push_back({"k" + std::to_string(i), "v"});
     }
-    write_file(pool(), raw_pool(many));
+    write_file(pool(), encode_records(many));
     kvp::PoolFile pf(pool(), options(kvptest::scaled(std::chrono::milliseconds(1000))));
     ASSERT_EQ(pf.list().size(), 400U);
     // Truncated without a lock (cloud-init at boot): whatever the cache says, the change is
@@ -143,13 +145,13 @@ TEST_F(ChangePathTest, AnUnlockedTruncationIsNeverEditedByTheStaleSize) {
     ASSERT_GE(fd, 0);
     ::close(fd);
     pf.set("Status", "Ready");
-    EXPECT_EQ(read_file(pool()).size(), kvptest::kRec);
-    EXPECT_EQ(decode_pool(read_file(pool())), (Records{{"Status", "Ready"}}));
+    EXPECT_EQ(read_file(pool()).size(), kvptest::kRecord);
+    EXPECT_EQ(decode_records(read_file(pool())), (Records{{"Status", "Ready"}}));
 }
 
 TEST_F(ChangePathTest, LockWaitsDoNotAddUpAndCachedReadsAnswerAtOnce) {
-    write_file(pool(), raw_pool({{"Cached", "yes"}}));
-    write_file(pool_path(2), raw_pool({{"Other", "pool"}}));
+    write_file(pool(), encode_records({{"Cached", "yes"}}));
+    write_file(pool_path(2), encode_records({{"Other", "pool"}}));
     // Bounds derive from lock_timeout (scaled with the machine's slack): a read that waited
     // for the lock takes all of it; writers whose waits added up take twice and more.
     const auto timeout = kvptest::scaled(std::chrono::seconds(2));
@@ -192,7 +194,7 @@ TEST_F(ChangePathTest, ConcurrentChangesNeverLoseAnAppendMadeUnderFlock) {
     // flock (cloud-init): no append may be lost. (A lock released on a descriptor number that
     // another thread reused once let appends in mid-change; that window is too narrow to hit
     // here reliably: Stress.WritersThroughMount... caught it in about half of its runs.)
-    write_file(pool(), raw_pool({{"seed", "0"}}));
+    write_file(pool(), encode_records({{"seed", "0"}}));
     kvp::PoolFile pf(pool(), options(kvptest::scaled(std::chrono::milliseconds(5000))));
     constexpr int kAppends = 300;
     const pid_t appender = kvptest::fork_child([&] {
@@ -201,7 +203,7 @@ TEST_F(ChangePathTest, ConcurrentChangesNeverLoseAnAppendMadeUnderFlock) {
             if (fd < 0 || ::flock(fd, LOCK_EX) != 0) {
                 return 10;
             }
-            const std::string rec = kvptest::raw_record("ci" + std::to_string(i), "e");
+            const std::string rec = kvptest::encode_record("ci" + std::to_string(i), "e");
             if (::write(fd, rec.data(), rec.size()) != static_cast<ssize_t>(rec.size())) {
                 return 11;
             }
@@ -228,7 +230,7 @@ TEST_F(ChangePathTest, ConcurrentChangesNeverLoseAnAppendMadeUnderFlock) {
         t.join();
     }
     std::set<std::string> keys;
-    for (const auto& r : decode_pool(read_file(pool()))) {
+    for (const auto& r : decode_records(read_file(pool()))) {
         keys.insert(r.key);
     }
     for (int i = 0; i < kAppends; ++i) {
@@ -241,7 +243,7 @@ TEST_F(ChangePathTest, ConcurrentChangesNeverLoseAnAppendMadeUnderFlock) {
 // but the next read, which starts after the replacement, must show what the path names now.
 std::vector<std::string> ChangePathTest::list_after_a_waiting_read(
     const std::function<void(const std::string& pool)>& replace) {
-    write_file(pool(), raw_pool({{"Old", "1"}}));
+    write_file(pool(), encode_records({{"Old", "1"}}));
     kvp::PoolFile pf(pool(), options(kvptest::scaled(std::chrono::milliseconds(5000))));
     EXPECT_EQ(pf.get("Old"), "1");
     auto holder = std::make_unique<kvptest::LockHolder>(pool(), kvptest::LockKind::flock_exclusive);
@@ -263,7 +265,7 @@ std::vector<std::string> ChangePathTest::list_after_a_waiting_read(
 TEST_F(ChangePathTest, AReadWaitingForTheLockWhileThePoolIsRenamedOverLeavesNoStaleView) {
     const std::string replacement = dir() + "/replacement";
     const auto listed = list_after_a_waiting_read([&](const std::string& pool) {
-        write_file(replacement, raw_pool({{"HostKey", "precious"}}));
+        write_file(replacement, encode_records({{"HostKey", "precious"}}));
         ASSERT_EQ(::rename(replacement.c_str(), pool.c_str()), 0);
     });
     EXPECT_EQ(listed, std::vector<std::string>{"HostKey"})
@@ -279,7 +281,7 @@ TEST_F(ChangePathTest, AReadWaitingForTheLockWhileThePoolIsRemovedLeavesNoStaleV
 // inotify reports a write to a directory's watch only when the file was opened through that
 // directory: a hard link elsewhere reaches the same bytes without an event there.
 TEST_F(ChangePathTest, AWriteThroughAHardLinkInAnotherDirectoryIsSeen) {
-    write_file(pool(), raw_pool({{"HostKey", "aaaa"}}));
+    write_file(pool(), encode_records({{"HostKey", "aaaa"}}));
     kvp::PoolFile pf(pool(), options(kvptest::scaled(std::chrono::milliseconds(1000))));
     ASSERT_EQ(pf.get("HostKey"), "aaaa");
     ASSERT_EQ(::mkdir(sub().c_str(), 0755), 0);
@@ -288,7 +290,7 @@ TEST_F(ChangePathTest, AWriteThroughAHardLinkInAnotherDirectoryIsSeen) {
     const int fd = ::open(link.c_str(), O_WRONLY | O_CLOEXEC);
     ASSERT_GE(fd, 0);
     ASSERT_EQ(::flock(fd, LOCK_EX), 0);
-    ASSERT_EQ(::pwrite(fd, "bbbb", 4, kvptest::kKey), 4);
+    ASSERT_EQ(::pwrite(fd, "bbbb", 4, kvptest::kKeyField), 4);
     ::close(fd);
     EXPECT_EQ(pf.get("HostKey"), "bbbb") << "a locked write through a hard link is not shown";
 }
@@ -297,7 +299,7 @@ TEST_F(ChangePathTest, AWriteThroughAHardLinkInAnotherDirectoryIsSeen) {
 // removed directory's inode alive: its watch hears nothing more, not even that it went.
 TEST_F(ChangePathTest, ADirectoryRemovedWhileStillOpenSomewhereAndMadeAgainIsFollowed) {
     ASSERT_EQ(::mkdir(sub().c_str(), 0755), 0);
-    write_file(sub_pool(), raw_pool({{"Old", "1"}}));
+    write_file(sub_pool(), encode_records({{"Old", "1"}}));
     kvp::PoolFile pf(sub_pool(), options(kvptest::scaled(std::chrono::milliseconds(1000))));
     ASSERT_EQ(pf.list(), std::vector<std::string>{"Old"});
     const int held = ::open(sub().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -305,7 +307,7 @@ TEST_F(ChangePathTest, ADirectoryRemovedWhileStillOpenSomewhereAndMadeAgainIsFol
     std::filesystem::remove_all(sub());
     EXPECT_TRUE(pf.list().empty()) << "the removed directory's pool is still shown";
     ASSERT_EQ(::mkdir(sub().c_str(), 0755), 0);
-    write_file(sub_pool(), raw_pool({{"HostKey", "precious"}}));
+    write_file(sub_pool(), encode_records({{"HostKey", "precious"}}));
     EXPECT_EQ(pf.list(), std::vector<std::string>{"HostKey"}) << "the new directory is not seen";
     ::close(held);
 }
@@ -313,9 +315,9 @@ TEST_F(ChangePathTest, ADirectoryRemovedWhileStillOpenSomewhereAndMadeAgainIsFol
 // A bind mount over the pool file itself changes what the name leads to without any inotify
 // event; only the mount table says so.
 TEST_F(ChangePathTest, APoolFileMountedOverIsShownAndSoIsItsUnmount) {
-    write_file(pool(), raw_pool({{"Old", "1"}}));
+    write_file(pool(), encode_records({{"Old", "1"}}));
     const std::string other = dir() + "/other";
-    write_file(other, raw_pool({{"HostKey", "precious"}}));
+    write_file(other, encode_records({{"HostKey", "precious"}}));
     kvp::PoolFile pf(pool(), options(kvptest::scaled(std::chrono::milliseconds(1000))));
     ASSERT_EQ(pf.list(), std::vector<std::string>{"Old"});
     if (::mount(other.c_str(), pool().c_str(), nullptr, MS_BIND, nullptr) != 0) {

@@ -31,7 +31,7 @@ class ChangeWatchTest : public kvptest::PoolDirTest {
 };
 
 TEST_F(ChangeWatchTest, UsesInotifyAndStartsDirty) {
-    kvptest::write_file(pool(), kvptest::raw_record("k", "v"));
+    kvptest::write_file(pool(), kvptest::encode_record("k", "v"));
     kvp::ChangeWatch w(dir(), ".kvp_pool_1");
     EXPECT_TRUE(w.using_inotify());
     EXPECT_TRUE(w.maybe_changed()) << "nothing was loaded yet";
@@ -41,14 +41,14 @@ TEST_F(ChangeWatchTest, UsesInotifyAndStartsDirty) {
 }
 
 TEST_F(ChangeWatchTest, SameSizeSameMtimeWriteIsReported) {
-    kvptest::write_file(pool(), kvptest::raw_record("k", "aaaa"));
+    kvptest::write_file(pool(), kvptest::encode_record("k", "aaaa"));
     kvp::ChangeWatch w(dir(), ".kvp_pool_1");
     loaded(w);
     for (int i = 0; i < 100; ++i) {
         const struct stat before = kvptest::stat_of(pool());
         const int fd = ::open(pool().c_str(), O_WRONLY | O_CLOEXEC);
         ASSERT_GE(fd, 0);
-        ASSERT_EQ(::pwrite(fd, i % 2 == 0 ? "bbbb" : "aaaa", 4, kvptest::kKey), 4);
+        ASSERT_EQ(::pwrite(fd, i % 2 == 0 ? "bbbb" : "aaaa", 4, kvptest::kKeyField), 4);
         const struct timespec times[2] = {before.st_atim, before.st_mtim};
         ASSERT_EQ(::futimens(fd, times), 0);
         ::close(fd);
@@ -64,14 +64,14 @@ TEST_F(ChangeWatchTest, CreationRemovalAndReplacementAreReported) {
     kvp::ChangeWatch w(dir(), ".kvp_pool_1");
     loaded(w);
     EXPECT_FALSE(w.maybe_changed());
-    kvptest::write_file(pool(), kvptest::raw_record("k", "v"));
+    kvptest::write_file(pool(), kvptest::encode_record("k", "v"));
     EXPECT_TRUE(w.maybe_changed()) << "creation";
     loaded(w);
     ASSERT_EQ(::chmod(pool().c_str(), 0600), 0);
     EXPECT_TRUE(w.maybe_changed()) << "attributes";
     loaded(w);
     const std::string tmp = dir() + "/tmp";
-    kvptest::write_file(tmp, kvptest::raw_record("k", "w"));
+    kvptest::write_file(tmp, kvptest::encode_record("k", "w"));
     loaded(w);  // the temporary file's own events are not about the pool
     ASSERT_EQ(::rename(tmp.c_str(), pool().c_str()), 0);
     EXPECT_TRUE(w.maybe_changed()) << "replacement by rename";
@@ -86,11 +86,11 @@ TEST_F(ChangeWatchTest, CreationRemovalAndReplacementAreReported) {
 }
 
 TEST_F(ChangeWatchTest, OtherFilesOfTheDirectoryAreIgnored) {
-    kvptest::write_file(pool(), kvptest::raw_record("k", "v"));
+    kvptest::write_file(pool(), kvptest::encode_record("k", "v"));
     kvp::ChangeWatch w(dir(), ".kvp_pool_1");
     loaded(w);
-    kvptest::write_file(pool_path(0), kvptest::raw_record("x", "y"));
-    kvptest::write_file(pool_path(2), kvptest::raw_record("x", "y"));
+    kvptest::write_file(pool_path(0), kvptest::encode_record("x", "y"));
+    kvptest::write_file(pool_path(2), kvptest::encode_record("x", "y"));
     kvptest::write_file(dir() + "/.kvp_pool_1.bak", "z");
     kvptest::write_file(dir() + "/.kvp_pool_10", "z");
     ASSERT_EQ(::unlink(pool_path(0).c_str()), 0);
@@ -98,7 +98,7 @@ TEST_F(ChangeWatchTest, OtherFilesOfTheDirectoryAreIgnored) {
 }
 
 TEST_F(ChangeWatchTest, AWriteDuringTheLoadStaysPending) {
-    kvptest::write_file(pool(), kvptest::raw_record("k", "v"));
+    kvptest::write_file(pool(), kvptest::encode_record("k", "v"));
     kvp::ChangeWatch w(dir(), ".kvp_pool_1");
     loaded(w);
     // A writer that takes no lock truncates the file while it is being read: its event came
@@ -115,7 +115,7 @@ TEST_F(ChangeWatchTest, AWriteDuringTheLoadStaysPending) {
 TEST_F(ChangeWatchTest, TheWatchFollowsTheDirectoryByItsPath) {
     const std::string sub = dir() + "/pools";
     ASSERT_EQ(::mkdir(sub.c_str(), 0755), 0);
-    kvptest::write_file(sub + "/.kvp_pool_1", kvptest::raw_record("k", "v"));
+    kvptest::write_file(sub + "/.kvp_pool_1", kvptest::encode_record("k", "v"));
     kvp::ChangeWatch w(sub, ".kvp_pool_1");
     w.begin_load();
     const struct stat st = kvptest::stat_of(sub + "/.kvp_pool_1");
@@ -128,9 +128,9 @@ TEST_F(ChangeWatchTest, TheWatchFollowsTheDirectoryByItsPath) {
     w.mark_loaded(nullptr);
     EXPECT_FALSE(w.maybe_changed());
     EXPECT_TRUE(w.using_inotify()) << "the new directory is watched";
-    kvptest::write_file(sub + "/.kvp_pool_1", kvptest::raw_record("k", "w"));
+    kvptest::write_file(sub + "/.kvp_pool_1", kvptest::encode_record("k", "w"));
     EXPECT_TRUE(w.maybe_changed()) << "a file created in the new directory";
-    kvptest::write_file(dir() + "/pools.old/.kvp_pool_1", kvptest::raw_record("k", "x"));
+    kvptest::write_file(dir() + "/pools.old/.kvp_pool_1", kvptest::encode_record("k", "x"));
     w.begin_load();
     EXPECT_FALSE(w.maybe_changed()) << "the old directory is no longer watched";
 }
@@ -160,7 +160,7 @@ TEST_F(ChangeWatchTest, ADirectoryAboveRenamedAwayAndReplacedIsFollowed) {
     const std::string file = sub + "/.kvp_pool_1";
     ASSERT_EQ(::mkdir(above.c_str(), 0755), 0);
     ASSERT_EQ(::mkdir(sub.c_str(), 0755), 0);
-    kvptest::write_file(file, kvptest::raw_record("k", "v"));
+    kvptest::write_file(file, kvptest::encode_record("k", "v"));
     kvp::ChangeWatch w(sub, ".kvp_pool_1");
     load_now(w, file);
     ASSERT_FALSE(w.maybe_changed());
@@ -173,10 +173,10 @@ TEST_F(ChangeWatchTest, ADirectoryAboveRenamedAwayAndReplacedIsFollowed) {
     load_now(w, file);
     EXPECT_FALSE(w.maybe_changed());
     EXPECT_TRUE(w.following_by_events()) << "the new path is watched again";
-    kvptest::write_file(file, kvptest::raw_record("k", "w"));
+    kvptest::write_file(file, kvptest::encode_record("k", "w"));
     EXPECT_TRUE(w.maybe_changed()) << "a file created in the new directory";
     load_now(w, file);
-    kvptest::write_file(dir() + "/above.old/pools/.kvp_pool_1", kvptest::raw_record("k", "x"));
+    kvptest::write_file(dir() + "/above.old/pools/.kvp_pool_1", kvptest::encode_record("k", "x"));
     EXPECT_FALSE(w.maybe_changed()) << "the old directory is no longer watched";
 }
 
@@ -186,7 +186,7 @@ TEST_F(ChangeWatchTest, AMountOverADirectoryAboveIsFollowedAndSoIsItsUnmount) {
     const std::string file = sub + "/.kvp_pool_1";
     ASSERT_EQ(::mkdir(above.c_str(), 0755), 0);
     ASSERT_EQ(::mkdir(sub.c_str(), 0755), 0);
-    kvptest::write_file(file, kvptest::raw_record("k", "v"));
+    kvptest::write_file(file, kvptest::encode_record("k", "v"));
     kvp::ChangeWatch w(sub, ".kvp_pool_1");
     load_now(w, file);
     ASSERT_FALSE(w.maybe_changed());
@@ -201,7 +201,7 @@ TEST_F(ChangeWatchTest, AMountOverADirectoryAboveIsFollowedAndSoIsItsUnmount) {
     load_now(w, file);
     EXPECT_FALSE(w.maybe_changed());
     ASSERT_EQ(::mkdir(sub.c_str(), 0755), 0);
-    kvptest::write_file(file, kvptest::raw_record("k", "mounted"));
+    kvptest::write_file(file, kvptest::encode_record("k", "mounted"));
     EXPECT_TRUE(w.maybe_changed()) << "the directory made in the mounted file system";
     load_now(w, file);
     EXPECT_FALSE(w.maybe_changed());
@@ -219,8 +219,8 @@ TEST_F(ChangeWatchTest, ASymbolicLinkOnThePathIsStatEveryLookAndFollowedWhenSwap
     const std::string link = dir() + "/link";
     ASSERT_EQ(::mkdir(a.c_str(), 0755), 0);
     ASSERT_EQ(::mkdir(b.c_str(), 0755), 0);
-    kvptest::write_file(a + "/.kvp_pool_1", kvptest::raw_record("k", "a"));
-    kvptest::write_file(b + "/.kvp_pool_1", kvptest::raw_record("k", "b"));
+    kvptest::write_file(a + "/.kvp_pool_1", kvptest::encode_record("k", "a"));
+    kvptest::write_file(b + "/.kvp_pool_1", kvptest::encode_record("k", "b"));
     ASSERT_EQ(::symlink("a", link.c_str()), 0);
     kvp::ChangeWatch w(link, ".kvp_pool_1");
     EXPECT_FALSE(w.following_by_events());

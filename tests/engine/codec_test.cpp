@@ -11,9 +11,8 @@
 
 namespace {
 
-using kvptest::raw_field;
-using kvptest::raw_record;
-using kvptest::raw_record_garbage;
+using kvptest::encode_field;
+using kvptest::encode_record;
 
 kvp::Record decode(const std::string& bytes) {
     EXPECT_EQ(bytes.size(), kvp::kRecordSize);
@@ -30,7 +29,7 @@ TEST(Codec, SizesMatchLinuxHypervHeader) {
 TEST(Codec, EncodeIsZeroFilledAndMatchesIndependentLayout) {
     const auto bytes = kvp::encode_record("Status", "Ready");
     const std::string got(bytes.data(), bytes.size());
-    EXPECT_EQ(got, raw_record("Status", "Ready"));
+    EXPECT_EQ(got, encode_record("Status", "Ready"));
 }
 
 TEST(Codec, EncodeEmptyValueAndMaximumLengths) {
@@ -38,12 +37,12 @@ TEST(Codec, EncodeEmptyValueAndMaximumLengths) {
     const std::string value(2047, 'v');
     const auto bytes = kvp::encode_record(key, value);
     const std::string got(bytes.data(), bytes.size());
-    EXPECT_EQ(got, raw_record(key, value));
+    EXPECT_EQ(got, encode_record(key, value));
     EXPECT_EQ(got[511], '\0');
     EXPECT_EQ(got[2559], '\0');
 
     const auto empty = kvp::encode_record("k", "");
-    EXPECT_EQ(std::string(empty.data(), empty.size()), raw_record("k", ""));
+    EXPECT_EQ(std::string(empty.data(), empty.size()), encode_record("k", ""));
 }
 
 TEST(Codec, EncodeRefusesStringsThatLeaveNoRoomForTheTerminator) {
@@ -65,21 +64,21 @@ TEST(Codec, DecodeRoundTripsEncode) {
 }
 
 TEST(Codec, DecodeStopsAtFirstNulAndHidesGarbage) {
-    const auto rec = decode(raw_record_garbage("abc", "value", 'G'));
+    const auto rec = decode(encode_record("abc", "value", 'G'));
     EXPECT_EQ(rec.key, "abc");
     EXPECT_EQ(rec.value, "value");
 
     // A second string after the NUL (what a shorter rewrite leaves) never shows either.
-    std::string key_field = raw_field("short", 512, '\0');
+    std::string key_field = encode_field("short", 512, '\0');
     const std::string old_tail = "er-and-longer-old-key";
     key_field.replace(6, old_tail.size(), old_tail);
-    const auto rec2 = decode(key_field + raw_field("v", 2048, '\x7f'));
+    const auto rec2 = decode(key_field + encode_field("v", 2048, '\x7f'));
     EXPECT_EQ(rec2.key, "short");
     EXPECT_EQ(rec2.value, "v");
 }
 
 TEST(Codec, EmptyKeyFieldDecodesToEmptyKeyWhateverFollows) {
-    const auto rec = decode(raw_record_garbage("", "value", 'Z'));
+    const auto rec = decode(encode_record("", "value", 'Z'));
     EXPECT_EQ(rec.key, "");
     EXPECT_EQ(rec.value, "value");
 }
@@ -95,7 +94,7 @@ TEST(Codec, UnterminatedFieldIsTheWholeField) {
 }
 
 TEST(Codec, DecodeFieldAndUnterminated) {
-    const std::string f1 = raw_field("hello", 16, 'x');
+    const std::string f1 = encode_field("hello", 16, 'x');
     EXPECT_EQ(kvp::decode_field(std::span<const char>(f1)), "hello");
     EXPECT_FALSE(kvp::field_unterminated(std::span<const char>(f1)));
 

@@ -23,17 +23,17 @@
 
 namespace {
 
-using kvptest::decode_pool;
-using kvptest::kKey;
-using kvptest::kRec;
-using kvptest::kValue;
-using kvptest::raw_record;
-using kvptest::RawRecord;
+using kvptest::decode_records;
+using kvptest::encode_record;
+using kvptest::kKeyField;
+using kvptest::kRecord;
+using kvptest::kValueField;
 using kvptest::read_file;
-using Records = std::vector<RawRecord>;
+using kvptest::Rec;
+using Records = std::vector<Rec>;
 
 Records sorted(Records r) {
-    std::sort(r.begin(), r.end(), [](const RawRecord& a, const RawRecord& b) {
+    std::sort(r.begin(), r.end(), [](const Rec& a, const Rec& b) {
         return std::tie(a.key, a.value) < std::tie(b.key, b.value);
     });
     return r;
@@ -59,9 +59,9 @@ int cloud_init_append(const std::string& path, const Records& events) {
         }
         std::string packed;
         for (const auto& e : events) {
-            std::string rec(kRec, '\0');
+            std::string rec(kRecord, '\0');
             rec.replace(0, e.key.size(), e.key);
-            rec.replace(kKey, e.value.size(), e.value);
+            rec.replace(kKeyField, e.value.size(), e.value);
             packed += rec;
         }
         const bool ok =
@@ -128,7 +128,7 @@ TEST_F(CompatibilityTest, EngineWritesInterleaveWithCloudInitAppends) {
     Records expected = {{"PROVISIONING_REPORT", "result=success"}};
     expected.insert(expected.end(), events.begin(), events.end());
     expected.push_back({"another", "x"});
-    EXPECT_EQ(decode_pool(read_file(path)), expected);
+    EXPECT_EQ(decode_records(read_file(path)), expected);
 }
 
 // ---- The seed samples: open, fcntl(F_SETLKW, F_WRLCK) over the whole file, write one
@@ -146,7 +146,7 @@ int seed_append(const std::string& path, const std::string& key, const std::stri
         if (::fcntl(fd, F_SETLKW, &fl) != 0) {
             return 11;
         }
-        const std::string rec = raw_record(key, value);
+        const std::string rec = encode_record(key, value);
         const bool ok = ::write(fd, rec.data(), rec.size()) == static_cast<ssize_t>(rec.size());
         fl.l_type = F_UNLCK;
         ::fcntl(fd, F_SETLK, &fl);
@@ -167,10 +167,10 @@ int seed_delete(const std::string& path, const std::string& key) {
         if (::fcntl(fd, F_SETLKW, &fl) != 0) {
             return 11;
         }
-        std::string rec(kRec, '\0');
+        std::string rec(kRecord, '\0');
         off_t found = -1;
-        for (off_t off = 0;; off += static_cast<off_t>(kRec)) {
-            if (::pread(fd, rec.data(), kRec, off) <= 0) {
+        for (off_t off = 0;; off += static_cast<off_t>(kRecord)) {
+            if (::pread(fd, rec.data(), kRecord, off) <= 0) {
                 break;
             }
             if (std::string(rec.c_str()) == key) {
@@ -180,10 +180,10 @@ int seed_delete(const std::string& path, const std::string& key) {
         }
         int status = 1;
         if (found >= 0) {
-            const off_t last = ::lseek(fd, -static_cast<off_t>(kRec), SEEK_END);
+            const off_t last = ::lseek(fd, -static_cast<off_t>(kRecord), SEEK_END);
             if (last != found) {
-                (void)::pread(fd, rec.data(), kRec, last);
-                (void)::pwrite(fd, rec.data(), kRec, found);
+                (void)::pread(fd, rec.data(), kRecord, last);
+                (void)::pwrite(fd, rec.data(), kRecord, found);
             }
             status = ::ftruncate(fd, last) == 0 ? 0 : 12;
         }
@@ -214,7 +214,7 @@ TEST_F(CompatibilityTest, SeedSampleWritesAndDeletesReadBackExactly) {
 
     // The engine's own changes are readable by the seed's way of finding a record.
     p->set("Role", "db");
-    EXPECT_EQ(decode_pool(read_file(pool())),
+    EXPECT_EQ(decode_records(read_file(pool())),
               (Records{{"Role", "db"}, {"Status", "ignored duplicate"}}));
     ASSERT_EQ(seed_delete(pool(), "Role"), 0);
     EXPECT_EQ(p->list(), std::vector<std::string>{"Status"});
@@ -225,8 +225,8 @@ TEST_F(CompatibilityTest, SeedSampleWritesAndDeletesReadBackExactly) {
 // every change takes its fcntl write lock, reopens the file by name with truncation, writes
 // the whole array, closes that stream and unlocks.
 struct DaemonRecord {
-    char key[kKey];
-    char value[kValue];
+    char key[kKeyField];
+    char value[kValueField];
 };
 
 class FakeDaemon {
@@ -292,7 +292,7 @@ class FakeDaemon {
 };
 
 TEST_F(CompatibilityTest, HvKvpDaemonRewritesWithGarbageReadBackExactly) {
-    static_assert(sizeof(DaemonRecord) == kRec);
+    static_assert(sizeof(DaemonRecord) == kRecord);
     const std::string path = pool_path(0);  // external: written by the daemon only
     FakeDaemon daemon(path);
     daemon.set("VirtualMachineName", "a-rather-long-virtual-machine-name-01");
@@ -311,7 +311,7 @@ TEST_F(CompatibilityTest, HvKvpDaemonRewritesWithGarbageReadBackExactly) {
     ASSERT_EQ(daemon.flush(), 0);
     const std::string bytes = read_file(path);
     ASSERT_NE(bytes.find("-long-virtual"), std::string::npos) << "the imitation must leave garbage";
-    EXPECT_FALSE(kvptest::fields_zero_filled(bytes));
+    EXPECT_FALSE(kvptest::zero_filled(bytes));
     EXPECT_EQ(p->get("VirtualMachineName"), "vm2");
     EXPECT_EQ(p->get("HostName"), "H");
     for (const auto& r : p->snapshot()->records()) {
@@ -341,11 +341,11 @@ TEST_F(CompatibilityTest, EngineChangeOnTopOfADaemonRewriteKeepsTheDaemonsRecord
     daemon.set("IP3", "x");
     ASSERT_EQ(daemon.flush(), 0);
     p->set("IP5", "engine");
-    const Records recs = decode_pool(read_file(path));
+    const Records recs = decode_records(read_file(path));
     ASSERT_EQ(recs.size(), 10u);
-    EXPECT_EQ(recs[3], (RawRecord{"IP3", "x"}));
-    EXPECT_EQ(recs[5], (RawRecord{"IP5", "engine"}));
-    EXPECT_EQ(recs[9], (RawRecord{"IP9", "10.0.0.99"}));
+    EXPECT_EQ(recs[3], (Rec{"IP3", "x"}));
+    EXPECT_EQ(recs[5], (Rec{"IP5", "engine"}));
+    EXPECT_EQ(recs[9], (Rec{"IP9", "10.0.0.99"}));
 }
 
 // ---- Pools the engine writes, read back by the independent decoder.
@@ -399,13 +399,13 @@ TEST_F(CompatibilityTest, EngineWrittenPoolsReadBackByAnIndependentDecoder) {
         }
         if (op % 25 == 24 || op == 299) {
             const std::string bytes = read_file(pool());
-            ASSERT_EQ(bytes.size() % kRec, 0u);
-            ASSERT_TRUE(kvptest::fields_zero_filled(bytes));
+            ASSERT_EQ(bytes.size() % kRecord, 0u);
+            ASSERT_TRUE(kvptest::zero_filled(bytes));
             Records expected;
             for (const auto& [k, v] : model) {
                 expected.push_back({k, v});
             }
-            ASSERT_EQ(sorted(decode_pool(bytes)), sorted(expected)) << "after op " << op;
+            ASSERT_EQ(sorted(decode_records(bytes)), sorted(expected)) << "after op " << op;
         }
     }
 }
@@ -419,7 +419,7 @@ TEST_F(CompatibilityTest, PoolDirectoryWritesEveryPoolReadableByTheDecoder) {
         d.pool(id).set("pool", std::string(kvp::pool_name(id)));
     }
     for (int n = 0; n < 5; ++n) {
-        EXPECT_EQ(decode_pool(read_file(pool_path(n))),
+        EXPECT_EQ(decode_records(read_file(pool_path(n))),
                   (Records{{"pool", std::string(kvp::pool_name(kvp::kAllPools.at(n)))}}));
     }
 }

@@ -21,14 +21,14 @@
 namespace {
 
 using namespace std::chrono_literals;
-using kvptest::decode_pool;
+using kvptest::decode_records;
+using kvptest::encode_record;
+using kvptest::encode_records;
 using kvptest::LockHolder;
 using kvptest::LockKind;
-using kvptest::raw_pool;
-using kvptest::raw_record;
-using kvptest::RawRecord;
 using kvptest::read_file;
-using Records = std::vector<RawRecord>;
+using kvptest::Rec;
+using Records = std::vector<Rec>;
 using Clock = std::chrono::steady_clock;
 
 // What another process sees of the locks on `path`, as bits: 1 = a classic fcntl write
@@ -71,7 +71,7 @@ class LockingTest : public kvptest::PoolDirTest {
   protected:
     void SetUp() override {
         PoolDirTest::SetUp();
-        kvptest::write_file(pool(), raw_pool({{"k", "old"}}));
+        kvptest::write_file(pool(), encode_records({{"k", "old"}}));
     }
     kvp::UniqueFd open_fd() { return kvp::UniqueFd(::open(pool().c_str(), O_RDWR | O_CLOEXEC)); }
     std::unique_ptr<kvp::PoolFile> open_pool(std::chrono::milliseconds timeout) {
@@ -192,9 +192,9 @@ TEST_F(LockingTest, SetWaitsForAnFcntlHolderAndKeepsItsChange) {
     ASSERT_EQ(p->get("k"), "old");
     // The holder appends a record right before it unlocks: the engine's change must be made
     // after it, on top of it.
-    const std::string rec = raw_record("holder", "h");
+    const std::string rec = encode_record("holder", "h");
     LockHolder holder(pool(), LockKind::fcntl_write, [rec](int fd) {
-        (void)!::pwrite(fd, rec.data(), rec.size(), static_cast<off_t>(kvptest::kRec));
+        (void)!::pwrite(fd, rec.data(), rec.size(), static_cast<off_t>(kvptest::kRecord));
     });
     auto done = std::async(std::launch::async, [&] { p->set("engine", "e"); });
     // Once the change has opened the file it is at the lock; it must still be there later.
@@ -204,14 +204,14 @@ TEST_F(LockingTest, SetWaitsForAnFcntlHolderAndKeepsItsChange) {
         << "the change went through while another process held the write lock";
     EXPECT_EQ(holder.release(), 0);
     done.get();
-    EXPECT_EQ(decode_pool(read_file(pool())),
+    EXPECT_EQ(decode_records(read_file(pool())),
               (Records{{"k", "old"}, {"holder", "h"}, {"engine", "e"}}));
     EXPECT_EQ(p->get("holder"), "h");
 }
 
 TEST_F(LockingTest, SetWaitsForAFlockHolderAndKeepsItsChange) {
     auto p = open_pool(kvptest::scaled(10s));
-    const std::string rec = raw_record("k", "by-holder");
+    const std::string rec = encode_record("k", "by-holder");
     LockHolder holder(pool(), LockKind::flock_exclusive,
                       [rec](int fd) { (void)!::pwrite(fd, rec.data(), rec.size(), 0); });
     auto done = std::async(std::launch::async, [&] { p->set("engine", "e"); });
@@ -221,7 +221,7 @@ TEST_F(LockingTest, SetWaitsForAFlockHolderAndKeepsItsChange) {
     EXPECT_EQ(done.wait_for(300ms), std::future_status::timeout);
     EXPECT_EQ(holder.release(), 0);
     done.get();
-    EXPECT_EQ(decode_pool(read_file(pool())), (Records{{"k", "by-holder"}, {"engine", "e"}}));
+    EXPECT_EQ(decode_records(read_file(pool())), (Records{{"k", "by-holder"}, {"engine", "e"}}));
 }
 
 TEST_F(LockingTest, BoundedChangeUnderAnFcntlHolderFailsWithEagainNamingThePid) {
@@ -270,7 +270,7 @@ TEST_F(LockingTest, SharedHoldersAdmitReadsButNotChanges) {
         EXPECT_EQ(kvptest::errno_of([&] { p->set("k", "new"); }), EAGAIN);
         EXPECT_EQ(holder.release(), 0);
     }
-    EXPECT_EQ(read_file(pool()), raw_pool({{"k", "old"}}));
+    EXPECT_EQ(read_file(pool()), encode_records({{"k", "old"}}));
 }
 
 TEST_F(LockingTest, ReadUnderAWriterAnswersTheLastReleasedStateOrWaits) {
@@ -280,7 +280,7 @@ TEST_F(LockingTest, ReadUnderAWriterAnswersTheLastReleasedStateOrWaits) {
     LockHolder holder(pool(), LockKind::fcntl_write);
     const int fd = ::open(pool().c_str(), O_WRONLY | O_CLOEXEC);
     ASSERT_GE(fd, 0);
-    ASSERT_EQ(::pwrite(fd, "HALF", 4, kvptest::kKey), 4);
+    ASSERT_EQ(::pwrite(fd, "HALF", 4, kvptest::kKeyField), 4);
     std::optional<std::string> seen;
     const int err = kvptest::errno_of([&] { seen = p->get("k"); });
     if (err == 0) {
@@ -288,7 +288,7 @@ TEST_F(LockingTest, ReadUnderAWriterAnswersTheLastReleasedStateOrWaits) {
     } else {
         EXPECT_EQ(err, EAGAIN);
     }
-    ASSERT_EQ(::pwrite(fd, "done", 5, kvptest::kKey), 5);
+    ASSERT_EQ(::pwrite(fd, "done", 5, kvptest::kKeyField), 5);
     ::close(fd);
     EXPECT_EQ(holder.release(), 0);
     EXPECT_EQ(p->get("k"), "done");
@@ -300,10 +300,10 @@ TEST_F(LockingTest, FirstReadWaitsForAWriterAndNeverShowsItsHalfDoneChange) {
     // for the lock and then show the finished value - never the half-done one.
     for (const auto kind : {LockKind::fcntl_write, LockKind::flock_exclusive}) {
         SCOPED_TRACE(kind == LockKind::fcntl_write ? "fcntl" : "flock");
-        kvptest::write_file(pool(), raw_pool({{"k", "old"}}));
+        kvptest::write_file(pool(), encode_records({{"k", "old"}}));
         LockHolder holder(
-            pool(), kind, [](int fd) { (void)!::pwrite(fd, "done", 5, kvptest::kKey); },
-            [](int fd) { (void)!::pwrite(fd, "HALF", 4, kvptest::kKey); });
+            pool(), kind, [](int fd) { (void)!::pwrite(fd, "done", 5, kvptest::kKeyField); },
+            [](int fd) { (void)!::pwrite(fd, "HALF", 4, kvptest::kKeyField); });
         auto p = open_pool(kvptest::scaled(10s));
         auto read = std::async(std::launch::async, [&] { return p->get("k"); });
         ASSERT_TRUE(kvptest::eventually([&] { return kvptest::descriptors_on(pool()) > 0; }))

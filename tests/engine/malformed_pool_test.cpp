@@ -12,15 +12,14 @@
 
 namespace {
 
-using kvptest::decode_pool;
-using kvptest::kRec;
-using kvptest::raw_pool;
-using kvptest::raw_record;
-using kvptest::raw_record_garbage;
-using kvptest::RawRecord;
+using kvptest::decode_records;
+using kvptest::encode_record;
+using kvptest::encode_records;
+using kvptest::kRecord;
 using kvptest::read_file;
+using kvptest::Rec;
 using kvptest::write_file;
-using Records = std::vector<RawRecord>;
+using Records = std::vector<Rec>;
 
 class MalformedPoolTest : public kvptest::PoolDirTest {
   protected:
@@ -40,15 +39,15 @@ class MalformedPoolTest : public kvptest::PoolDirTest {
 // A tail that looks like the start of a record, so that a reader which rounds up or
 // decodes the tail would show "ghost".
 std::string ghost_tail(std::size_t size) {
-    std::string tail = raw_record("ghost", "boo").substr(0, size);
+    std::string tail = encode_record("ghost", "boo").substr(0, size);
     return tail;
 }
 
 TEST_F(MalformedPoolTest, PartialTailIsIgnoredAndReadingLeavesItAlone) {
     for (const std::size_t tail_size : {std::size_t{1}, std::size_t{7}, std::size_t{511},
-                                        std::size_t{512}, std::size_t{600}, kRec - 1}) {
+                                        std::size_t{512}, std::size_t{600}, kRecord - 1}) {
         SCOPED_TRACE(tail_size);
-        const std::string bytes = raw_pool({{"a", "1"}, {"b", "2"}}) + ghost_tail(tail_size);
+        const std::string bytes = encode_records({{"a", "1"}, {"b", "2"}}) + ghost_tail(tail_size);
         write_file(pool(), bytes);
         auto p = open_pool();
         EXPECT_EQ(p->list(), (std::vector<std::string>{"a", "b"}));
@@ -62,7 +61,7 @@ TEST_F(MalformedPoolTest, PartialTailIsIgnoredAndReadingLeavesItAlone) {
 }
 
 TEST_F(MalformedPoolTest, NextChangeCutsThePartialTailWithAWarning) {
-    const std::string whole = raw_pool({{"a", "1"}, {"b", "2"}});
+    const std::string whole = encode_records({{"a", "1"}, {"b", "2"}});
     write_file(pool(), whole + ghost_tail(1000));
     const ino_t ino = kvptest::stat_of(pool()).st_ino;
     auto p = open_pool();
@@ -70,7 +69,7 @@ TEST_F(MalformedPoolTest, NextChangeCutsThePartialTailWithAWarning) {
     EXPECT_EQ(warnings(), 0u) << "reading alone must not warn about cutting";
     kvptest::clear_captured_log();
     p->set("c", "3");
-    EXPECT_EQ(read_file(pool()), whole + raw_record("c", "3"));
+    EXPECT_EQ(read_file(pool()), whole + encode_record("c", "3"));
     EXPECT_EQ(kvptest::stat_of(pool()).st_ino, ino);
     EXPECT_GE(warnings(), 1u) << "cutting a partial tail must log a warning";
     EXPECT_FALSE(p->snapshot()->partial_tail());
@@ -78,23 +77,23 @@ TEST_F(MalformedPoolTest, NextChangeCutsThePartialTailWithAWarning) {
 }
 
 TEST_F(MalformedPoolTest, ReplacingAKeyAlsoCutsTheTail) {
-    write_file(pool(), raw_pool({{"a", "1"}, {"b", "2"}}) + ghost_tail(100));
+    write_file(pool(), encode_records({{"a", "1"}, {"b", "2"}}) + ghost_tail(100));
     auto p = open_pool();
     p->set("a", "x");
-    EXPECT_EQ(read_file(pool()), raw_pool({{"a", "x"}, {"b", "2"}}));
+    EXPECT_EQ(read_file(pool()), encode_records({{"a", "x"}, {"b", "2"}}));
     EXPECT_GE(warnings(), 1u);
 }
 
 TEST_F(MalformedPoolTest, RemoveWithAPartialTailMovesTheLastWholeRecord) {
-    write_file(pool(), raw_pool({{"a", "1"}, {"b", "2"}, {"c", "3"}}) + ghost_tail(2000));
+    write_file(pool(), encode_records({{"a", "1"}, {"b", "2"}, {"c", "3"}}) + ghost_tail(2000));
     auto p = open_pool();
     EXPECT_TRUE(p->remove("a"));
-    EXPECT_EQ(read_file(pool()), raw_pool({{"c", "3"}, {"b", "2"}}));
+    EXPECT_EQ(read_file(pool()), encode_records({{"c", "3"}, {"b", "2"}}));
     EXPECT_GE(warnings(), 1u);
 }
 
 TEST_F(MalformedPoolTest, ARefusedOrEmptyOperationLeavesTheTail) {
-    const std::string bytes = raw_pool({{"a", "1"}}) + ghost_tail(300);
+    const std::string bytes = encode_records({{"a", "1"}}) + ghost_tail(300);
     write_file(pool(), bytes);
     auto p = open_pool();
     EXPECT_FALSE(p->remove("absent"));
@@ -104,10 +103,10 @@ TEST_F(MalformedPoolTest, ARefusedOrEmptyOperationLeavesTheTail) {
 }
 
 TEST_F(MalformedPoolTest, EmptyKeysAreNotListedAndStayWhereTheyAre) {
-    const std::string e1 = raw_record_garbage("", "hidden value", 'q');
-    const std::string e2 = raw_record("", "");
-    write_file(pool(),
-               raw_record("a", "1") + e1 + raw_record("b", "2") + e2 + raw_record("c", "3"));
+    const std::string e1 = encode_record("", "hidden value", 'q');
+    const std::string e2 = encode_record("", "");
+    write_file(pool(), encode_record("a", "1") + e1 + encode_record("b", "2") + e2 +
+                           encode_record("c", "3"));
     auto p = open_pool();
     EXPECT_EQ(p->list(), (std::vector<std::string>{"a", "b", "c"}));
     const auto s = p->snapshot();
@@ -120,16 +119,15 @@ TEST_F(MalformedPoolTest, EmptyKeysAreNotListedAndStayWhereTheyAre) {
     p->set("d", "new");
     p->set("b", "changed too");
     const std::string after = read_file(pool());
-    ASSERT_EQ(after.size(), 6 * kRec);
-    EXPECT_EQ(after.substr(1 * kRec, kRec), e1) << "an empty-key record must stay untouched";
-    EXPECT_EQ(after.substr(3 * kRec, kRec), e2);
+    ASSERT_EQ(after.size(), 6 * kRecord);
+    EXPECT_EQ(after.substr(1 * kRecord, kRecord), e1) << "an empty-key record must stay untouched";
+    EXPECT_EQ(after.substr(3 * kRecord, kRecord), e2);
     EXPECT_EQ(p->list(), (std::vector<std::string>{"a", "b", "c", "d"}));
 }
 
 TEST_F(MalformedPoolTest, GarbageAfterTheNulNeverShows) {
-    write_file(pool(), raw_record_garbage("key1", "value1", 'G') +
-                           raw_record_garbage("key2", "", '\x01') +
-                           raw_record_garbage("k", std::string(2000, 'v'), '\xff'));
+    write_file(pool(), encode_record("key1", "value1", 'G') + encode_record("key2", "", '\x01') +
+                           encode_record("k", std::string(2000, 'v'), '\xff'));
     auto p = open_pool();
     EXPECT_EQ(p->list(), (std::vector<std::string>{"key1", "key2", "k"}));
     EXPECT_EQ(p->get("key1"), "value1");
@@ -144,7 +142,7 @@ TEST_F(MalformedPoolTest, GarbageAfterTheNulNeverShows) {
 TEST_F(MalformedPoolTest, UnterminatedFieldsAreTheWholeField) {
     const std::string key(512, 'K');
     const std::string value(2048, 'V');
-    write_file(pool(), key + value + raw_record("b", "2"));
+    write_file(pool(), key + value + encode_record("b", "2"));
     auto p = open_pool();
     const auto s = p->snapshot();
     ASSERT_EQ(s->records().size(), 2u);
@@ -155,7 +153,7 @@ TEST_F(MalformedPoolTest, UnterminatedFieldsAreTheWholeField) {
     EXPECT_EQ(p->list(), (std::vector<std::string>{key, "b"}));
     // Changing another key does not rewrite the unterminated record.
     p->set("b", "3");
-    EXPECT_EQ(read_file(pool()).substr(0, kRec), key + value);
+    EXPECT_EQ(read_file(pool()).substr(0, kRecord), key + value);
 }
 
 TEST_F(MalformedPoolTest, EmptyFileIsAnExistingEmptyPool) {
@@ -164,7 +162,7 @@ TEST_F(MalformedPoolTest, EmptyFileIsAnExistingEmptyPool) {
     EXPECT_TRUE(p->snapshot()->exists());
     EXPECT_TRUE(p->list().empty());
     p->set("a", "1");
-    EXPECT_EQ(read_file(pool()), raw_record("a", "1"));
+    EXPECT_EQ(read_file(pool()), encode_record("a", "1"));
 }
 
 TEST_F(MalformedPoolTest, OnlyAPartialRecord) {
@@ -173,8 +171,8 @@ TEST_F(MalformedPoolTest, OnlyAPartialRecord) {
     EXPECT_TRUE(p->list().empty());
     EXPECT_TRUE(p->snapshot()->records().empty());
     p->set("a", "1");
-    EXPECT_EQ(read_file(pool()), raw_record("a", "1"));
-    EXPECT_EQ(decode_pool(read_file(pool())), (Records{{"a", "1"}}));
+    EXPECT_EQ(read_file(pool()), encode_record("a", "1"));
+    EXPECT_EQ(decode_records(read_file(pool())), (Records{{"a", "1"}}));
 }
 
 }  // namespace

@@ -66,7 +66,7 @@ extern "C" int open64(const char* path, int flags, ...) {
 
 namespace {
 
-using kvptest::raw_pool;
+using kvptest::encode_records;
 
 // Creates `path` holding `records`, the way cloud-init does (O_APPEND|O_CREAT, flock), in
 // a forked process, and waits for it.
@@ -105,16 +105,16 @@ class MissingFileRaceTest : public kvptest::PoolDirTest {
 };
 
 TEST_F(MissingFileRaceTest, TheInterposerWorks) {
-    create_when_engine_finds_it_missing(raw_pool({{"k", "v"}}));
+    create_when_engine_finds_it_missing(encode_records({{"k", "v"}}));
     EXPECT_LT(::open(pool().c_str(), O_RDONLY), 0);
     EXPECT_EQ(errno, ENOENT);
     EXPECT_TRUE(hook_ran());
-    EXPECT_EQ(kvptest::read_file(pool()), raw_pool({{"k", "v"}}));
+    EXPECT_EQ(kvptest::read_file(pool()), encode_records({{"k", "v"}}));
 }
 
 TEST_F(MissingFileRaceTest, CreationDuringAReadOfTheMissingFileIsSeenNext) {
     auto p = open_pool();
-    create_when_engine_finds_it_missing(raw_pool({{"k", "v"}}));
+    create_when_engine_finds_it_missing(encode_records({{"k", "v"}}));
     // Either answer is right for this read: it overlapped the creation.
     (void)p->get("k");
     ASSERT_TRUE(hook_ran()) << "the engine did not open the pool file by its path";
@@ -124,11 +124,11 @@ TEST_F(MissingFileRaceTest, CreationDuringAReadOfTheMissingFileIsSeenNext) {
 }
 
 TEST_F(MissingFileRaceTest, CreationDuringAReadAfterARemovalIsSeenNext) {
-    kvptest::write_file(pool(), raw_pool({{"k", "old"}}));
+    kvptest::write_file(pool(), encode_records({{"k", "old"}}));
     auto p = open_pool();
     ASSERT_EQ(p->get("k"), "old");
     ASSERT_EQ(::unlink(pool().c_str()), 0);
-    create_when_engine_finds_it_missing(raw_pool({{"k", "new"}}));
+    create_when_engine_finds_it_missing(encode_records({{"k", "new"}}));
     (void)p->get("k");
     ASSERT_TRUE(hook_ran());
     EXPECT_EQ(p->get("k"), "new");
@@ -137,7 +137,7 @@ TEST_F(MissingFileRaceTest, CreationDuringAReadAfterARemovalIsSeenNext) {
 TEST_F(MissingFileRaceTest, CreationDuringAChangeOfTheMissingFileIsSeenNext) {
     // A remove() of a missing pool (nothing to do) overlapping the creation.
     auto p = open_pool();
-    create_when_engine_finds_it_missing(raw_pool({{"k", "v"}}));
+    create_when_engine_finds_it_missing(encode_records({{"k", "v"}}));
     (void)p->remove("other");
     ASSERT_TRUE(hook_ran());
     EXPECT_EQ(p->get("k"), "v");

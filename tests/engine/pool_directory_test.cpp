@@ -13,8 +13,8 @@
 namespace {
 
 using namespace std::chrono_literals;
+using kvptest::encode_records;
 using kvptest::errno_of;
-using kvptest::raw_pool;
 using kvptest::read_file;
 
 class PoolDirectoryTest : public kvptest::PoolDirTest {};
@@ -66,7 +66,7 @@ TEST_F(PoolDirectoryTest, MissingPoolsAreEmptyAndOnlyPool1IsCreatedByAChange) {
     ::umask(old);
     EXPECT_EQ(kvptest::dir_entries(dir()), std::vector<std::string>{".kvp_pool_1"});
     EXPECT_EQ(kvptest::stat_of(pool_path(1)).st_mode & 07777, 0644u);
-    EXPECT_EQ(read_file(pool_path(1)), raw_pool({{"k", "v"}}));
+    EXPECT_EQ(read_file(pool_path(1)), encode_records({{"k", "v"}}));
 }
 
 TEST_F(PoolDirectoryTest, CreateOnWriteCanBeTurnedOffForPool1) {
@@ -79,19 +79,19 @@ TEST_F(PoolDirectoryTest, CreateOnWriteCanBeTurnedOffForPool1) {
 
 TEST_F(PoolDirectoryTest, ExistingPoolsOfEveryNumberCanBeChanged) {
     for (int n = 0; n < 5; ++n) {
-        kvptest::write_file(pool_path(n), raw_pool({{"n", std::to_string(n)}}));
+        kvptest::write_file(pool_path(n), encode_records({{"n", std::to_string(n)}}));
     }
     kvp::PoolDirectory d(dir(), {});
     for (int n = 0; n < 5; ++n) {
         auto& p = d.pool(kvp::kAllPools.at(n));
         EXPECT_EQ(p.get("n"), std::to_string(n));
         p.set("n", "changed");
-        EXPECT_EQ(read_file(pool_path(n)), raw_pool({{"n", "changed"}}));
+        EXPECT_EQ(read_file(pool_path(n)), encode_records({{"n", "changed"}}));
     }
 }
 
 TEST_F(PoolDirectoryTest, LockTimeoutIsPassedToThePools) {
-    kvptest::write_file(pool_path(0), raw_pool({{"k", "v"}}));
+    kvptest::write_file(pool_path(0), encode_records({{"k", "v"}}));
     kvp::DirectoryOptions options;
     options.lock_timeout = 200ms;
     kvp::PoolDirectory d(dir(), options);

@@ -18,19 +18,18 @@
 
 namespace {
 
-using kvptest::decode_pool;
+using kvptest::decode_records;
+using kvptest::encode_record;
+using kvptest::encode_records;
 using kvptest::errno_of;
-using kvptest::raw_pool;
-using kvptest::raw_record;
-using kvptest::raw_record_garbage;
-using kvptest::RawRecord;
 using kvptest::read_file;
+using kvptest::Rec;
 using kvptest::stat_of;
 using kvptest::write_file;
-using Records = std::vector<RawRecord>;
+using Records = std::vector<Rec>;
 
 Records sorted(Records r) {
-    std::sort(r.begin(), r.end(), [](const RawRecord& a, const RawRecord& b) {
+    std::sort(r.begin(), r.end(), [](const Rec& a, const Rec& b) {
         return std::tie(a.key, a.value) < std::tie(b.key, b.value);
     });
     return r;
@@ -44,8 +43,8 @@ class PoolFileTest : public kvptest::PoolDirTest {
         options.create_on_write = create_on_write;
         return std::make_unique<kvp::PoolFile>(pool(), options);
     }
-    void write_pool(const Records& records) { write_file(pool(), raw_pool(records)); }
-    Records on_disk() { return decode_pool(read_file(pool())); }
+    void write_pool(const Records& records) { write_file(pool(), encode_records(records)); }
+    Records on_disk() { return decode_records(read_file(pool())); }
     ino_t inode() { return stat_of(pool()).st_ino; }
     // The engine's in-memory picture must be what is in the file, record for record.
     void expect_cache_matches_file(kvp::PoolFile& p) {
@@ -61,13 +60,14 @@ class PoolFileTest : public kvptest::PoolDirTest {
 TEST_F(PoolFileTest, AnInPlaceRewriteZeroFillsBytesAnotherWriterLeftAfterTheKeyAndValue) {
     // Another tool left bytes after the NULs; a rewrite of the value in place leaves the
     // record exactly as the codec encodes it, key field included.
-    write_file(pool(),
-               kvptest::raw_record_garbage("k", "old", 'G') + kvptest::raw_record("n", "1"));
+    write_file(pool(), kvptest::encode_record("k", "old", 'G') + kvptest::encode_record("n", "1"));
     auto p = open_pool();
     p->set("k", "new");
-    EXPECT_EQ(read_file(pool()), kvptest::raw_record("k", "new") + kvptest::raw_record("n", "1"));
+    EXPECT_EQ(read_file(pool()),
+              kvptest::encode_record("k", "new") + kvptest::encode_record("n", "1"));
     p->set("k", "newer");  // the key field is clean now: only the value is written
-    EXPECT_EQ(read_file(pool()), kvptest::raw_record("k", "newer") + kvptest::raw_record("n", "1"));
+    EXPECT_EQ(read_file(pool()),
+              kvptest::encode_record("k", "newer") + kvptest::encode_record("n", "1"));
 }
 
 TEST_F(PoolFileTest, MissingFileIsAnEmptyPoolAndReadsCreateNothing) {
@@ -89,7 +89,7 @@ TEST_F(PoolFileTest, FirstWriteCreatesPool1WithMode0644) {
     ::umask(old);
     ASSERT_TRUE(kvptest::exists(pool()));
     EXPECT_EQ(stat_of(pool()).st_mode & 07777, 0644u);
-    EXPECT_EQ(read_file(pool()), raw_record("Status", "Ready"));
+    EXPECT_EQ(read_file(pool()), encode_record("Status", "Ready"));
     EXPECT_EQ(p->get("Status"), "Ready");
     EXPECT_EQ(kvptest::dir_entries(dir()), std::vector<std::string>{".kvp_pool_1"});
 }
@@ -124,7 +124,7 @@ TEST_F(PoolFileTest, OperationsWithNothingToDoOnAMissingFileCreateNothing) {
 TEST_F(PoolFileTest, CreateIfAbsentOnMissingPool1CreatesIt) {
     auto p = open_pool(true);
     EXPECT_TRUE(p->create_if_absent("k"));
-    EXPECT_EQ(read_file(pool()), raw_record("k", ""));
+    EXPECT_EQ(read_file(pool()), encode_record("k", ""));
     EXPECT_EQ(stat_of(pool()).st_mode & 07777, 0644u);
 }
 
@@ -142,33 +142,32 @@ TEST_F(PoolFileTest, ListAndGetFollowTheFirstRecordOfEachKey) {
 TEST_F(PoolFileTest, SetAppendsANewKeyWithoutTouchingTheRest) {
     // Garbage after the NULs of existing records must survive a change that did not ask
     // to touch them (nothing else is ever rewritten).
-    const std::string before =
-        raw_record_garbage("a", "1", 'x') + raw_record_garbage("b", "2", 'y');
+    const std::string before = encode_record("a", "1", 'x') + encode_record("b", "2", 'y');
     write_file(pool(), before);
     const ino_t ino = inode();
     auto p = open_pool();
     p->set("c", "3");
     const std::string after = read_file(pool());
-    ASSERT_EQ(after.size(), 3 * kvptest::kRec);
+    ASSERT_EQ(after.size(), 3 * kvptest::kRecord);
     EXPECT_EQ(after.substr(0, before.size()), before);
-    EXPECT_EQ(after.substr(before.size()), raw_record("c", "3"));
+    EXPECT_EQ(after.substr(before.size()), encode_record("c", "3"));
     EXPECT_EQ(inode(), ino);
     EXPECT_EQ(p->get("c"), "3");
 }
 
 TEST_F(PoolFileTest, SetReplacesTheRecordInPlaceZeroFilled) {
-    const std::string r0 = raw_record_garbage("a", "1", 'x');
-    const std::string r1 = raw_record_garbage("b", std::string(1500, 'o'), 'y');
-    const std::string r2 = raw_record_garbage("c", "3", 'z');
+    const std::string r0 = encode_record("a", "1", 'x');
+    const std::string r1 = encode_record("b", std::string(1500, 'o'), 'y');
+    const std::string r2 = encode_record("c", "3", 'z');
     write_file(pool(), r0 + r1 + r2);
     const ino_t ino = inode();
     auto p = open_pool();
     p->set("b", "new");
     const std::string after = read_file(pool());
-    ASSERT_EQ(after.size(), 3 * kvptest::kRec);
-    EXPECT_EQ(after.substr(0, kvptest::kRec), r0);
-    EXPECT_EQ(after.substr(kvptest::kRec, kvptest::kRec), raw_record("b", "new"));
-    EXPECT_EQ(after.substr(2 * kvptest::kRec), r2);
+    ASSERT_EQ(after.size(), 3 * kvptest::kRecord);
+    EXPECT_EQ(after.substr(0, kvptest::kRecord), r0);
+    EXPECT_EQ(after.substr(kvptest::kRecord, kvptest::kRecord), encode_record("b", "new"));
+    EXPECT_EQ(after.substr(2 * kvptest::kRecord), r2);
     EXPECT_EQ(inode(), ino);
     EXPECT_EQ(p->get("b"), "new");
 }
@@ -179,11 +178,11 @@ TEST_F(PoolFileTest, SetRewritesTheFirstDuplicateAndDropsTheLaterOnes) {
     auto p = open_pool();
     p->set("a", "new");
     const std::string bytes = read_file(pool());
-    EXPECT_EQ(bytes.size(), 3 * kvptest::kRec);
-    EXPECT_TRUE(kvptest::fields_zero_filled(bytes));
-    const Records recs = decode_pool(bytes);
+    EXPECT_EQ(bytes.size(), 3 * kvptest::kRecord);
+    EXPECT_TRUE(kvptest::zero_filled(bytes));
+    const Records recs = decode_records(bytes);
     ASSERT_FALSE(recs.empty());
-    EXPECT_EQ(recs[0], (RawRecord{"a", "new"}));
+    EXPECT_EQ(recs[0], (Rec{"a", "new"}));
     EXPECT_EQ(sorted(recs), sorted({{"a", "new"}, {"b", "b"}, {"c", "c"}}));
     EXPECT_EQ(inode(), ino);
     EXPECT_EQ(p->list().size(), 3u);
@@ -197,7 +196,7 @@ TEST_F(PoolFileTest, SetWithSeveralLaterDuplicatesLosesNoOtherKey) {
     write_pool({{"a", "a1"}, {"a", "a2"}, {"b", "b"}, {"a", "a3"}, {"c", "c"}});
     auto p = open_pool();
     p->set("a", "new");
-    EXPECT_EQ(on_disk().front(), (RawRecord{"a", "new"}));
+    EXPECT_EQ(on_disk().front(), (Rec{"a", "new"}));
     EXPECT_EQ(sorted(on_disk()), sorted({{"a", "new"}, {"b", "b"}, {"c", "c"}}));
     expect_cache_matches_file(*p);
 }
@@ -216,7 +215,7 @@ TEST_F(PoolFileTest, RemoveMovesTheLastRecordIntoTheHoleAndTruncates) {
     auto p = open_pool();
     EXPECT_TRUE(p->remove("b"));
     EXPECT_EQ(on_disk(), (Records{{"a", "1"}, {"d", "4"}, {"c", "3"}}));
-    EXPECT_EQ(stat_of(pool()).st_size, static_cast<off_t>(3 * kvptest::kRec));
+    EXPECT_EQ(stat_of(pool()).st_size, static_cast<off_t>(3 * kvptest::kRecord));
     EXPECT_EQ(inode(), ino);
     EXPECT_EQ(p->get("b"), std::nullopt);
     EXPECT_EQ(p->list(), (std::vector<std::string>{"a", "d", "c"}));
@@ -226,7 +225,7 @@ TEST_F(PoolFileTest, RemoveOfTheLastRecordJustTruncates) {
     write_pool({{"a", "1"}, {"b", "2"}});
     auto p = open_pool();
     EXPECT_TRUE(p->remove("b"));
-    EXPECT_EQ(read_file(pool()), raw_record("a", "1"));
+    EXPECT_EQ(read_file(pool()), encode_record("a", "1"));
 }
 
 TEST_F(PoolFileTest, RemoveDeletesEveryRecordOfTheKey) {
@@ -235,7 +234,7 @@ TEST_F(PoolFileTest, RemoveDeletesEveryRecordOfTheKey) {
     auto p = open_pool();
     EXPECT_TRUE(p->remove("a"));
     EXPECT_EQ(sorted(on_disk()), sorted({{"b", "2"}, {"c", "4"}}));
-    EXPECT_EQ(stat_of(pool()).st_size, static_cast<off_t>(2 * kvptest::kRec));
+    EXPECT_EQ(stat_of(pool()).st_size, static_cast<off_t>(2 * kvptest::kRecord));
     EXPECT_EQ(inode(), ino);
     EXPECT_EQ(p->get("a"), std::nullopt);
     expect_cache_matches_file(*p);
@@ -305,7 +304,7 @@ TEST_F(PoolFileTest, RenameReplacesTheTargetAndEveryDuplicateOfIt) {
     EXPECT_EQ(p->get("b"), "va");
     EXPECT_EQ(p->get("a"), std::nullopt);
     EXPECT_EQ(sorted(on_disk()), sorted({{"b", "va"}, {"x", "vx"}}));
-    EXPECT_TRUE(kvptest::fields_zero_filled(read_file(pool())));
+    EXPECT_TRUE(kvptest::zero_filled(read_file(pool())));
     EXPECT_EQ(inode(), ino);
     expect_cache_matches_file(*p);
 }
@@ -337,7 +336,7 @@ TEST_F(PoolFileTest, CreateIfAbsent) {
     write_pool({{"a", "1"}});
     auto p = open_pool();
     EXPECT_FALSE(p->create_if_absent("a"));
-    EXPECT_EQ(read_file(pool()), raw_record("a", "1"));
+    EXPECT_EQ(read_file(pool()), encode_record("a", "1"));
     EXPECT_TRUE(p->create_if_absent("b"));
     EXPECT_EQ(on_disk(), (Records{{"a", "1"}, {"b", ""}}));
     EXPECT_EQ(p->get("b"), "");
@@ -360,7 +359,7 @@ TEST_F(PoolFileTest, CompactDropsLaterDuplicatesKeepingTheFirst) {
 }
 
 TEST_F(PoolFileTest, CompactCutsAPartialTail) {
-    const std::string whole = raw_pool({{"a", "1"}, {"b", "2"}});
+    const std::string whole = encode_records({{"a", "1"}, {"b", "2"}});
     write_file(pool(), whole + std::string(700, 'T'));
     const ino_t ino = inode();
     auto p = open_pool();
@@ -415,7 +414,7 @@ TEST_F(PoolFileTest, ValuesAtTheLimitsAreStoredExactly) {
     p->set("empty", "", kvp::Limits::host);
     EXPECT_EQ(on_disk(),
               (Records{{k511, v2047}, {k254, v1022}, {not_utf8, not_utf8}, {"empty", ""}}));
-    EXPECT_TRUE(kvptest::fields_zero_filled(read_file(pool())));
+    EXPECT_TRUE(kvptest::zero_filled(read_file(pool())));
     EXPECT_EQ(p->get(k511), v2047);
     EXPECT_EQ(p->get(not_utf8), not_utf8);
 }
@@ -447,7 +446,7 @@ TEST_F(PoolFileTest, SnapshotHoldsRecordsInFileOrderAndIndexesFirstRecords) {
     auto p = open_pool();
     const auto s = p->snapshot();
     EXPECT_TRUE(s->exists());
-    EXPECT_EQ(s->file_size(), 5 * kvptest::kRec);
+    EXPECT_EQ(s->file_size(), 5 * kvptest::kRecord);
     EXPECT_FALSE(s->partial_tail());
     ASSERT_EQ(s->records().size(), 5u);
     const std::vector<std::string> keys = {"b", "a", "b", "", "c"};
@@ -490,8 +489,8 @@ TEST_F(PoolFileTest, LargePoolIsIndexed) {
     EXPECT_EQ(p->list().size(), 3000u);
     p->set("key-2999", "last");
     p->set("key-0", "first");
-    EXPECT_EQ(on_disk().front(), (RawRecord{"key-0", "first"}));
-    EXPECT_EQ(on_disk().back(), (RawRecord{"key-2999", "last"}));
+    EXPECT_EQ(on_disk().front(), (Rec{"key-0", "first"}));
+    EXPECT_EQ(on_disk().back(), (Rec{"key-2999", "last"}));
 }
 
 TEST_F(PoolFileTest, ConcurrentWritersThroughTwoObjectsLoseNothing) {
@@ -533,8 +532,8 @@ TEST_F(PoolFileTest, ConcurrentWritersThroughTwoObjectsLoseNothing) {
         }
     }
     const std::string bytes = read_file(pool());
-    EXPECT_EQ(bytes.size() % kvptest::kRec, 0u);
-    EXPECT_EQ(sorted(decode_pool(bytes)), sorted(expected));
+    EXPECT_EQ(bytes.size() % kvptest::kRecord, 0u);
+    EXPECT_EQ(sorted(decode_records(bytes)), sorted(expected));
     EXPECT_EQ(p1->list().size(), expected.size());
     EXPECT_EQ(p2->list().size(), expected.size());
 }
@@ -617,7 +616,7 @@ TEST_F(PoolFileTest, ConcurrentWriterProcessesLoseNothing) {
         }
     }
     EXPECT_EQ(sorted(on_disk()), sorted(expected));
-    EXPECT_EQ(read_file(pool()).size(), expected.size() * kvptest::kRec);
+    EXPECT_EQ(read_file(pool()).size(), expected.size() * kvptest::kRecord);
 }
 
 TEST_F(PoolFileTest, NoOperationLeavesAnyOtherFileBehind) {

@@ -25,7 +25,7 @@ TEST(PoolSnapshot, DefaultIsAMissingEmptyPool) {
 TEST(PoolSnapshot, IndexesFirstRecordsAndSkipsEmptyKeys) {
     const kvp::PoolSnapshot s({rec("b", "1", 1), rec("", "e"), rec("a", "2", 2), rec("b", "3", 3),
                                rec("", "f"), rec("c", "4", 4)},
-                              true, 6 * kvptest::kRec + 10, timespec{99, 5}, 7);
+                              true, 6 * kvptest::kRecord + 10, timespec{99, 5}, 7);
     EXPECT_TRUE(s.exists());
     EXPECT_EQ(s.records().size(), 6u);
     EXPECT_EQ(s.listing(), (std::vector<std::size_t>{0, 2, 5}));
@@ -36,14 +36,14 @@ TEST(PoolSnapshot, IndexesFirstRecordsAndSkipsEmptyKeys) {
     EXPECT_EQ(s.find(""), nullptr) << "empty keys are never found";
     EXPECT_EQ(s.find("d"), nullptr);
     EXPECT_TRUE(s.partial_tail());
-    EXPECT_EQ(s.file_size(), 6 * kvptest::kRec + 10);
+    EXPECT_EQ(s.file_size(), 6 * kvptest::kRecord + 10);
     EXPECT_EQ(s.mtime().tv_sec, 99);
     EXPECT_EQ(s.mtime().tv_nsec, 5);
     EXPECT_EQ(s.generation(), 7u);
 }
 
 TEST(PoolSnapshot, CopyIsIndependent) {
-    const kvp::PoolSnapshot s({rec("a", "1"), rec("b", "2")}, true, 2 * kvptest::kRec, {}, 1);
+    const kvp::PoolSnapshot s({rec("a", "1"), rec("b", "2")}, true, 2 * kvptest::kRecord, {}, 1);
     const kvp::PoolSnapshot c(s);
     EXPECT_EQ(c.listing(), s.listing());
     ASSERT_NE(c.find("b"), nullptr);

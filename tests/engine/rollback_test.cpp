@@ -18,9 +18,9 @@
 
 namespace {
 
-using kvptest::raw_pool;
-using kvptest::RawRecord;
+using kvptest::encode_records;
 using kvptest::read_file;
+using kvptest::Rec;
 
 class RollbackTest : public kvptest::PoolDirTest {
   protected:
@@ -35,13 +35,13 @@ class RollbackTest : public kvptest::PoolDirTest {
 // values long: the staged rewrite), duplicates (moved records on delete), an unterminated
 // neighbour and a partial tail (cut before the first write).
 std::string tricky_pool() {
-    std::string bytes = raw_pool({{"a", "1"},
-                                  {"long", std::string(2000, 'L')},
-                                  {"dup", "first"},
-                                  {"b", "2"},
-                                  {"dup", "second"},
-                                  {"c", std::string(1500, 'C')},
-                                  {"dup", "third"}});
+    std::string bytes = encode_records({{"a", "1"},
+                                        {"long", std::string(2000, 'L')},
+                                        {"dup", "first"},
+                                        {"b", "2"},
+                                        {"dup", "second"},
+                                        {"c", std::string(1500, 'C')},
+                                        {"dup", "third"}});
     bytes += std::string(700, 'T');  // partial tail
     return bytes;
 }
@@ -101,7 +101,7 @@ TEST_F(RollbackTest, AChangeFailedAtAnyWriteStepLeavesThePoolByteIdentical) {
 }
 
 TEST_F(RollbackTest, AFileSizeLimitUndoesThePartialAppendAndReportsEFBIG) {
-    const std::string before = raw_pool({{"k0", "v"}, {"k1", "v"}, {"k2", "v"}, {"k3", "v"}});
+    const std::string before = encode_records({{"k0", "v"}, {"k1", "v"}, {"k2", "v"}, {"k3", "v"}});
     kvptest::write_file(pool(), before);
     // In a child: the limit and SIGXFSZ's disposition are the process's.
     const int status = kvptest::run_in_child([&] {

@@ -12,7 +12,7 @@
 
 namespace {
 
-using kvptest::raw_pool;
+using kvptest::encode_records;
 using kvptest::write_file;
 
 kvp::SnapshotRecord rec(const std::string& k, const std::string& v) {
@@ -21,7 +21,7 @@ kvp::SnapshotRecord rec(const std::string& k, const std::string& v) {
 
 kvp::PoolSnapshot snap(std::vector<kvp::SnapshotRecord> records) {
     const std::size_t n = records.size();
-    return {std::move(records), true, n * kvptest::kRec, timespec{}, 1};
+    return {std::move(records), true, n * kvptest::kRecord, timespec{}, 1};
 }
 
 std::vector<std::string> sorted(const std::vector<std::string_view>& keys) {
@@ -73,7 +73,7 @@ class LoadListenerTest : public kvptest::PoolDirTest {};
 // The `before` of a load is what answers came from: it includes the changes made through
 // the same PoolFile, so another process putting back an older value is a change.
 TEST_F(LoadListenerTest, EachLoadComesWithTheSnapshotAnsweredFromBefore) {
-    write_file(pool(), raw_pool({{"A", "1"}}));
+    write_file(pool(), encode_records({{"A", "1"}}));
     kvp::PoolFile p(pool(), kvp::PoolOptions{});
     std::vector<bool> had_before;
     std::vector<std::vector<std::string>> changed;
@@ -91,7 +91,7 @@ TEST_F(LoadListenerTest, EachLoadComesWithTheSnapshotAnsweredFromBefore) {
     p.set("A", "through the pool");  // an own change: no load
     p.set("N", "new");
     ASSERT_EQ(changed.size(), 1u);
-    write_file(pool(), raw_pool({{"A", "1"}}));  // another process puts the first state back
+    write_file(pool(), encode_records({{"A", "1"}}));  // another process puts the first state back
     ASSERT_EQ(p.get("A"), "1");
     ASSERT_EQ(changed.size(), 2u);
     EXPECT_EQ(had_before, (std::vector<bool>{false, true}));

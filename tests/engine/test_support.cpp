@@ -22,20 +22,6 @@ namespace {
     throw std::system_error(errno, std::generic_category(), what);
 }
 
-std::string field_with_terminator(std::string_view text, std::size_t size) {
-    if (text.size() >= size) {
-        throw std::length_error("raw field too long");
-    }
-    std::string field(size, '\0');
-    std::memcpy(field.data(), text.data(), text.size());
-    return field;
-}
-
-std::string field_string(std::string_view field) {
-    const auto nul = field.find('\0');
-    return std::string(field.substr(0, nul));
-}
-
 std::mutex& log_mutex() {
     static std::mutex m;
     return m;
@@ -75,58 +61,6 @@ void write_all(int fd, const char* data, std::size_t size) {
 }
 
 }  // namespace
-
-std::string raw_record(std::string_view key, std::string_view value) {
-    return field_with_terminator(key, kKey) + field_with_terminator(value, kValue);
-}
-
-std::string raw_field(std::string_view text, std::size_t size, char fill) {
-    std::string field(size, fill);
-    std::memcpy(field.data(), text.data(), std::min(text.size(), size));
-    if (text.size() < size) {
-        field[text.size()] = '\0';
-    }
-    return field;
-}
-
-std::string raw_record_garbage(std::string_view key, std::string_view value, char fill) {
-    if (key.size() >= kKey || value.size() >= kValue) {
-        throw std::length_error("raw record too long");
-    }
-    return raw_field(key, kKey, fill) + raw_field(value, kValue, fill);
-}
-
-std::string raw_pool(const std::vector<RawRecord>& records) {
-    std::string bytes;
-    for (const auto& r : records) {
-        bytes += raw_record(r.key, r.value);
-    }
-    return bytes;
-}
-
-std::vector<RawRecord> decode_pool(std::string_view bytes) {
-    std::vector<RawRecord> records;
-    for (std::size_t off = 0; off + kRec <= bytes.size(); off += kRec) {
-        records.push_back({field_string(bytes.substr(off, kKey)),
-                           field_string(bytes.substr(off + kKey, kValue))});
-    }
-    return records;
-}
-
-bool fields_zero_filled(std::string_view bytes) {
-    for (std::size_t off = 0; off + kRec <= bytes.size(); off += kRec) {
-        for (const auto& field : {bytes.substr(off, kKey), bytes.substr(off + kKey, kValue)}) {
-            const auto nul = field.find('\0');
-            if (nul == std::string_view::npos) {
-                return false;
-            }
-            if (field.find_first_not_of('\0', nul) != std::string_view::npos) {
-                return false;
-            }
-        }
-    }
-    return true;
-}
 
 std::string read_file(const std::string& path) {
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);

@@ -1,7 +1,7 @@
 #pragma once
 // Shared helpers of the engine tests: a fresh pool directory on tmpfs per test, pool
-// bytes built and decoded independently of the engine, forked processes that hold locks
-// the way other KVP writers do, and a capture of the engine's log lines.
+// bytes built and decoded independently of the engine (pool_codec.hpp), forked processes that hold
+// locks the way other KVP writers do, and a capture of the engine's log lines.
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -18,41 +18,11 @@
 
 #include "error.hpp"
 #include "log.hpp"
+#include "pool_codec.hpp"
 #include "process_probes.hpp"
 #include "wait_bounds.hpp"
 
 namespace kvptest {
-
-inline constexpr std::size_t kKey = 512;
-inline constexpr std::size_t kValue = 2048;
-inline constexpr std::size_t kRec = kKey + kValue;
-
-struct RawRecord {
-    std::string key;
-    std::string value;
-    bool operator==(const RawRecord&) const = default;
-};
-
-// One record, zero-filled, built without the engine.
-std::string raw_record(std::string_view key, std::string_view value);
-// One record whose fields hold `fill` bytes after their terminating NUL (hv_kvp_daemon's
-// leftovers). The strings must leave room for the NUL.
-std::string raw_record_garbage(std::string_view key, std::string_view value, char fill);
-// A field of exactly `size` bytes: `text`, then a NUL (if it fits), then `fill` bytes.
-std::string raw_field(std::string_view text, std::size_t size, char fill);
-
-inline std::ostream& operator<<(std::ostream& os, const RawRecord& r) {
-    return os << "{" << ::testing::PrintToString(r.key) << ", " << ::testing::PrintToString(r.value)
-              << "}";
-}
-
-// Zero-filled records, concatenated.
-std::string raw_pool(const std::vector<RawRecord>& records);
-
-// An independent decoder: whole records only, each field up to its first NUL.
-std::vector<RawRecord> decode_pool(std::string_view bytes);
-// True when every byte after the first NUL of both fields of every whole record is zero.
-bool fields_zero_filled(std::string_view bytes);
 
 std::string read_file(const std::string& path);
 // Creates or truncates `path` (mode 0644) and writes `bytes` with plain syscalls.

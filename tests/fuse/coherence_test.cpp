@@ -61,7 +61,7 @@ TEST_F(KvpfsTest, ReaderNeverSeesAPartialRewrite) {
     std::atomic<int> rewrites{0};
     const std::string path = pool_path(0);
     std::thread writer([&] {
-        const std::string bytes = encode_all(recs);
+        const std::string bytes = encode_records(recs);
         int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
         while (!stop.load()) {
             ::flock(fd, LOCK_EX);
@@ -185,7 +185,7 @@ TEST_F(KvpfsTest, ChangeWaitsForALockAndKeepsTheHoldersChange) {
         // The holder's work ends once the daemon's change has opened the pool (it is then at
         // the lock); had the change not waited, the holder's bytes would overwrite it.
         waited = eventually([&] { return descriptors_on(daemon_pid(), pool_path(1)) > 0; });
-        const std::string bytes = encode_all({{"k", "old"}, {"holder", "was here"}});
+        const std::string bytes = encode_records({{"k", "old"}, {"holder", "was here"}});
         (void)!::pwrite(lock.fd(), bytes.data(), bytes.size(), 0);
     });
     while (!held.load()) {

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -25,6 +26,30 @@ namespace kvptest {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+[[noreturn]] void fail(const std::string& what) {
+    throw std::runtime_error(what + ": " + std::strerror(errno));
+}
+
+void lock_both(int fd, short type) {
+    if (::flock(fd, type == F_WRLCK ? LOCK_EX : LOCK_SH) != 0) {
+        fail("flock");
+    }
+    struct flock fl {};
+    fl.l_type = type;
+    fl.l_whence = SEEK_SET;
+    if (::fcntl(fd, F_SETLKW, &fl) != 0) {
+        fail("fcntl F_SETLKW");
+    }
+}
+
+void unlock_both(int fd) {
+    struct flock fl {};
+    fl.l_type = F_UNLCK;
+    fl.l_whence = SEEK_SET;
+    (void)::fcntl(fd, F_SETLK, &fl);
+    (void)::flock(fd, LOCK_UN);
+}
 
 // Reaps `pid`, waiting at most `limit`; returns the status or -1 if it is still running.
 int reap(pid_t pid, std::chrono::milliseconds limit) {
@@ -56,6 +81,69 @@ std::vector<char*> cstrings(std::vector<std::string>& v) {
 }
 
 }  // namespace
+
+std::string read_bytes(const std::string& path) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT) {
+            return "<missing>";
+        }
+        fail("open " + path);
+    }
+    std::string out;
+    char buf[65536];
+    for (;;) {
+        ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n < 0) {
+            ::close(fd);
+            fail("read " + path);
+        }
+        if (n == 0) {
+            break;
+        }
+        out.append(buf, static_cast<std::size_t>(n));
+    }
+    ::close(fd);
+    return out;
+}
+
+void write_locked(const std::string& path, const std::string& bytes) {
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        fail("open " + path);
+    }
+    lock_both(fd, F_WRLCK);
+    bool ok = ::ftruncate(fd, 0) == 0;
+    std::size_t done = 0;
+    while (ok && done < bytes.size()) {
+        ssize_t n =
+            ::pwrite(fd, bytes.data() + done, bytes.size() - done, static_cast<off_t>(done));
+        ok = n > 0;
+        done += ok ? static_cast<std::size_t>(n) : 0;
+    }
+    unlock_both(fd);
+    ::close(fd);
+    if (!ok) {
+        fail("write " + path);
+    }
+}
+
+void write_records(const std::string& path, const std::vector<Rec>& recs, bool garbage) {
+    write_locked(path, encode_records(recs, garbage ? Fill::letters() : Fill{}));
+}
+
+HeldLock::HeldLock(const std::string& path) {
+    fd_ = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+    if (fd_ < 0) {
+        fail("open " + path);
+    }
+    lock_both(fd_, F_WRLCK);
+}
+
+HeldLock::~HeldLock() {
+    unlock_both(fd_);
+    ::close(fd_);
+}
 
 std::string extra_mount_options() {
     const char* env = std::getenv("KVPFS_TEST_MOUNT_OPTIONS");
@@ -158,13 +246,13 @@ bool KvpfsTest::pool_kept(int n, const std::string& before) const {
         Clock::now() - last_truncating_open_->at < kPendingTruncationDue) {
         return false;
     }
-    std::vector<Rec> emptied = decode_all(before);
+    std::vector<Rec> emptied = decode_records(before);
     for (Rec& r : emptied) {
         if (r.key == last_truncating_open_->key) {
             r.value.clear();
         }
     }
-    return decode_all(raw) == emptied;
+    return decode_records(raw) == emptied;
 }
 
 bool KvpfsTest::requests_answered() const {

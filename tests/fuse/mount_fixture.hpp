@@ -19,13 +19,39 @@
 #include <string>
 #include <vector>
 
-#include "pool_bytes.hpp"
+#include "pool_codec.hpp"
 #include "wait_bounds.hpp"
 
 namespace kvptest {
 
 inline constexpr long kFuseSuperMagic = 0x65735546;
 inline constexpr long kFuseCtlSuperMagic = 0x65735543;
+
+// ---- Pool files as another KVP writer changes them (outside the mount). The writer takes
+// flock (as cloud-init does) and a classic fcntl lock (as hv_kvp_daemon does) and changes the
+// file in place; the bytes come from the tests' own codec (pool_codec.hpp), not the engine's.
+
+// The file's bytes, or "<missing>" when it does not exist.
+std::string read_bytes(const std::string& path);
+// Replaces the file's content in place under both locks (creates it 0644 if missing).
+void write_locked(const std::string& path, const std::string& bytes);
+// With `garbage`, the bytes after each string's NUL are the letters Fill::letters() writes.
+void write_records(const std::string& path, const std::vector<Rec>& recs, bool garbage = false);
+
+// Holds both exclusive locks of a pool file for as long as it lives.
+class HeldLock {
+  public:
+    explicit HeldLock(const std::string& path);
+    ~HeldLock();
+    HeldLock(const HeldLock&) = delete;
+    HeldLock& operator=(const HeldLock&) = delete;
+    [[nodiscard]] int fd() const { return fd_; }
+
+  private:
+    int fd_ = -1;
+};
+
+// ---- The fixture.
 
 // Result of a syscall-level helper: 0 or the errno of the first failing step.
 struct IoResult {
@@ -49,7 +75,7 @@ class KvpfsTest : public ::testing::Test {
     // The pool files, directly.
     void set_pool(int n, const std::vector<Rec>& recs, bool garbage = false);
     [[nodiscard]] std::string pool_raw(int n) const { return read_bytes(pool_path(n)); }
-    [[nodiscard]] std::vector<Rec> pool_recs(int n) const { return decode_all(pool_raw(n)); }
+    [[nodiscard]] std::vector<Rec> pool_recs(int n) const { return decode_records(pool_raw(n)); }
     // Pool `n` still holds `before` -- or holds the one other state -o cache=all's timed rule
     // can leave: that mode stores an O_TRUNC no write followed 50 ms after the open
     // (docs/behaviour.md), and a loaded machine can take that long between two lines of a
@@ -94,12 +120,16 @@ class KvpfsTest : public ::testing::Test {
     bool tmpfs_ = false;
 };
 
+// ---- Programs.
+
 // Runs a program to completion; returns its exit status (or 128+signal), capturing
 // stdout+stderr into `output`.
 int run_program(const std::vector<std::string>& argv, std::string* output = nullptr,
                 const std::vector<std::string>& env_extra = {});
 
 [[nodiscard]] std::string kvpfs_binary();
+// ---- The options of this run (the ctest labels mount, mount-cache, mount-cache-all).
+
 // Options every mount of this run adds (KVPFS_TEST_MOUNT_OPTIONS, e.g. "cache": the ctest
 // label mount-cache runs the mount tests again with it), and whether they include cache.
 [[nodiscard]] std::string extra_mount_options();

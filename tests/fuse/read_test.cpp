@@ -96,7 +96,7 @@ TEST_F(KvpfsTest, DuplicatesReadTheFirstAndListOnce) {
 }
 
 TEST_F(KvpfsTest, EmptyKeysAndAPartialTailAreNotShown) {
-    std::string bytes = encode_all({{"a", "1"}, {"", "hidden"}, {"b", "2"}});
+    std::string bytes = encode_records({{"a", "1"}, {"", "hidden"}, {"b", "2"}});
     bytes += std::string(100, 'Z');
     write_locked(pool_path(0), bytes);
     EXPECT_EQ(list("external"), (Strings{"a", "b"}));

@@ -21,7 +21,7 @@ TEST_F(KvpfsTest, EchoCreatesAndReplaces) {
     ASSERT_EQ(write_file("guest/k", "bye\n").err, 0);
     EXPECT_EQ(pool_recs(1), (Recs{{"k", "bye"}}));
     // Every record kvpfs writes is zero-filled.
-    EXPECT_EQ(pool_raw(1), encode({"k", "bye"}));
+    EXPECT_EQ(pool_raw(1), encode_record("k", "bye"));
 }
 
 TEST_F(KvpfsTest, TextModeDropsExactlyOneNewline) {

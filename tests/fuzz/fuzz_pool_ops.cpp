@@ -88,18 +88,8 @@ std::string pick_value(FuzzedDataProvider& in) {
 
 // A record as another writer may leave it: the strings, then garbage after their NULs.
 std::string messy_record(FuzzedDataProvider& in, const std::string& key, const std::string& value) {
-    std::string rec(kvpfuzz::kRecord, static_cast<char>(in.ConsumeIntegral<std::uint8_t>()));
-    const std::string k = key.substr(0, kvpfuzz::kKeyField);
-    const std::string v = value.substr(0, kvpfuzz::kValueField);
-    rec.replace(0, k.size(), k);
-    if (k.size() < kvpfuzz::kKeyField) {
-        rec[k.size()] = '\0';
-    }
-    rec.replace(kvpfuzz::kKeyField, v.size(), v);
-    if (v.size() < kvpfuzz::kValueField) {
-        rec[kvpfuzz::kKeyField + v.size()] = '\0';
-    }
-    return rec;
+    const char fill = static_cast<char>(in.ConsumeIntegral<std::uint8_t>());
+    return kvpfuzz::encode_record_cut(key, value, fill);
 }
 
 std::string build_pool(FuzzedDataProvider& in) {
@@ -215,7 +205,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
     const int steps = in.ConsumeIntegralInRange<int>(1, 12);
     for (int step = 0; step < steps && in.remaining_bytes() > 0; ++step) {
-        const std::vector<Rec> records = kvpfuzz::decode_pool(before);
+        const std::vector<Rec> records = kvpfuzz::decode_records(before);
         const std::map<std::string, std::string> model = kvpfuzz::first_values(records);
         const std::vector<std::string> known = keys_in(records);
         const bool host = in.ConsumeBool();
@@ -346,7 +336,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         }
 
         const std::string after = kvpfuzz::read_whole(path, &exists);
-        const std::vector<Rec> now = kvpfuzz::decode_pool(after);
+        const std::vector<Rec> now = kvpfuzz::decode_records(after);
         if (err != 0) {
             FUZZ_CHECK(allowed.count(err) == 1, what + " failed with errno " + std::to_string(err) +
                                                     " (" + std::strerror(err) + ")");
@@ -403,7 +393,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
     // Another reader, last used for the previous input, agrees with the file.
     static kvp::PoolFile cold(path, kvp::PoolOptions{std::chrono::milliseconds(2000), false});
-    for (const auto& [key, value] : kvpfuzz::first_values(kvpfuzz::decode_pool(before))) {
+    for (const auto& [key, value] : kvpfuzz::first_values(kvpfuzz::decode_records(before))) {
         const auto got = cold.get(key);
         FUZZ_CHECK(got.has_value() && *got == value, "cold get(" + printable(key) + ")");
     }

@@ -34,7 +34,7 @@ void check_codec(std::string_view bytes, const std::vector<Rec>& expected) {
         if (r.key.size() < kvp::kKeyFieldSize && r.value.size() < kvp::kValueFieldSize) {
             const kvp::RecordBytes again = kvp::encode_record(r.key, r.value);
             const std::string_view again_view(again.data(), again.size());
-            FUZZ_CHECK(again_view == kvpfuzz::encode(r.key, r.value),
+            FUZZ_CHECK(again_view == kvpfuzz::encode_record(r.key, r.value),
                        "encode_record is not the zero-filled record");
             FUZZ_CHECK(kvp::decode_record(again) == r, "encode/decode round trip");
         } else {
@@ -96,7 +96,7 @@ void check_snapshot(const kvp::PoolSnapshot& snap, const std::vector<Rec>& expec
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     const std::string_view input(reinterpret_cast<const char*>(data), size);
-    const std::vector<Rec> expected = kvpfuzz::decode_pool(input);
+    const std::vector<Rec> expected = kvpfuzz::decode_records(input);
     check_codec(input, expected);
 
     std::vector<kvp::SnapshotRecord> records;

@@ -17,20 +17,6 @@ void fail(const char* file, int line, const char* condition, const std::string& 
     std::abort();
 }
 
-std::string field_string(std::string_view field) {
-    const std::size_t nul = field.find('\0');
-    return std::string(nul == std::string_view::npos ? field : field.substr(0, nul));
-}
-
-std::vector<Rec> decode_pool(std::string_view bytes) {
-    std::vector<Rec> out;
-    for (std::size_t at = 0; at + kRecord <= bytes.size(); at += kRecord) {
-        out.push_back({field_string(bytes.substr(at, kKeyField)),
-                       field_string(bytes.substr(at + kKeyField, kValueField))});
-    }
-    return out;
-}
-
 std::map<std::string, std::string> first_values(const std::vector<Rec>& records) {
     std::map<std::string, std::string> out;
     for (const Rec& r : records) {
@@ -39,30 +25,6 @@ std::map<std::string, std::string> first_values(const std::vector<Rec>& records)
         }
     }
     return out;
-}
-
-std::string encode(std::string_view key, std::string_view value) {
-    std::string out(kRecord, '\0');
-    out.replace(0, key.size(), key);
-    out.replace(kKeyField, value.size(), value);
-    return out;
-}
-
-bool zero_filled(std::string_view bytes) {
-    const auto field_ok = [](std::string_view field) {
-        const std::size_t nul = field.find('\0');
-        if (nul == std::string_view::npos) {
-            return false;  // kvpfs never writes an unterminated field
-        }
-        return field.find_first_not_of('\0', nul) == std::string_view::npos;
-    };
-    for (std::size_t at = 0; at + kRecord <= bytes.size(); at += kRecord) {
-        if (!field_ok(bytes.substr(at, kKeyField)) ||
-            !field_ok(bytes.substr(at + kKeyField, kValueField))) {
-            return false;
-        }
-    }
-    return true;
 }
 
 // The Unicode Standard, Table 3-7 (well-formed UTF-8 byte sequences): the allowed range of

@@ -1,6 +1,6 @@
 #pragma once
 // Shared by the fuzz targets: a check that aborts with a message (libFuzzer then saves the
-// input), and references written independently of the engine — a pool decoder, a UTF-8
+// input), and references written independently of the engine — the tests' pool codec, a UTF-8
 // validator after the Unicode standard's table of well-formed byte sequences, the UTF-16
 // length and the limits of docs/behaviour.md §2 — to hold the engine's answers against.
 
@@ -10,6 +10,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "pool_codec.hpp"
 
 namespace kvpfuzz {
 
@@ -22,27 +24,19 @@ namespace kvpfuzz {
         }                                                            \
     } while (false)
 
-inline constexpr std::size_t kKeyField = 512;
-inline constexpr std::size_t kValueField = 2048;
-inline constexpr std::size_t kRecord = kKeyField + kValueField;
+// The tests' own pool codec (tests/common/pool_codec.hpp), not the engine's.
+using kvptest::decode_records;
+using kvptest::encode_record;
+using kvptest::encode_record_cut;
+using kvptest::field_string;
+using kvptest::kKeyField;
+using kvptest::kRecord;
+using kvptest::kValueField;
+using kvptest::Rec;
+using kvptest::zero_filled;
 
-struct Rec {
-    std::string key;
-    std::string value;
-    bool operator==(const Rec&) const = default;
-    auto operator<=>(const Rec&) const = default;
-};
-
-// The string in a field: up to its first NUL, or the whole field.
-std::string field_string(std::string_view field);
-// Every whole record of `bytes`, in file order (a partial tail is ignored).
-std::vector<Rec> decode_pool(std::string_view bytes);
 // Key -> value of the first record of each non-empty key.
 std::map<std::string, std::string> first_values(const std::vector<Rec>& records);
-// A zero-filled record (the strings must fit with their NUL).
-std::string encode(std::string_view key, std::string_view value);
-// True when every byte after the first NUL of each field of each whole record is zero.
-bool zero_filled(std::string_view record_bytes);
 
 bool ref_valid_utf8(std::string_view text);
 // UTF-16 code units of valid UTF-8 text.

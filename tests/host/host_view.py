@@ -14,12 +14,9 @@ import json
 import os
 import sys
 
-KEY_FIELD, VALUE_FIELD, RECORD = 512, 2048, 2560
-
-
-def field(raw):
-    end = raw.find(b"\0")
-    return raw if end < 0 else raw[:end]
+# The tests' own pool codec (tests/common/kvp_pool.py), not the engine's.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+import kvp_pool  # noqa: E402
 
 
 def driver_units(data, max_units):
@@ -38,12 +35,7 @@ def driver_units(data, max_units):
 def records(path):
     with open(path, "rb") as f:
         data = f.read()
-    out = []
-    for off in range(0, len(data) - len(data) % RECORD, RECORD):
-        key = field(data[off:off + KEY_FIELD])
-        value = field(data[off + KEY_FIELD:off + RECORD])
-        out.append((key, value))
-    return out
+    return kvp_pool.decode(data)
 
 
 def units(text):

@@ -24,6 +24,7 @@
 #include "common.hpp"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "pool_codec.hpp"
 #include "wait_bounds.hpp"
 
 namespace {
@@ -33,22 +34,12 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 using ::testing::StartsWith;
 
-constexpr std::size_t kKey = 512;
-constexpr std::size_t kValue = 2048;
-constexpr std::size_t kRecord = kKey + kValue;
+using kvptest::kRecord;
 
-// One record as hv_kvp_daemon may leave it: the string, a NUL, then `fill` (garbage).
+// One record as hv_kvp_daemon may leave it: the string, a NUL, then `fill` (garbage); a
+// string that fills its field is left unterminated (the tests' own codec, pool_codec.hpp).
 std::string record(const std::string& key, const std::string& value, char fill = '\0') {
-    std::string bytes(kRecord, fill);
-    bytes.replace(0, std::min(key.size(), kKey), key.substr(0, kKey));
-    if (key.size() < kKey) {
-        bytes[key.size()] = '\0';
-    }
-    bytes.replace(kKey, std::min(value.size(), kValue), value.substr(0, kValue));
-    if (value.size() < kValue) {
-        bytes[kKey + value.size()] = '\0';
-    }
-    return bytes;
+    return kvptest::encode_record_cut(key, value, fill);
 }
 
 struct Result {

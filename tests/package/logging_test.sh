@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Operations (issue 5): where kvpfs logs and what. In the foreground to stderr; detached
+# Logging: where kvpfs logs and what. In the foreground to stderr; detached
 # (as mount.fuse3 and the fstab line run it) to syslog, caught here on a /dev/log socket of a
 # private mount namespace; -d traces every request with its result; a refusal and a lock
 # timeout are logged once, with the key, the pool and the reason.

@@ -14,6 +14,8 @@ repo=$(cd "$here/../.." && pwd)
 KVPFS=${KVPFS:-$repo/build/kvpfs}
 KVPCTL=${KVPCTL:-$repo/build/kvpctl}
 DOC=$repo/docs/everyday-tools.md
+# The tests' own pool record writer (kvp_record KEY VALUE).
+source "$repo/tests/common/pool_record.bash"
 update=false
 [[ ${1:-} == --update ]] && update=true
 
@@ -157,18 +159,8 @@ head -c 1100 /dev/zero | tr '\0' a >"$W/big.txt"
 printf 'tar member\n' >"$W/tarred"
 chmod 0644 "$W/tarred"
 tar -C "$W" -cf "$W/files.tar" tarred
-python3 - "$BASE/pool/.kvp_pool_1" <<'PY'
-import sys
-def rec(k, v):
-    return k.encode().ljust(512, b"\0") + v.encode().ljust(2048, b"\0")
-open(sys.argv[1], "wb").write(rec("existing", "old value") + rec("log", "first"))
-PY
-python3 - "$BASE/small/.kvp_pool_1" <<'PY'
-import sys
-def rec(k, v):
-    return k.encode().ljust(512, b"\0") + v.encode().ljust(2048, b"\0")
-open(sys.argv[1], "wb").write(b"".join(rec("k%d" % i, "v") for i in range(8)))
-PY
+{ kvp_record existing "old value" && kvp_record log first; } >"$BASE/pool/.kvp_pool_1"
+for i in 0 1 2 3 4 5 6 7; do kvp_record "k$i" v; done >"$BASE/small/.kvp_pool_1"
 
 pool=pool
 row 'bash `echo >`' greeting 0 'hello' 'echo hello > guest/greeting'

@@ -86,7 +86,7 @@ start_watch() {
     kvpctl_record "$f" '' orphan
     kvpctl_record "$f" A old
     kvpctl_record "$f" T tail
-    truncate -s $((3 * 2560 + 600)) "$f"
+    truncate -s $((3 * KVP_RECORD + 600)) "$f"
     run "$KVPCTL" dump external
     [ "$status" -eq 0 ]
     [ "${lines[0]}" = "# external: $f, 3 records, 8280 bytes" ]

@@ -1,16 +1,11 @@
 # Helpers of kvpctl.bats and sandbox.bats.
 
-# Appends one 2560-byte record to FILE: KEY, NUL-padded to 512 bytes, VALUE, NUL-padded
-# to 2048 bytes (printf's %s stops at nothing: keys and values here hold no NUL). LC_ALL=C:
-# ${#x} counts bytes, also for UTF-8 keys.
+# The tests' own pool record writer (kvp_record).
+source "${BASH_SOURCE[0]%/*}/../common/pool_record.bash"
+
+# Appends one record (kvp_record KEY VALUE) to FILE.
 kvpctl_record() {  # FILE KEY VALUE
-    local LC_ALL=C
-    {
-        printf '%s' "$2"
-        head -c $((512 - ${#2})) /dev/zero
-        printf '%s' "$3"
-        head -c $((2048 - ${#3})) /dev/zero
-    } >>"$1"
+    kvp_record "$2" "$3" >>"$1"
 }
 
 # Polls until FILE holds a line equal to TEXT (30 s at most). Prints the file on failure.

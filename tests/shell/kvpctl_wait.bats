@@ -219,16 +219,18 @@ teardown() {
     local before
     before=$(stat -c '%i %s %y %z' "$dir/.kvp_pool_1")
     wait_start --pool-dir "$dir" guest Status --changed
-    python3 - "$dir/.kvp_pool_1" Status bbbb <<'PY'
+    python3 - "$dir/.kvp_pool_1" Status bbbb "$BATS_TEST_DIRNAME/../common" <<'PY'
 import fcntl, mmap, os, sys
 path, key, value = sys.argv[1], sys.argv[2].encode(), sys.argv[3].encode()
+sys.path.insert(0, sys.argv[4])
+from kvp_pool import KEY_FIELD, RECORD, VALUE_FIELD, encode_field, field
 fd = os.open(path, os.O_RDWR)
 fcntl.flock(fd, fcntl.LOCK_EX)
 fcntl.lockf(fd, fcntl.LOCK_EX)
 with mmap.mmap(fd, 0) as m:
-    for off in range(0, len(m) - 2559, 2560):
-        if m[off:off + 512].split(b"\0")[0] == key:
-            m[off + 512:off + 2560] = value + b"\0" * (2048 - len(value))
+    for off in range(0, len(m) - (RECORD - 1), RECORD):
+        if field(m[off:off + KEY_FIELD]) == key:
+            m[off + KEY_FIELD:off + RECORD] = encode_field(value, VALUE_FIELD)
 fcntl.lockf(fd, fcntl.LOCK_UN)
 fcntl.flock(fd, fcntl.LOCK_UN)
 os.close(fd)

@@ -11,7 +11,7 @@
 # so that they hold on a loaded machine; a test never asserts an upper bound of time through
 # them. wait_cleanup (for teardown) kills a wait still running.
 
-# The pool record writer the kvpctl tests use (kvpctl_record).
+# The pool record writers the kvpctl tests use (kvpctl_record, kvp_record).
 source "${BASH_SOURCE[0]%/*}/kvpctl_helpers.bash"
 
 WAIT_BOUND=${WAIT_BOUND:-60}
@@ -83,5 +83,5 @@ wait_cleanup() {
 # wait_pool_record KEY VALUE: one zero-filled 2560-byte record on stdout, written by shell
 # tools alone (no engine, no lock), for writers that bypass kvpctl.
 wait_pool_record() {
-    kvpctl_record /dev/stdout "$1" "$2"
+    kvp_record "$1" "$2"
 }

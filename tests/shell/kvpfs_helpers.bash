@@ -1,17 +1,11 @@
 # Helpers for kvpfs.bats: a tmpfs pool directory, a kvpfs mount over it, and a record
-# writer of our own (printf + /dev/zero), independent of the engine.
+# writer of our own (tests/common/pool_record.bash), independent of the engine.
 
 KVPFS=${KVPFS:-$BATS_TEST_DIRNAME/../../build/kvpfs}
 FUSE_MAGIC=65735546
 
-# kvp_record KEY VALUE: one zero-filled 2560-byte record on stdout.
-kvp_record() {
-    local LC_ALL=C key=$1 value=$2
-    printf '%s' "$key"
-    head -c $((512 - ${#key})) /dev/zero
-    printf '%s' "$value"
-    head -c $((2048 - ${#value})) /dev/zero
-}
+# The tests' own pool record writer (kvp_record KEY VALUE).
+source "${BASH_SOURCE[0]%/*}/../common/pool_record.bash"
 
 # set_pool N KEY VALUE [KEY VALUE...]: replaces .kvp_pool_N under flock.
 set_pool() {

@@ -59,7 +59,7 @@ int stat_errno(const std::string& path, struct stat* st = nullptr) {
 
 void make_pools(const std::string& dir, const std::vector<Rec>& guest) {
     for (int n = 0; n < 5; ++n) {
-        write_file(dir + "/.kvp_pool_" + std::to_string(n), n == 1 ? records(guest) : "");
+        write_file(dir + "/.kvp_pool_" + std::to_string(n), n == 1 ? encode_records(guest) : "");
     }
 }
 
@@ -137,7 +137,7 @@ void locked_rewrite(const std::string& path, const std::string& bytes) {
 // through the mount: for the kernel, which cached the mount's state, that is a change too.
 TEST(CacheTest, OutsideChangeBackToTheStateBeforeMountChangesShows) {
     Sandbox sb;
-    const std::string original = records({{"A", "a long original value"}});
+    const std::string original = encode_records({{"A", "a long original value"}});
     make_pools(sb.pool_dir(), {{"A", "a long original value"}});
     sb.start(kCache);
     warm(sb, "A", "N");
@@ -213,12 +213,12 @@ class HeldLock {
 TEST(CacheTest, StateAnsweredFromWhileTheThreadWasHeldUpIsInvalidated) {
     Sandbox sb;
     make_pools(sb.pool_dir(), {{"A", "1"}, {"B", "2"}});
-    write_file(sb.pool(0), records({{"H", "x"}}));
+    write_file(sb.pool(0), encode_records({{"H", "x"}}));
     sb.start(kCache);
     {
         // The thread wakes for pool 0 and waits for its lock.
         const HeldLock held(sb.pool(0));
-        const std::string same = records({{"H", "x"}});
+        const std::string same = encode_records({{"H", "x"}});
         ASSERT_EQ(::pwrite(held.fd(), same.data(), same.size(), 0),
                   static_cast<ssize_t>(same.size()));
         ASSERT_TRUE(invalidation_thread_waits_for_a_lock(sb.daemon_pid()));
@@ -246,12 +246,12 @@ TEST(CacheTest, StateAnsweredFromWhileTheThreadWasHeldUpIsInvalidated) {
 TEST(CacheTest, CreateThroughAnEntryOfAKeyAnotherProcessRemovedCreatesIt) {
     Sandbox sb;
     make_pools(sb.pool_dir(), {{"A", "1"}, {"K", "old"}});
-    write_file(sb.pool(0), records({{"H", "x"}}));
+    write_file(sb.pool(0), encode_records({{"H", "x"}}));
     sb.start(kCache);
     ASSERT_TRUE(value_is(sb, "K", "old"));
     {
         const HeldLock held(sb.pool(0));
-        const std::string same = records({{"H", "x"}});
+        const std::string same = encode_records({{"H", "x"}});
         ASSERT_EQ(::pwrite(held.fd(), same.data(), same.size(), 0),
                   static_cast<ssize_t>(same.size()));
         ASSERT_TRUE(invalidation_thread_waits_for_a_lock(sb.daemon_pid()));
@@ -310,7 +310,7 @@ TEST(CacheTest, PoolFileReplacedByRenameShows) {
     sb.start(kCache);
     warm(sb, "A", "C");
     const std::string tmp = sb.pool_dir() + "/.kvp_pool_1.new";
-    write_file(tmp, records({{"A", "renamed"}, {"C", "3"}}));
+    write_file(tmp, encode_records({{"A", "renamed"}, {"C", "3"}}));
     ASSERT_EQ(::rename(tmp.c_str(), sb.pool(1).c_str()), 0);
     EXPECT_GE(shows_within([&] {
                   return value_is(sb, "A", "renamed") && value_is(sb, "C", "3") &&

@@ -1,4 +1,4 @@
-// Concurrency stress (reliability issue): at once, for a bounded time,
+// Concurrency stress (docs/reliability.md): at once, for a bounded time,
 //   - 3 processes write, delete and rename keys through the mount (text mode, some writes
 //     in several chunks, some with the trailing "\n" echo adds),
 //   - 1 process rewrites its keys directly in the pool under classic fcntl locks, in place

@@ -132,7 +132,7 @@ TEST(FaultTest, FullDiskChangesThroughTheMountAndKvpctlLeaveThePoolAsItWas) {
     Sandbox sb;
     const std::string small = sb.pool_dir() + "/small";
     TmpfsMount tmpfs(small, "size=64k,mode=0755");
-    make_pools(small, records(kFour));
+    make_pools(small, encode_records(kFour));
     fill_up(small + "/filler");
     sb.set_pool_dir(small);
     sb.start();
@@ -176,7 +176,7 @@ TEST(FaultTest, FullDiskChangesThroughTheMountAndKvpctlLeaveThePoolAsItWas) {
 
 TEST(FaultTest, AFileSizeLimitFailsWithEFBIGAndKillsNeitherProgram) {
     Sandbox sb;
-    make_pools(sb.pool_dir(), records(kFour));
+    make_pools(sb.pool_dir(), encode_records(kFour));
     const std::vector<std::string> limit{"prlimit", "--fsize=12288", "--"};  // ulimit -f 12
     sb.start({}, limit);
     const std::string before = read_file(sb.pool(1));
@@ -207,7 +207,7 @@ void replaced_directory_is_followed(Replace how) {
     const std::string served = how == Replace::link_swapped ? link : pools;
     const std::string first = how == Replace::link_swapped ? pools + ".first" : pools;
     std::filesystem::create_directories(first);
-    make_pools(first, records({{"Old", "1"}}));
+    make_pools(first, encode_records({{"Old", "1"}}));
     if (how == Replace::link_swapped) {
         ASSERT_EQ(::symlink("pools.first", link.c_str()), 0);
     }
@@ -294,7 +294,7 @@ TEST(FaultTest, PoolDirectoryThroughASwappedSymbolicLinkIsFollowed) {
 // the pool file itself (and its unmount).
 TEST(FaultTest, AWriteThroughAHardLinkElsewhereShowsAtOnce) {
     Sandbox sb;
-    make_pools(sb.pool_dir(), records({{"HostKey", "aaaa"}}));
+    make_pools(sb.pool_dir(), encode_records({{"HostKey", "aaaa"}}));
     sb.start();
     ASSERT_EQ(read_value(sb.mnt("guest/HostKey")).data, "aaaa\n");
     const std::string elsewhere = sb.pool_dir() + "/elsewhere";
@@ -321,7 +321,7 @@ using kvptest::descriptors_on;
 // show the new file (once, the old one was shown for good).
 TEST(FaultTest, AReadThatWaitedForTheLockOfAReplacedPoolLeavesNoStaleView) {
     Sandbox sb;
-    make_pools(sb.pool_dir(), records({{"K", "old"}}));
+    make_pools(sb.pool_dir(), encode_records({{"K", "old"}}));
     sb.start();
     ASSERT_EQ(read_value(sb.mnt("guest/K")).data, "old\n");
     int ready[2];
@@ -349,7 +349,7 @@ TEST(FaultTest, AReadThatWaitedForTheLockOfAReplacedPoolLeavesNoStaleView) {
     ASSERT_TRUE(kvptest::eventually([&] { return descriptors_on(sb.daemon_pid(), pool) >= 1; }))
         << "the read never opened the pool";
     const std::string replacement = sb.pool_dir() + "/replacement";
-    write_file(replacement, records({{"K", "new"}}));
+    write_file(replacement, encode_records({{"K", "new"}}));
     ASSERT_EQ(::rename(replacement.c_str(), pool.c_str()), 0);
     ASSERT_EQ(::write(release[1], "x", 1), 1);
     EXPECT_EQ(wait_for(reader, std::chrono::seconds(10)), 0);
@@ -365,9 +365,9 @@ TEST(FaultTest, AReadThatWaitedForTheLockOfAReplacedPoolLeavesNoStaleView) {
 
 TEST(FaultTest, APoolFileMountedOverShowsAndSoDoesItsUnmount) {
     Sandbox sb;
-    make_pools(sb.pool_dir(), records({{"Old", "1"}}));
+    make_pools(sb.pool_dir(), encode_records({{"Old", "1"}}));
     const std::string other = sb.pool_dir() + "/other";
-    write_file(other, records({{"HostKey", "precious"}}));
+    write_file(other, encode_records({{"HostKey", "precious"}}));
     sb.start();
     ASSERT_EQ(list_dir(sb.mnt("guest")), std::vector<std::string>{"Old"});
     ASSERT_EQ(::mount(other.c_str(), sb.pool(1).c_str(), nullptr, MS_BIND, nullptr), 0)
@@ -453,8 +453,8 @@ void stuck_lock_holder(bool use_flock) {
     for (int i = 0; contents_cached() && i < kWriters; ++i) {
         initial.push_back({"W" + std::to_string(i), "w"});
     }
-    make_pools(sb.pool_dir(), records(initial));
-    write_file(sb.pool(0), records({{"Host", "data"}}));
+    make_pools(sb.pool_dir(), encode_records(initial));
+    write_file(sb.pool(0), encode_records({{"Host", "data"}}));
     // The bounds below derive from lock_timeout (scaled with the machine's slack): a read that
     // waited for the lock takes all of it, writers whose waits added up take twice and more.
     const double lock_timeout = 2.0 * kvptest::slack_factor();

@@ -1,4 +1,4 @@
-// Hostile names and values (reliability issue; docs/behaviour.md §5-§7): crafted names ("..",
+// Hostile names and values (docs/reliability.md; docs/behaviour.md §5-§7): crafted names ("..",
 // escaped slashes, non-canonical escapes, control bytes, invalid UTF-8, names of 255, 256
 // and 4,000 bytes), values with NUL bytes, invalid UTF-8 and over every limit, and the
 // refused operations. Each refused case gets its errno and leaves every file of the pool
@@ -373,7 +373,7 @@ bool unchanged(const Sandbox& sb, const std::map<std::string, std::string>& befo
             r.value.clear();
         }
     }
-    expected[guest] = mode + records(recs);
+    expected[guest] = mode + encode_records(recs);
     return expected == after;
 }
 

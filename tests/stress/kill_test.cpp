@@ -1,4 +1,4 @@
-// Kill test (reliability issue): the daemon is SIGKILLed at a random moment while a
+// Kill test (docs/reliability.md): the daemon is SIGKILLed at a random moment while a
 // process writes, deletes and renames keys through it, many times over one pool. After
 // each kill: the pool is whole records, every key holds its value from before the
 // interrupted operation or the one it was writing (the operations that returned are all

@@ -43,23 +43,6 @@ std::uint64_t fnv1a(std::string_view s) {
 
 }  // namespace
 
-std::string encode_record(std::string_view key, std::string_view value, char garbage) {
-    std::string rec(kRecord, garbage);
-    rec.replace(0, key.size(), key);
-    rec[key.size()] = '\0';
-    rec.replace(kKeyField, value.size(), value);
-    rec[kKeyField + value.size()] = '\0';
-    return rec;
-}
-
-std::string records(const std::vector<Rec>& recs) {
-    std::string bytes;
-    for (const auto& r : recs) {
-        bytes += encode_record(r.key, r.value);
-    }
-    return bytes;
-}
-
 std::vector<std::string> list_dir(const std::string& path) {
     std::vector<std::string> names;
     DIR* d = ::opendir(path.c_str());
@@ -75,19 +58,6 @@ std::vector<std::string> list_dir(const std::string& path) {
     ::closedir(d);
     std::sort(names.begin(), names.end());
     return names;
-}
-
-std::vector<Rec> decode_records(std::string_view bytes) {
-    const auto field = [](std::string_view f) {
-        const std::size_t nul = f.find('\0');
-        return std::string(nul == std::string_view::npos ? f : f.substr(0, nul));
-    };
-    std::vector<Rec> out;
-    for (std::size_t at = 0; at + kRecord <= bytes.size(); at += kRecord) {
-        out.push_back(
-            {field(bytes.substr(at, kKeyField)), field(bytes.substr(at + kKeyField, kValueField))});
-    }
-    return out;
 }
 
 std::string read_file(const std::string& path) {

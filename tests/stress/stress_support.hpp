@@ -1,9 +1,9 @@
 #pragma once
-// Support for the reliability tests: an independent pool decoder/encoder (not the
-// engine's), a sandbox that mounts a tmpfs pool directory and runs the real kvpfs daemon
-// on a fresh mountpoint (readiness by polling statfs for the FUSE magic, teardown that
-// always unmounts), forked worker processes with bounded waits, self-checking values, and
-// syscall helpers that report the errno of the step that failed.
+// Support for the reliability tests: the tests' own pool codec (not the engine's), a sandbox that
+// mounts a tmpfs pool directory and runs the real kvpfs daemon on a fresh mountpoint (readiness by
+// polling statfs for the FUSE magic, teardown that always unmounts), forked worker processes with
+// bounded waits, self-checking values, and syscall helpers that report the errno of the step that
+// failed.
 
 #include <fcntl.h>
 #include <sys/types.h>
@@ -18,26 +18,20 @@
 #include <string_view>
 #include <vector>
 
+#include "pool_codec.hpp"
 #include "wait_bounds.hpp"
 
 namespace kvpstress {
 
-inline constexpr std::size_t kKeyField = 512;
-inline constexpr std::size_t kValueField = 2048;
-inline constexpr std::size_t kRecord = kKeyField + kValueField;
+// The tests' own pool codec (tests/common/pool_codec.hpp), not the engine's.
+using kvptest::decode_records;
+using kvptest::encode_record;
+using kvptest::encode_records;
+using kvptest::kKeyField;
+using kvptest::kRecord;
+using kvptest::kValueField;
+using kvptest::Rec;
 
-struct Rec {
-    std::string key;
-    std::string value;
-    bool operator==(const Rec&) const = default;
-};
-
-// One zero-filled record; `garbage` fills the bytes after each NUL instead of zeros.
-std::string encode_record(std::string_view key, std::string_view value, char garbage = '\0');
-// Every whole record, each field up to its first NUL.
-std::vector<Rec> decode_records(std::string_view bytes);
-// The records one after another, as a pool file holds them.
-std::string records(const std::vector<Rec>& recs);
 // The names in a directory, sorted, without "." and ".." (one "<opendir: ...>" entry when
 // it cannot be opened).
 std::vector<std::string> list_dir(const std::string& path);
