@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "inode_table.hpp"
+#include "ranked_mutex.hpp"
 
 namespace kvpfs {
 
@@ -37,7 +38,10 @@ class PendingTruncations {
     [[nodiscard]] std::vector<Ino> all() const;
 
   private:
-    mutable std::mutex mutex_;
+    // Guards due_. Taken inside a pool's update (after its file lock and mutex: take() is what
+    // makes one change apply a truncation) and with no lock held; nothing is taken under it;
+    // never across a reply.
+    mutable kvp::RankedMutex mutex_{kvp::LockRank::pending_truncations};
     std::unordered_map<Ino, Clock::time_point> due_;
 };
 
