@@ -1,5 +1,6 @@
 #pragma once
-// -o cache=all: truncations to size 0 that the mount shows but the pool does not hold yet.
+// -o cache=all: truncations to size 0 that the mount shows but the pool does not hold yet
+// (CacheAllMode owns them; defined in mode_cache_all.cpp).
 //
 // Without handles, open(O_TRUNC) reaches kvpfs as a truncate to 0 when the open returns, and
 // `echo V > KEY` then writes. Storing the empty value at once would let the host read it until
