@@ -164,7 +164,7 @@ void CacheInvalidator::wake_by(std::chrono::steady_clock::time_point due) {
 }
 
 std::chrono::steady_clock::time_point CacheInvalidator::next_due() {
-    auto due = fs_.truncations().next_due();
+    auto due = fs_.mode().next_truncation_due();
     for (const auto& at : relist_at_) {
         due = std::min(due, at);
     }
@@ -316,9 +316,7 @@ void CacheInvalidator::relist_due() {
             }
         }
     }
-    for (const Ino ino : fs_.truncations().due(now)) {
-        apply_pending_truncation(fs_, ino);  // before the inode's invalidation queued with it
-    }
+    fs_.mode().store_due_truncations(now);  // before the inodes' invalidations queued with them
     for (const Ino ino : due) {
         if (se != nullptr) {
             check_notify(fuse_lowlevel_notify_inval_inode(se, ino, 0, 0), "inval_inode");

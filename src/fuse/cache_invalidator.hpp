@@ -40,6 +40,7 @@
 #include "inode_table.hpp"
 #include "pool_id.hpp"
 #include "pool_snapshot.hpp"
+#include "ranked_mutex.hpp"
 #include "unique_fd.hpp"
 
 namespace kvpfs {
@@ -49,7 +50,7 @@ class Filesystem;
 class CacheInvalidator {
   public:
     // `pools`: the pools whose files and entries the kernel may keep (op_*.cpp ask
-    // Filesystem::caches()).
+    // MountMode::caches()).
     CacheInvalidator(Filesystem& fs, std::string pool_dir, std::vector<kvp::PoolId> pools);
     ~CacheInvalidator();
     CacheInvalidator(const CacheInvalidator&) = delete;
@@ -130,7 +131,9 @@ class CacheInvalidator {
     std::atomic<bool> stopping_{false};
     // When the thread's poll will time out (steady_clock ticks); max() while it works it out.
     std::atomic<std::int64_t> planned_wake_{std::numeric_limits<std::int64_t>::max()};
-    std::mutex pending_mutex_;  // taken inside the pools' mutexes, never the other way round
+    kvp::RankedMutex pending_mutex_{
+        kvp::LockRank::cache_pending};  // taken inside the pools' mutexes, never the other way
+                                        // round
     std::array<Pending, 5> pending_;
     // Only the thread touches these (and start(), before the thread runs).
     // When to invalidate a pool directory's listing once more after its keys came or went:
@@ -138,7 +141,7 @@ class CacheInvalidator {
     // after the first invalidation (time_point::max(): nothing due).
     std::array<std::chrono::steady_clock::time_point, 5> relist_at_{};
     // inode_later's queue (any thread adds, the thread takes).
-    std::mutex later_mutex_;
+    kvp::RankedMutex later_mutex_{kvp::LockRank::cache_later};
     std::vector<std::pair<std::chrono::steady_clock::time_point, Ino>> later_;
     std::thread thread_;
 };

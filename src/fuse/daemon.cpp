@@ -117,7 +117,7 @@ bool prepare_log(const Options& options) {
 // Started after detaching (a fork keeps only the calling thread); false when it cannot be.
 bool start_cache(Filesystem& fs, struct fuse_session* se) {
     try {
-        fs.start_cache(se);
+        fs.mode().start(se);
         return true;
     } catch (const std::exception& e) {
         kvp::log(kvp::LogLevel::error, std::string("-o cache: ") + e.what());
@@ -132,7 +132,7 @@ struct CacheStop {
     CacheStop& operator=(const CacheStop&) = delete;
     CacheStop(CacheStop&&) = delete;
     CacheStop& operator=(CacheStop&&) = delete;
-    ~CacheStop() { fs.stop_cache(); }
+    ~CacheStop() { fs.mode().stop(); }
 };
 
 struct ArgsDeleter {

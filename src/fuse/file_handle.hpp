@@ -12,9 +12,11 @@
 #include <cstddef>
 #include <memory>
 #include <mutex>
+
 #include <optional>
 #include <string>
 #include <string_view>
+#include "ranked_mutex.hpp"
 
 #include "limits.hpp"
 #include "pool_id.hpp"
@@ -68,7 +70,7 @@ class FileHandle {
 
     [[nodiscard]] kvp::PoolId pool() const { return pool_; }
     [[nodiscard]] bool writable() const { return writable_; }
-    [[nodiscard]] std::mutex& mutex() { return mutex_; }
+    [[nodiscard]] kvp::RankedMutex& mutex() { return mutex_; }
 
     // --- read-only handles ---
     // The content, shared so a reply can keep it alive.
@@ -87,7 +89,11 @@ class FileHandle {
     std::shared_ptr<const std::string> content_;  // read-only handles
     WriteMode mode_;                              // writable handles
     WriterState state_;                           // writable handles
-    std::mutex mutex_;
+    // Guards state_ (a writable handle's write, read, getattr, flush, fsync, setattr and
+    // release). Taken after the names lock (WriterRegistry), before the registry's maps and
+    // any pool lock; one handle's at a time. Held across one reply only: fsync answering an
+    // earlier refusal's errno.
+    kvp::RankedMutex mutex_{kvp::LockRank::file_handle};
 };
 
 }  // namespace kvpfs

@@ -5,7 +5,6 @@
 #include <vector>
 
 #include "auto_view.hpp"
-#include "cache_invalidator.hpp"
 #include "key_name.hpp"
 
 namespace kvpfs {
@@ -29,95 +28,17 @@ Filesystem::Filesystem(const Options& options)
     if (options.auto_intrinsic) {
         auto_view_ = std::make_unique<kvp::AutoPoolView>(kvp::IntrinsicSources{}, started_);
     }
+    mode_ = make_mode(*this);
 }
 
 Filesystem::~Filesystem() {
-    stop_cache();
+    mode_->stop();
     for (FileHandle* h : handles_) {
         delete h;
     }
     for (DirHandle* d : dir_handles_) {
         delete d;
     }
-}
-
-void Filesystem::start_cache(struct fuse_session* session) {
-    if (!options_.cache) {
-        return;
-    }
-    std::vector<kvp::PoolId> cached;
-    for (kvp::PoolId id : kvp::kShownPools) {
-        if (caches(id)) {
-            cached.push_back(id);
-        }
-    }
-    cache_ = std::make_unique<CacheInvalidator>(*this, options_.pool_dir, std::move(cached));
-    cache_->start(session);
-}
-
-void Filesystem::stop_cache() {
-    for (const Ino ino : truncations_.all()) {
-        apply_pending_truncation(*this, ino);  // what the mount showed reaches the pool
-    }
-    if (cache_) {
-        cache_->stop();
-    }
-}
-
-void Filesystem::key_changed(kvp::PoolId pool, std::string_view key, bool listing) {
-    if (cache_) {
-        cache_->key_changed(pool, key, listing);
-    }
-}
-
-void Filesystem::listing_changed(kvp::PoolId pool) {
-    if (cache_) {
-        cache_->listing_changed(pool);
-    }
-}
-
-void Filesystem::inode_later(Ino ino, std::chrono::milliseconds after) {
-    if (cache_) {
-        cache_->inode_later(ino, after);
-    }
-}
-
-void Filesystem::wake_cache_by(std::chrono::steady_clock::time_point due) {
-    if (cache_) {
-        cache_->wake_by(due);
-    }
-}
-
-bool Filesystem::continues_line(Ino ino, pid_t pid, std::string_view current) {
-    std::lock_guard lock(open_lines_mutex_);
-    const auto it = open_lines_.find(ino);
-    return it != open_lines_.end() && it->second.pid == pid &&
-           it->second.value_hash == std::hash<std::string_view>{}(current);
-}
-
-void Filesystem::set_open_line(Ino ino, pid_t pid, std::optional<std::string_view> stored) {
-    std::lock_guard lock(open_lines_mutex_);
-    if (stored) {
-        open_lines_[ino] = OpenLine{pid, std::hash<std::string_view>{}(*stored)};
-    } else {
-        open_lines_.erase(ino);
-    }
-}
-
-void Filesystem::set_create_mode(Ino ino, pid_t pid, mode_t mode) {
-    std::lock_guard lock(create_modes_mutex_);
-    create_modes_[ino] = CreateMode{pid, mode};
-}
-
-bool Filesystem::created_with_mode(Ino ino, pid_t pid, mode_t mode) {
-    std::lock_guard lock(create_modes_mutex_);
-    const auto it = create_modes_.find(ino);
-    return it != create_modes_.end() && it->second.pid == pid && it->second.mode == mode;
-}
-
-void Filesystem::forget_create_mode(Ino ino) {
-    std::lock_guard lock(create_modes_mutex_);
-    create_modes_.erase(ino);
 }
 
 void Filesystem::track(FileHandle* h) {
@@ -161,7 +82,7 @@ void Filesystem::fill_dir_attr(kvp::PoolId pool, struct stat& st) {
     st.st_gid = options_.gid;
     st.st_atim = st.st_mtim = st.st_ctim = started_;
     st.st_blksize = 4096;
-    if (caches(pool)) {
+    if (mode_->caches(pool)) {
         // A listing filled from a snapshot older than an invalidation (a readdir reply on its
         // way while the pool changed) is thrown away at the next opendir by this.
         std::uint64_t generation = 0;
@@ -197,7 +118,7 @@ void fill_file(const Options& o, Ino ino, kvp::PoolId pool, std::size_t size, st
 
 void Filesystem::fill_key_attr(Ino ino, kvp::PoolId pool, const kvp::SnapshotRecord& rec,
                                struct stat& st) const {
-    const bool truncated = options_.cache_contents && truncations_.contains(ino);
+    const bool truncated = mode_->shows_truncated(ino);
     fill_file(options_, ino, pool,
               (truncated ? 0 : rec.record.value.size()) + (options_.raw ? 0 : 1), rec.changed_at,
               st);

@@ -25,29 +25,24 @@
 #include "inode_table.hpp"
 #include "limits.hpp"
 #include "log.hpp"
+#include "mode.hpp"
 #include "options.hpp"
-#include "pending_truncations.hpp"
 #include "pool_directory.hpp"
+#include "ranked_mutex.hpp"
+#include "write_rules.hpp"
 #include "writer_registry.hpp"
 
 namespace kvpfs {
-
-// Kernel cache lifetimes (seconds). The root and the pool directories never change shape,
-// so the kernel may keep them; key files and their entries (including negative ones) are
-// never cached, so every open/stat/readdir asks us and we ask the engine (docs/behaviour.md §3).
-// With -o cache they are kept as long as the directories, and invalidated when they change.
-inline constexpr double kDirTimeout = 86400.0;
-inline constexpr double kKeyTimeout = 0.0;
-inline constexpr double kCachedKeyTimeout = 86400.0;
-
-class CacheInvalidator;
 
 // An open directory: which pool it lists; it holds no copy of the pool (op_dir.cpp).
 struct DirHandle {
     std::optional<kvp::PoolId> pool;  // nullopt: the root
     // The pool's snapshot generation when the listing started (opendir, or a rewind).
     std::optional<std::uint64_t> listing_generation;
-    std::mutex mutex;
+    // Guards the two fields above (concurrent readdirs of one open directory). Taken with
+    // nothing of kvpfs held; a pool's snapshot and the inode table are taken under it.
+    // Never held across a reply: once the reply is out a releasedir may free the handle.
+    kvp::RankedMutex mutex{kvp::LockRank::dir_handle};
 };
 
 class Filesystem {
@@ -60,44 +55,9 @@ class Filesystem {
     // auto/'s intrinsic items (auto_view.hpp); null with -o auto=file.
     [[nodiscard]] kvp::AutoPoolView* auto_view() { return auto_view_.get(); }
 
-    // -o cache: may the kernel keep `pool`'s entries, attributes and contents? Not auto/ with
-    // its intrinsic items, whose values change without any file changing.
-    [[nodiscard]] bool caches(kvp::PoolId pool) const {
-        return options_.cache && (pool != kvp::PoolId::automatic || !options_.auto_intrinsic);
-    }
-    // How long the kernel may keep a key of `pool` (its entry or attributes) that exists in
-    // the pool; a name only reserved by a create is never kept.
-    [[nodiscard]] double key_timeout(kvp::PoolId pool) const {
-        return caches(pool) ? kCachedKeyTimeout : kKeyTimeout;
-    }
-    // -o cache: starts and stops the invalidation thread (cache_invalidator.hpp); no-ops
-    // otherwise. Stopped before the session ends.
-    void start_cache(struct fuse_session* session);
-    void stop_cache();
-    // A change through the mount, reported before its reply: drops what the kernel keeps of
-    // the key (and with `listing`, of its directory's listing). No-op without -o cache.
-    void key_changed(kvp::PoolId pool, std::string_view key, bool listing);
-    void listing_changed(kvp::PoolId pool);
-    // -o cache=all: drops the kernel's pages and attributes of `ino` from the invalidation
-    // thread, `after` from now (a request cannot drop the pages its own caller has locked).
-    void inode_later(Ino ino, std::chrono::milliseconds after = std::chrono::milliseconds(0));
-    // Makes the invalidation thread wake by `due` (a pending truncation falls due then).
-    void wake_cache_by(std::chrono::steady_clock::time_point due);
-    // -o cache=all, text mode: a process's O_APPEND write that ended without "\n" leaves its
-    // line open. While the key still holds the value that write stored (its hash), the same
-    // process's next append continues the line instead of starting after the newline a read
-    // shows (what a handle's open_line does without -o cache=all).
-    // -o cache=all: truncations to 0 the mount shows and the pool does not hold yet.
-    [[nodiscard]] PendingTruncations& truncations() { return truncations_; }
-    [[nodiscard]] bool continues_line(Ino ino, pid_t pid, std::string_view current);
-    void set_open_line(Ino ino, pid_t pid, std::optional<std::string_view> stored);
-    // -o cache=all: the mode a create (or mknod) made a new key with, and the process that
-    // made it. That process's chmod to that mode changes nothing for it and succeeds (install,
-    // rsync and tar chmod their new file to its create mode); without -o cache=all the open
-    // handle remembers it. Kept while the kernel knows the inode.
-    void set_create_mode(Ino ino, pid_t pid, mode_t mode);
-    [[nodiscard]] bool created_with_mode(Ino ino, pid_t pid, mode_t mode);
-    void forget_create_mode(Ino ino);
+    // The mount mode, chosen at start (mode.hpp): the ops ask it what differs between modes.
+    [[nodiscard]] MountMode& mode() { return *mode_; }
+    [[nodiscard]] const MountMode& mode() const { return *mode_; }
 
     void fill_root_attr(struct stat& st) const;
     // With -o cache a cached pool directory's mtime and ctime are the start time plus one
@@ -144,24 +104,15 @@ class Filesystem {
     InodeTable inodes_;
     struct timespec started_ {};
     std::unique_ptr<kvp::AutoPoolView> auto_view_;
-    std::mutex handles_mutex_;
+    // Guards handles_ and dir_handles_ (shutdown's list of handles still open). Taken with
+    // nothing of kvpfs held but the names lock; nothing is taken under it; never held across
+    // a reply.
+    kvp::RankedMutex handles_mutex_{kvp::LockRank::open_handles};
     std::unordered_set<FileHandle*> handles_;
     std::unordered_set<DirHandle*> dir_handles_;
     WriterRegistry writers_;
-    std::unique_ptr<CacheInvalidator> cache_;
-    struct OpenLine {
-        pid_t pid;
-        std::size_t value_hash;
-    };
-    PendingTruncations truncations_;
-    std::mutex open_lines_mutex_;
-    std::unordered_map<Ino, OpenLine> open_lines_;
-    struct CreateMode {
-        pid_t pid;
-        mode_t mode;
-    };
-    std::mutex create_modes_mutex_;
-    std::unordered_map<Ino, CreateMode> create_modes_;
+    // Last: destroyed first, while the pools, inodes and writers its stop() uses still exist.
+    std::unique_ptr<MountMode> mode_;
 };
 
 [[nodiscard]] inline Filesystem& fs_of(fuse_req_t req) {
@@ -236,6 +187,48 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_
               struct fuse_file_info* fi);
 void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi);
 void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info* fi);
+// Where a write's state between writes lives (a writable handle, or -o cache=all's tables of
+// the inode): the one write path, store_write, asks it.
+// Its implementations live on the stack of one write and are never deleted through it.
+class WriteSite {
+  public:
+    // Under the pool's exclusive lock: does this write apply to the empty value (an O_TRUNC
+    // the pool does not hold yet)?
+    virtual bool truncated() = 0;
+    // Text mode, O_APPEND: does `current` still hold the line this writer left open?
+    virtual bool continues_line(std::string_view current) = 0;
+};
+// One write() as store_write applies it.
+struct WriteCall {
+    kvp::PoolId pool;
+    const std::string& key;
+    WriteMode mode;
+    std::string_view data;  // held bytes of an earlier write go in front
+    std::size_t at = 0;     // its offset in the shown content (an append goes to the end)
+    // -o limits=host with a handle: an unfinished UTF-8 tail is held back for the next write.
+    bool hold = false;
+    // Without a handle no later write is known: an append to an empty value starts it
+    // (`echo x >> new` after a create stored the empty key stores "x", not "\nx"), and a
+    // write that adds nothing is stored all the same.
+    bool append_starts_value = false;
+    bool store_unchanged = false;
+};
+struct WriteResult {
+    bool stored = false;
+    bool created = false;       // the key was absent
+    std::string value;          // what was stored
+    WriteOutcome outcome;       // the new content and the bytes held back
+    std::size_t placed_at = 0;  // where the data went in the content
+};
+// Refuses (kvp::Error) data no value can take: a NUL byte, more than any value holds.
+void check_written_data(std::string_view data);
+// The one write path of every mode: applies `call` to the key's current value in one
+// PoolFile::update (op_write.cpp). Throws kvp::Error to refuse; the pool is then unchanged.
+[[nodiscard]] WriteResult store_write(Filesystem& fs, const WriteCall& call, WriteSite& site);
+// truncate(2) by path (names lock shared): cuts the current value as a read shows it, in one
+// update (op_setattr.cpp).
+void truncate_by_path(Filesystem& fs, Ino ino, const KeyRef& ref, std::size_t size);
+
 // Runs `change` inside PoolFile::update and turns its refusal into an exception only after
 // update returns: a refusal leaves the pool as it is, and the engine's view of it with it
 // (an exception out of the change would make the engine read the whole file again).
@@ -274,17 +267,6 @@ void create_if_reserved(Filesystem& fs, FileHandle& handle);
 // Names lock owned: times set by name (touch's futimens carries no handle) on a name
 // reserved by creates: the first that wrote nothing and had nothing refused creates it.
 void touch_reserved(Filesystem& fs, std::string_view key);
-// handleless_file.cpp: -o cache=all, where the kernel opens key files without asking (the
-// first OPEN is answered ENOSYS) and every read, write and fsync comes without a handle.
-[[nodiscard]] bool handleless(const Filesystem& fs);
-void create_handleless(fuse_req_t req, kvp::PoolId pool, const std::string& key, int flags,
-                       mode_t mode, struct fuse_file_info* fi);
-void mknod_handleless(fuse_req_t req, kvp::PoolId pool, const std::string& key, mode_t mode);
-void read_handleless(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off);
-void write_handleless(fuse_req_t req, fuse_ino_t ino, std::string_view data, off_t off, int flags);
-// Stores the empty value of a pending truncation of `ino` (PendingTruncations), if it is
-// still pending; logs what fails (the thread retries on its next tick).
-void apply_pending_truncation(Filesystem& fs, Ino ino);
 // The pool file of `pool` to its storage (fsync of any of its keys).
 void sync_pool_file(Filesystem& fs, kvp::PoolId pool, bool datasync);
 // op_setattr.cpp

@@ -12,6 +12,7 @@
 #include <unordered_map>
 
 #include "pool_id.hpp"
+#include "ranked_mutex.hpp"
 
 namespace kvpfs {
 
@@ -58,7 +59,9 @@ class InodeTable {
     };
     static std::string index_key(kvp::PoolId pool, std::string_view key);
 
-    mutable std::mutex mutex_;
+    // Guards the maps and next_. Taken under the names lock, a handle's mutex, a directory's
+    // mutex or a pool's lock; nothing of kvpfs is taken under it; never across a reply.
+    mutable kvp::RankedMutex mutex_{kvp::LockRank::inode_table};
     Ino next_ = kFirstKeyIno;
     std::unordered_map<Ino, Entry> entries_;
     std::unordered_map<std::string, Ino> by_key_;

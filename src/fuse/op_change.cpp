@@ -63,7 +63,7 @@ void op_unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
         }
         fs.writers().unlinked(*key);
         fs.inodes().removed(pool, *key);  // handle-less writes to it store nothing
-        fs.listing_changed(pool);         // the kernel drops the name and the inode's attributes
+        fs.mode().listing_changed(pool);  // the kernel drops the name and the inode's attributes
         fuse_reply_err(req, 0);
         trace_ok("unlink", pool, *key);
     });
@@ -118,7 +118,7 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t n
         }
         fs.writers().renamed(*from, *to);
         fs.inodes().renamed(pool, *from, *to);
-        fs.listing_changed(pool);  // the kernel moves the names itself
+        fs.mode().listing_changed(pool);  // the kernel moves the names itself
         fuse_reply_err(req, 0);
         trace_ok("rename", what);
     });

@@ -61,7 +61,7 @@ void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
             }
         }
         // -o cache: the kernel keeps the listing across opens until it is invalidated.
-        if (fs_of(req).caches(dh->pool.value_or(kvp::PoolId::external))) {
+        if (fs_of(req).mode().caches(dh->pool.value_or(kvp::PoolId::external))) {
             fi->cache_readdir = 1;
             fi->keep_cache = 1;
         }

@@ -18,25 +18,12 @@ void op_init(void* userdata, struct fuse_conn_info* conn) {
     if (fs.options().max_read != 0) {
         conn->max_read = fs.options().max_read;
     }
-    // open(O_TRUNC) arrives as one open() carrying O_TRUNC, not as setattr(size=0) first:
-    // the value is replaced by the first stored write instead of being emptied at open.
-    // -o cache=all answers no open after the first (ENOSYS), so O_TRUNC must come as the
-    // setattr(size=0) the kernel sends when the file system does not take it at open.
-    if (fs.options().cache_contents) {
-        conn->want &= ~static_cast<unsigned>(FUSE_CAP_ATOMIC_O_TRUNC);
-    } else if ((conn->capable & FUSE_CAP_ATOMIC_O_TRUNC) != 0) {
-        conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
-    }
     // No readdirplus: its entries would be cached attributes of key files.
     conn->want &= ~static_cast<unsigned>(FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO);
     // Content is never cached (direct_io), so no data invalidation heuristics are needed.
     conn->want &= ~static_cast<unsigned>(FUSE_CAP_AUTO_INVAL_DATA | FUSE_CAP_WRITEBACK_CACHE);
-    // -o cache: with it the kernel checks a directory's mtime before it serves a cached
-    // listing from the start (also after a rewinddir), so a listing cached from a reply older
-    // than an invalidation is refilled (Filesystem::fill_dir_attr).
-    if (fs.options().cache && (conn->capable & FUSE_CAP_AUTO_INVAL_DATA) != 0) {
-        conn->want |= FUSE_CAP_AUTO_INVAL_DATA;
-    }
+    // What the mode needs: how O_TRUNC comes, and data invalidation for cached listings.
+    fs.mode().want(*conn);
 }
 
 void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
@@ -79,7 +66,7 @@ void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
         if (rec == nullptr && (intrinsic = intrinsic_record(fs, *pool, *key))) {
             rec = &*intrinsic;
         }
-        if (rec == nullptr && !fs.reserved(*pool, *key) && fs.caches(*pool)) {
+        if (rec == nullptr && !fs.reserved(*pool, *key) && fs.mode().caches(*pool)) {
             // -o cache: a negative entry, dropped when the key appears.
             e.ino = 0;
             e.entry_timeout = kCachedKeyTimeout;
@@ -96,7 +83,7 @@ void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
             return;
         }
         e.ino = fs.inodes().acquire(*pool, *key);
-        e.attr_timeout = rec != nullptr ? fs.key_timeout(*pool) : kKeyTimeout;
+        e.attr_timeout = rec != nullptr ? fs.mode().key_timeout(*pool) : kKeyTimeout;
         e.entry_timeout = e.attr_timeout;
         if (rec != nullptr) {
             fs.fill_key_attr(e.ino, *pool, *rec, e.attr);
@@ -110,32 +97,14 @@ void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
     });
 }
 
-namespace {
-// A name the kernel forgets can no longer be opened: a mknod reservation of it ends.
-void forget_one(Filesystem& fs, fuse_ino_t ino, uint64_t nlookup) {
-    if (handleless(fs) && fs.truncations().contains(ino)) {
-        // The kernel keeps no file of it open (it would not forget it): nothing more is
-        // written through this inode, and its number will not name the key again.
-        apply_pending_truncation(fs, ino);
-    }
-    if (auto gone = fs.inodes().forget(ino, nlookup); gone && gone->pool == kvp::PoolId::guest) {
-        fs.writers().forget_unopened(gone->key);
-    }
-    if (handleless(fs) && !fs.inodes().resolve(ino)) {
-        fs.set_open_line(ino, 0, std::nullopt);  // the inode is gone or detached
-        fs.forget_create_mode(ino);
-    }
-}
-}  // namespace
-
 void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
-    forget_one(fs_of(req), ino, nlookup);
+    fs_of(req).mode().forget_inode(ino, nlookup);
     fuse_reply_none(req);
 }
 
 void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data* forgets) {
     for (size_t i = 0; i < count; ++i) {
-        forget_one(fs_of(req), forgets[i].ino, forgets[i].nlookup);
+        fs_of(req).mode().forget_inode(forgets[i].ino, forgets[i].nlookup);
     }
     fuse_reply_none(req);
 }
@@ -159,7 +128,7 @@ void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
                 // open(2) retry once), instead of failing on the old entry. Only for a path
                 // walk (no file): a read that checks its open file's size is not retried,
                 // and gets ENOENT as without -o cache.
-                if (const auto ref = fs.inodes().resolve(ino); ref && fs.caches(ref->pool)) {
+                if (const auto ref = fs.inodes().resolve(ino); ref && fs.mode().caches(ref->pool)) {
                     err = ESTALE;
                 }
             }
@@ -167,10 +136,10 @@ void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
             return;
         }
         double timeout = ino < kFirstKeyIno ? kDirTimeout : kKeyTimeout;
-        if (fs.options().cache && ino >= kFirstKeyIno && (h == nullptr || !h->writable())) {
+        if (fs.mode().caches_keys() && ino >= kFirstKeyIno && (h == nullptr || !h->writable())) {
             // A writable handle's view is its own (an O_TRUNC not yet written), never kept.
             if (auto ref = fs.inodes().resolve(ino); ref && !fs.reserved(ref->pool, ref->key)) {
-                timeout = fs.key_timeout(ref->pool);
+                timeout = fs.mode().key_timeout(ref->pool);
             }
         }
         fuse_reply_attr(req, &st, timeout);

@@ -7,7 +7,7 @@
 // inode, cut at the kernel's i_size, which an O_TRUNC open sets to 0 and a value changing
 // between a size and a read makes wrong, so page-cached reads came out empty or torn
 // (docs/performance.md, "The cached mode"). -o cache=all trades those rules for the page
-// cache: its files have no handle at all (handleless_file.cpp).
+// cache: its files have no handle at all (mode_cache_all.cpp).
 
 #include <fcntl.h>
 #include <sys/uio.h>
@@ -27,21 +27,11 @@ namespace {
 // older than the removal (another process's, not yet invalidated): ESTALE makes the kernel
 // look the name up again and retry the open once, so O_CREAT then creates the key.
 int stale_errno(const Filesystem& fs, kvp::PoolId pool) {
-    return fs.caches(pool) ? ESTALE : ENOENT;
+    return fs.mode().caches(pool) ? ESTALE : ENOENT;
 }
 
 bool wants_write(int flags) {
     return (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC) != 0;
-}
-
-void set_open_flags(struct fuse_file_info* fi, bool writable) {
-    fi->direct_io = 1;
-    fi->keep_cache = 0;
-    fi->noflush = writable ? 0 : 1;
-}
-
-WriteMode write_mode(const Options& o, int flags) {
-    return WriteMode{(flags & O_APPEND) != 0, o.raw, o.limits};
 }
 
 // Checks that `name` in `parent` may be created (docs/behaviour.md §7) and decodes it; replies with
@@ -86,8 +76,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
         }
         set_request_subject(ref->pool, ref->key);
         const bool write = wants_write(fi->flags);
-        std::unique_ptr<FileHandle> h;
-        std::shared_lock<std::shared_timed_mutex> names;
+        std::shared_lock<kvp::RankedSharedMutex> names;
         if (write) {
             if (int err = fs.change_refusal(ref->pool); err != 0) {
                 reply_error(req, "open", err,
@@ -109,14 +98,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
                             describe_key(ref->pool, ref->key));
                 return;
             }
-            if (handleless(fs)) {
-                fuse_reply_err(req, ENOSYS);  // the kernel opens every file itself from now on
-                return;
-            }
-            h = std::make_unique<FileHandle>(ref->pool, ref->key,
-                                             write_mode(fs.options(), fi->flags));
-            h->state().truncate_pending = (fi->flags & O_TRUNC) != 0;
-            fs.writers().add(*h, !present);
+            fs.mode().open_key(req, fi, *ref, true, present, {});
         } else {
             auto snap = fs.pool(ref->pool).snapshot();
             const kvp::SnapshotRecord* rec = snap->find(ref->key);
@@ -129,33 +111,16 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
                             describe_key(ref->pool, ref->key));
                 return;
             }
-            if (handleless(fs)) {
-                fuse_reply_err(req, ENOSYS);
-                return;
-            }
-            const std::string_view value =
-                rec != nullptr ? std::string_view(rec->record.value) : std::string_view();
-            h = std::make_unique<FileHandle>(ref->pool, value, fs.options().raw);
-        }
-        set_open_flags(fi, write);
-        fi->fh = reinterpret_cast<uint64_t>(h.get());
-        fs.track(h.get());
-        if (fuse_reply_open(req, fi) == 0) {
-            (void)h.release();  // owned by the kernel's handle until release
-        } else {
-            fs.untrack(h.get());
-            if (write) {
-                std::lock_guard lock(h->mutex());
-                fs.writers().remove(*h);
-            }
+            fs.mode().open_key(
+                req, fi, *ref, false, true,
+                rec != nullptr ? std::string_view(rec->record.value) : std::string_view());
         }
         trace_ok("open", ref->pool, ref->key);
     });
 }
 
-// open with O_CREAT: a new name is only reserved for the handle (docs/behaviour.md §5): the key
-// enters the pool with the first stored write, or empty at release (touch), so a create whose
-// writes were all refused leaves the pool as it was.
+// open with O_CREAT: what it stores, and when, is the mode's (mode_uncached.cpp,
+// mode_cache_all.cpp).
 void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
                struct fuse_file_info* fi) {
     guarded(req, "create", [&] {
@@ -174,39 +139,11 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
             reply_error(req, "create", EEXIST, describe_key(pool, *key) + ": exists");
             return;
         }
-        if (handleless(fs)) {
-            create_handleless(req, pool, *key, fi->flags, mode, fi);
-            return;
-        }
-        auto h = std::make_unique<FileHandle>(pool, *key, write_mode(fs.options(), fi->flags));
-        h->state().truncate_pending = rec != nullptr && (fi->flags & O_TRUNC) != 0;
-        h->state().create_mode = rec == nullptr ? (mode & 07777) : 0;
-        struct fuse_entry_param e {};
-        e.ino = fs.inodes().acquire(pool, *key);
-        e.attr_timeout = rec != nullptr ? fs.key_timeout(pool) : kKeyTimeout;
-        e.entry_timeout = e.attr_timeout;
-        if (rec != nullptr) {
-            fs.fill_key_attr(e.ino, pool, *rec, e.attr);
-        } else {
-            fs.fill_reserved_attr(e.ino, pool, e.attr);
-        }
-        fs.writers().add(*h, rec == nullptr);
-        set_open_flags(fi, true);
-        fi->fh = reinterpret_cast<uint64_t>(h.get());
-        fs.track(h.get());
-        if (fuse_reply_create(req, &e, fi) == 0) {
-            (void)h.release();  // owned by the kernel's handle until release
-        } else {
-            fs.untrack(h.get());
-            fs.inodes().forget(e.ino, 1);
-            std::lock_guard lock(h->mutex());
-            fs.writers().remove(*h);
-        }
-        trace_ok("create", pool, *key);
+        fs.mode().create_key(req, pool, *key, rec, mode, fi);
     });
 }
 
-// mknod of a regular file: reserves the name until a writable open takes it over.
+// mknod of a regular file: the mode reserves the name or stores the empty key.
 void op_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t /*rdev*/) {
     guarded(req, "mknod", [&] {
         if (!S_ISREG(mode)) {
@@ -225,25 +162,13 @@ void op_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
             reply_error(req, "mknod", EEXIST, describe_key(pool, *key) + ": exists");
             return;
         }
-        if (handleless(fs)) {
-            mknod_handleless(req, pool, *key, mode);
-            return;
-        }
-        fs.writers().reserve_unopened(*key);
-        struct fuse_entry_param e {};
-        e.ino = fs.inodes().acquire(pool, *key);
-        fs.fill_reserved_attr(e.ino, pool, e.attr);
-        if (fuse_reply_entry(req, &e) != 0) {
-            fs.inodes().forget(e.ino, 1);
-            fs.writers().forget_unopened(*key);
-        }
-        trace_ok("mknod", pool, *key);
+        fs.mode().mknod_key(req, pool, *key, mode);
     });
 }
 
 void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info* fi) {
     if (handle_of(fi) == nullptr) {
-        read_handleless(req, ino, size, off);
+        fs_of(req).mode().read_unopened(req, ino, size, off);
         return;
     }
     // Never touch the handle after replying: the reader may close at once and the

@@ -19,28 +19,19 @@ bool changes_mode_or_owner(const struct stat& now, const struct stat* attr, int 
            ((to_set & FUSE_SET_ATTR_GID) != 0 && attr->st_gid != now.st_gid);
 }
 
-// A chmod (alone) to the mode an open handle created the key with: for its creator nothing
-// changes (install and rsync chmod their new file to its create mode, cp to the source's).
-// -o cache=all has no handles: the creating process's chmod (Filesystem::set_create_mode).
+// A chmod (alone) to the mode the calling process created the key with: for its creator
+// nothing changes (install and rsync chmod their new file to its create mode, cp to the
+// source's). Who remembers that mode is the mode's business (a handle, or a table).
 bool chmod_to_create_mode(fuse_req_t req, Filesystem& fs, Ino ino, const KeyRef& ref,
                           const struct stat* attr, int to_set) {
     if ((to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) != 0 || ref.pool != kvp::PoolId::guest) {
         return false;
     }
-    if (handleless(fs)) {
-        return fs.created_with_mode(ino, fuse_req_ctx(req)->pid, attr->st_mode & 07777U);
-    }
-    const auto names = fs.writers().own_names();
-    for (FileHandle* h : fs.writers().handles_of(ref.key)) {
-        std::lock_guard lock(h->mutex());
-        if (h->state().create_mode == (attr->st_mode & 07777U)) {
-            return true;
-        }
-    }
-    return false;
+    return fs.mode().chmod_to_create_mode(req, ino, ref, attr->st_mode & 07777U);
 }
 
-// truncate(2) by path: cuts the current value as a read shows it, in one update.
+}  // namespace
+
 void truncate_by_path(Filesystem& fs, Ino ino, const KeyRef& ref, std::size_t size) {
     const Options& o = fs.options();
     const bool reserved = fs.reserved(ref.pool, ref.key);
@@ -48,8 +39,8 @@ void truncate_by_path(Filesystem& fs, Ino ino, const KeyRef& ref, std::size_t si
     if (update_or_refuse(
             fs.pool(ref.pool), ref.key, o.limits,
             [&](const std::string* current) -> std::optional<std::string> {
-                // -o cache=all: the value the mount shows is the empty one.
-                const bool truncated = fs.truncations().take(ino) && current != nullptr;
+                // -o cache=all: the value the mount shows may be the empty one.
+                const bool truncated = fs.mode().take_truncation(ino) && current != nullptr;
                 if (truncated) {
                     current = &empty;
                 }
@@ -57,7 +48,7 @@ void truncate_by_path(Filesystem& fs, Ino ino, const KeyRef& ref, std::size_t si
                     // -o cache: the kernel's entry is older than the key's
                     // removal; ESTALE makes it look the name up again (an
                     // open(O_CREAT|O_TRUNC) then creates it).
-                    throw kvp::Error(fs.caches(ref.pool) ? ESTALE : ENOENT, "no such key");
+                    throw kvp::Error(fs.mode().caches(ref.pool) ? ESTALE : ENOENT, "no such key");
                 }
                 std::string content = current != nullptr ? shown_content(*current, o.raw) : "";
                 if (size > content.size()) {
@@ -70,20 +61,9 @@ void truncate_by_path(Filesystem& fs, Ino ino, const KeyRef& ref, std::size_t si
                 content.resize(size);
                 return std::string(stored_value(content, o.raw));
             })) {
-        if (handleless(fs)) {
-            // -o cache=all: the kernel takes the size from this reply and drops its pages
-            // when it changed. Dropping them from here could wait for itself: a page dirtied
-            // through a shared mmap is written back before it goes, and the kernel holds
-            // every write-back of the inode until this truncate is answered. The thread drops
-            // them once the reply is out.
-            fs.inode_later(ino);
-        } else {
-            fs.key_changed(ref.pool, ref.key, reserved);
-        }
+        fs.mode().path_truncated(ino, ref, reserved);
     }
 }
-
-}  // namespace
 
 void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
                 struct fuse_file_info* fi) {
@@ -143,23 +123,8 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
         }
         // Times are accepted and ignored (a key's mtime is when its value changed), except
         // that they make a touched, reserved name a key.
-        if ((to_set & FUSE_SET_ATTR_SIZE) != 0 && size == 0 && handleless(fs) &&
-            ref->pool == kvp::PoolId::guest) {
-            // -o cache=all: open(O_TRUNC) comes as this; the write that follows replaces the
-            // value in one change (pending_truncations.hpp).
-            auto snap = fs.pool(ref->pool).snapshot();
-            const kvp::SnapshotRecord* rec = snap->find(ref->key);
-            if (rec == nullptr) {
-                throw kvp::Error(ESTALE, "no such key");  // the kernel looks it up again
-            }
-            if (!rec->record.value.empty()) {
-                const auto due = PendingTruncations::Clock::now() + kPendingTruncation;
-                fs.truncations().add(ino, due);
-                fs.wake_cache_by(due);  // the invalidation thread applies it when it falls due
-            }
-        } else if ((to_set & FUSE_SET_ATTR_SIZE) != 0) {
-            const auto names = fs.writers().share_names();
-            truncate_by_path(fs, ino, *ref, size);
+        if ((to_set & FUSE_SET_ATTR_SIZE) != 0) {
+            fs.mode().truncate_key(ino, *ref, size);  // -o cache=all: maybe only noted
         } else if (times && fs.reserved(ref->pool, ref->key)) {
             const auto names = fs.writers().own_names();
             touch_reserved(fs, ref->key);
@@ -169,9 +134,9 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
             reply_error(req, "setattr", err, what);
             return;
         }
-        fuse_reply_attr(
-            req, &st,
-            ref && !fs.reserved(ref->pool, ref->key) ? fs.key_timeout(ref->pool) : kKeyTimeout);
+        fuse_reply_attr(req, &st,
+                        ref && !fs.reserved(ref->pool, ref->key) ? fs.mode().key_timeout(ref->pool)
+                                                                 : kKeyTimeout);
         trace_ok("setattr", what);
     });
 }

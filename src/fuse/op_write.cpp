@@ -24,6 +24,19 @@ std::size_t value_hash(std::string_view value) {
     return std::hash<std::string_view>{}(value);
 }
 
+// A writable handle's state between writes (h's mutex held).
+class HandleSite final : public WriteSite {
+  public:
+    explicit HandleSite(WriterState& s) : s_(s) {}
+    bool truncated() override { return s_.truncate_pending; }
+    bool continues_line(std::string_view current) override {
+        return s_.open_line && *s_.open_line == value_hash(current);
+    }
+
+  private:
+    WriterState& s_;
+};
+
 // One write() through `h` (names lock shared, h's mutex held). Throws kvp::Error to refuse.
 void write_through(Filesystem& fs, FileHandle& h, std::string_view data, std::size_t offset) {
     WriterState& s = h.state();
@@ -31,21 +44,15 @@ void write_through(Filesystem& fs, FileHandle& h, std::string_view data, std::si
     if (s.unlinked) {
         return;  // as for an unlinked file: the write succeeds and nothing keeps it
     }
-    if (std::memchr(data.data(), '\0', data.size()) != nullptr) {
-        throw kvp::Error(EINVAL, "NUL byte in written data: a value cannot hold one");
-    }
-    if (data.size() > kMaxWriteBytes) {
-        throw kvp::Error(EFBIG, "value over the write limit");
-    }
+    check_written_data(data);
     // Bytes held back from an earlier write go first when this write continues them.
     std::string joined;
-    std::string_view piece = data;
-    std::size_t at = offset;
+    WriteCall call{h.pool(), s.key, mode, data, offset};
     const bool joins = !s.held.empty() && (mode.append || offset == s.held_at + s.held.size());
     if (joins) {
         joined = s.held + std::string(data);
-        piece = joined;
-        at = s.held_at;
+        call.data = joined;
+        call.at = s.held_at;
     } else if (!s.held.empty()) {
         s.held.clear();
         s.error = EINVAL;
@@ -53,42 +60,24 @@ void write_through(Filesystem& fs, FileHandle& h, std::string_view data, std::si
                                            ": an unfinished UTF-8 sequence was not continued; "
                                            "it is not stored");
     }
-    const bool hold = mode.limits == kvp::Limits::host;
-    WriteOutcome outcome;
-    std::string value;
-    bool created = false;
-    const bool stored =
-        update_or_refuse(fs.pool(h.pool()), s.key, mode.limits,
-                         [&](const std::string* current) -> std::optional<std::string> {
-                             created = current == nullptr;
-                             std::string base;
-                             if (!s.truncate_pending && current != nullptr) {
-                                 const bool open_line = mode.append && !mode.raw && s.open_line &&
-                                                        *s.open_line == value_hash(*current);
-                                 base = open_line ? *current : shown_content(*current, mode.raw);
-                             }
-                             outcome = apply_write(base, piece, at, mode.append, hold);
-                             if (!outcome.changed) {
-                                 return std::nullopt;  // all of it held back: nothing to store yet
-                             }
-                             value = std::string(stored_value(outcome.content, mode.raw));
-                             check_stored_value(value, mode.limits);
-                             return value;
-                         });
+    call.hold = mode.limits == kvp::Limits::host;
+    HandleSite site(s);
+    const WriteResult r = store_write(fs, call, site);
+    const std::string_view piece = call.data;
     if (joins) {
         s.held.clear();
     }
-    if (outcome.held > 0) {
-        s.held = std::string(piece.substr(piece.size() - outcome.held));
-        s.held_at = at + piece.size() - outcome.held;
+    if (r.outcome.held > 0) {
+        s.held = std::string(piece.substr(piece.size() - r.outcome.held));
+        s.held_at = call.at + piece.size() - r.outcome.held;
     }
-    if (stored) {
-        fs.key_changed(h.pool(), s.key, created);
+    if (r.stored) {
+        fs.mode().written(h.pool(), s.key, r.created);
         s.truncate_pending = false;
         fs.writers().stored(h);
-        const std::string_view written = piece.substr(0, piece.size() - outcome.held);
+        const std::string_view written = piece.substr(0, piece.size() - r.outcome.held);
         const bool line_open = mode.append && !mode.raw && written.back() != '\n';
-        s.open_line = line_open ? std::optional(value_hash(value)) : std::nullopt;
+        s.open_line = line_open ? std::optional(value_hash(r.value)) : std::nullopt;
     }
 }
 
@@ -108,7 +97,7 @@ void store_empty(Filesystem& fs, FileHandle& h) {
                 return std::string();
             },
             h.mode().limits)) {
-        fs.key_changed(h.pool(), s.key, created);
+        fs.mode().key_changed(h.pool(), s.key, created);
     }
     s.truncate_pending = false;
     fs.writers().stored(h);
@@ -120,6 +109,44 @@ void store_empty(Filesystem& fs, FileHandle& h) {
 }
 
 }  // namespace
+
+void check_written_data(std::string_view data) {
+    if (std::memchr(data.data(), '\0', data.size()) != nullptr) {
+        throw kvp::Error(EINVAL, "NUL byte in written data: a value cannot hold one");
+    }
+    if (data.size() > kMaxWriteBytes) {
+        throw kvp::Error(EFBIG, "value over the write limit");
+    }
+}
+
+WriteResult store_write(Filesystem& fs, const WriteCall& call, WriteSite& site) {
+    const WriteMode& mode = call.mode;
+    WriteResult r;
+    r.placed_at = call.at;
+    r.stored = update_or_refuse(
+        fs.pool(call.pool), call.key, mode.limits,
+        [&](const std::string* current) -> std::optional<std::string> {
+            r.created = current == nullptr;
+            // Asked every time: -o cache=all takes its pending truncation here, under the
+            // pool's lock, so exactly one change applies it.
+            const bool truncated = site.truncated();
+            std::string base;
+            if (current != nullptr && !truncated &&
+                !(call.append_starts_value && mode.append && current->empty())) {
+                const bool open_line = mode.append && !mode.raw && site.continues_line(*current);
+                base = open_line ? *current : shown_content(*current, mode.raw);
+            }
+            r.outcome = apply_write(base, call.data, call.at, mode.append, call.hold);
+            r.placed_at = mode.append ? base.size() : call.at;
+            if (!r.outcome.changed && !call.store_unchanged) {
+                return std::nullopt;  // all of it held back: nothing to store yet
+            }
+            r.value = std::string(stored_value(r.outcome.content, mode.raw));
+            check_stored_value(r.value, mode.limits);
+            return r.value;
+        });
+    return r;
+}
 
 void create_if_reserved(Filesystem& fs, FileHandle& h) {
     const WriterState& s = h.state();
@@ -162,7 +189,7 @@ void truncate_through(Filesystem& fs, FileHandle& h, std::size_t size) {
                                  check_stored_value(value, mode.limits);
                                  return value;
                              })) {
-            fs.key_changed(h.pool(), s.key, created);
+            fs.mode().key_changed(h.pool(), s.key, created);
         }
     } catch (const kvp::Error&) {
         s.truncate_refused = true;
@@ -186,7 +213,7 @@ std::string writer_content(Filesystem& fs, FileHandle& h) {
 void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off,
               struct fuse_file_info* fi) {
     if (handle_of(fi) == nullptr) {
-        write_handleless(req, ino, std::string_view(buf, size), off, fi->flags);
+        fs_of(req).mode().write_unopened(req, ino, std::string_view(buf, size), off, fi->flags);
         return;
     }
     FileHandle& h = *handle_of(fi);
@@ -217,11 +244,11 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_
 
 void op_flush(fuse_req_t req, fuse_ino_t /*ino*/, struct fuse_file_info* fi) {
     FileHandle* h = handle_of(fi);
-    if (h == nullptr && handleless(fs_of(req))) {
-        fuse_reply_err(req, ENOSYS);  // the kernel sends no FLUSH from now on
+    if (h == nullptr) {
+        fs_of(req).mode().flush_unopened(req);
         return;
     }
-    if (h == nullptr || !h->writable()) {
+    if (!h->writable()) {
         fuse_reply_err(req, 0);
         return;
     }
@@ -256,20 +283,11 @@ void op_flush(fuse_req_t req, fuse_ino_t /*ino*/, struct fuse_file_info* fi) {
 
 void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info* fi) {
     FileHandle* h = handle_of(fi);
-    if (h == nullptr && handleless(fs_of(req))) {
-        guarded(req, "fsync", [&] {
-            Filesystem& fs = fs_of(req);
-            if (fs.truncations().contains(ino)) {
-                apply_pending_truncation(fs, ino);
-            }
-            if (const auto ref = fs.inodes().resolve(ino)) {
-                sync_pool_file(fs, ref->pool, datasync != 0);
-            }
-            fuse_reply_err(req, 0);
-        });
+    if (h == nullptr) {
+        fs_of(req).mode().fsync_unopened(req, ino, datasync);
         return;
     }
-    if (h == nullptr || !h->writable()) {
+    if (!h->writable()) {
         fuse_reply_err(req, 0);
         return;
     }
@@ -312,6 +330,14 @@ void finish_writer(Filesystem& fs, FileHandle& h) {
         }
     }
     fs.writers().remove(h);
+}
+
+void sync_pool_file(Filesystem& fs, kvp::PoolId pool, bool datasync) {
+    const std::string path = fs.pool(pool).path().string();
+    const kvp::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+    if (fd && (datasync ? ::fdatasync(fd.get()) : ::fsync(fd.get())) != 0) {
+        kvp::throw_errno("fsync " + path);
+    }
 }
 
 }  // namespace kvpfs

@@ -27,7 +27,7 @@ struct Options {
     // them (cache_invalidator.hpp). Off: nothing about a key is ever cached.
     bool cache = false;
     // -o cache=all: -o cache, and the kernel also keeps key contents in its page cache and
-    // sends no OPEN, FLUSH or RELEASE (op_open.cpp, "Handle-less files"). Implies cache.
+    // sends no OPEN, FLUSH or RELEASE (mode_cache_all.cpp). Implies cache.
     bool cache_contents = false;
     kvp::Limits limits = kvp::Limits::host;
     // -o auto=host (default): auto/ adds the intrinsic items hv_kvp_daemon computes;

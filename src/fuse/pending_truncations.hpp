@@ -1,5 +1,6 @@
 #pragma once
-// -o cache=all: truncations to size 0 that the mount shows but the pool does not hold yet.
+// -o cache=all: truncations to size 0 that the mount shows but the pool does not hold yet
+// (CacheAllMode owns them; defined in mode_cache_all.cpp).
 //
 // Without handles, open(O_TRUNC) reaches kvpfs as a truncate to 0 when the open returns, and
 // `echo V > KEY` then writes. Storing the empty value at once would let the host read it until
@@ -15,6 +16,7 @@
 #include <vector>
 
 #include "inode_table.hpp"
+#include "ranked_mutex.hpp"
 
 namespace kvpfs {
 
@@ -37,7 +39,10 @@ class PendingTruncations {
     [[nodiscard]] std::vector<Ino> all() const;
 
   private:
-    mutable std::mutex mutex_;
+    // Guards due_. Taken inside a pool's update (after its file lock and mutex: take() is what
+    // makes one change apply a truncation) and with no lock held; nothing is taken under it;
+    // never across a reply.
+    mutable kvp::RankedMutex mutex_{kvp::LockRank::pending_truncations};
     std::unordered_map<Ino, Clock::time_point> due_;
 };
 

@@ -7,7 +7,7 @@
 
 namespace kvpfs {
 
-std::shared_lock<std::shared_timed_mutex> WriterRegistry::share_names(bool bounded) {
+std::shared_lock<kvp::RankedSharedMutex> WriterRegistry::share_names(bool bounded) {
     if (!bounded) {
         return std::shared_lock(names_);
     }
@@ -18,7 +18,7 @@ std::shared_lock<std::shared_timed_mutex> WriterRegistry::share_names(bool bound
     return lock;
 }
 
-std::unique_lock<std::shared_timed_mutex> WriterRegistry::own_names() {
+std::unique_lock<kvp::RankedSharedMutex> WriterRegistry::own_names() {
     std::unique_lock lock(names_, wait_);
     if (!lock.owns_lock()) {
         throw kvp::Error(EAGAIN, "writes through the mount are still waiting");

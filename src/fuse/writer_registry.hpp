@@ -13,10 +13,12 @@
 #include <map>
 #include <mutex>
 #include <shared_mutex>
+
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
+#include "ranked_mutex.hpp"
 
 #include "file_handle.hpp"
 
@@ -28,10 +30,10 @@ class WriterRegistry {
 
     // The names lock, waited for at most the lock timeout (`bounded`); throws
     // kvp::Error(EAGAIN).
-    [[nodiscard]] std::shared_lock<std::shared_timed_mutex> share_names(bool bounded = true);
-    [[nodiscard]] std::unique_lock<std::shared_timed_mutex> own_names();
+    [[nodiscard]] std::shared_lock<kvp::RankedSharedMutex> share_names(bool bounded = true);
+    [[nodiscard]] std::unique_lock<kvp::RankedSharedMutex> own_names();
     // The names lock if it is free at once (check owns_lock()).
-    [[nodiscard]] std::shared_lock<std::shared_timed_mutex> try_share_names() {
+    [[nodiscard]] std::shared_lock<kvp::RankedSharedMutex> try_share_names() {
         return std::shared_lock(names_, std::try_to_lock);
     }
 
@@ -71,8 +73,16 @@ class WriterRegistry {
     [[nodiscard]] std::vector<FileHandle*> handles_locked(const std::string& key) const;
 
     std::chrono::milliseconds wait_;
-    std::shared_timed_mutex names_;
-    mutable std::mutex mutex_;  // the maps below
+    // The names lock: guards every handle's name fields (WriterState key, reserved,
+    // unlinked). Taken first, before any other lock of kvpfs (shared by stores, owned by
+    // unlink, rename and a chmod's look at the handles); a handle's mutex, the maps' mutex
+    // and the pools' locks come after it. Held across the replies of open, create and mknod
+    // (the new handle or entry goes out before a rename can move its name), and of unlink
+    // and rename.
+    kvp::RankedSharedMutex names_{kvp::LockRank::writer_names};
+    // Guards handles_ and reserved_. Taken after the names lock and a handle's mutex, never
+    // with a pool lock (a handle's mutex is never taken under it); never across a reply.
+    mutable kvp::RankedMutex mutex_{kvp::LockRank::writer_registry};
     std::unordered_multimap<std::string, FileHandle*> handles_;
     std::map<std::string, Reservation, std::less<>> reserved_;
 };
