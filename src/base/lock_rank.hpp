@@ -13,30 +13,31 @@ namespace kvp {
 
 enum class LockRank : std::uint8_t {
     // kvpfs, outermost first.
-    writer_names,       // WriterRegistry's names lock (shared by stores, owned by unlink/rename)
-    dir_handle,         // DirHandle::mutex: one open directory's listing position
-    file_handle,        // FileHandle::mutex: one writable handle's state
-    writer_registry,    // WriterRegistry::mutex_: its handle and reservation maps
-    pool_file_lock,     // a pool file's flock + fcntl lock (FileLock: held by a thread, not a mutex)
-    pool_file,          // PoolFile::mutex_: one pool's cached snapshot
+    writer_names,     // WriterRegistry's names lock (shared by stores, owned by unlink/rename)
+    dir_handle,       // DirHandle::mutex: one open directory's listing position
+    file_handle,      // FileHandle::mutex: one writable handle's state
+    writer_registry,  // WriterRegistry::mutex_: its handle and reservation maps
+    pool_file_lock,   // a pool file's flock + fcntl lock (FileLock: held by a thread, not a mutex)
+    pool_file,        // PoolFile::mutex_: one pool's cached snapshot
     pending_truncations,
     open_lines,
     create_modes,
-    inode_table,        // InodeTable::mutex_
-    auto_view,          // AutoPoolView::mutex_: the intrinsic items' last values
-    canonical_name,     // the host-name lookup's result
-    snapshot_listing,   // PoolSnapshot::listing_mutex_: a snapshot's sorted listing, made once
-    cache_pending,      // CacheInvalidator: requests' changes queued for the thread
-    cache_later,        // CacheInvalidator: invalidations due later
-    open_handles,       // Filesystem: handles still open at shutdown
+    inode_table,       // InodeTable::mutex_
+    auto_view,         // AutoPoolView::mutex_: the intrinsic items' last values
+    canonical_name,    // the host-name lookup's result
+    snapshot_listing,  // PoolSnapshot::listing_mutex_: a snapshot's sorted listing, made once
+    cache_pending,     // CacheInvalidator: requests' changes queued for the thread
+    cache_later,       // CacheInvalidator: invalidations due later
+    open_handles,      // Filesystem: handles still open at shutdown
     // kvp-host.
-    host_server,
-    host_channel,
-    host_channel_queue,
-    host_device_poll,
+    host_server,         // ControlServer::mu_: the open control connections
+    host_daemon,         // DaemonSupervisor::mu_: the hv_kvp_daemon child's pid and exit
+    host_channel,        // Channel::mu_: the device's state and the transaction in flight
+    host_channel_queue,  // Channel::queue_mu_: the host's transaction tickets
+    host_device_poll,    // DeviceFs::State::poll_mu: the device's poll handle
     // Innermost: the log is written under any other lock.
-    log_once,           // log_once's set of lines said
-    log_rate_limit,     // the error lines' rate-limit window
+    log_once,        // log_once's set of lines said
+    log_rate_limit,  // the error lines' rate-limit window
 };
 
 // The name docs/threads.md uses for `rank`.

@@ -7,7 +7,6 @@
 #include <time.h>
 
 #include <array>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -15,6 +14,7 @@
 
 #include "intrinsic_items.hpp"
 #include "pool_snapshot.hpp"
+#include "ranked_mutex.hpp"
 
 namespace kvp {
 
@@ -40,7 +40,10 @@ class AutoPoolView {
     };
     IntrinsicItems items_;
     struct timespec since_;
-    std::mutex mutex_;
+    // Guards seen_ only; held for a comparison and a clock read, never across a probe (the
+    // item's value is computed before it is taken) or a FUSE reply. Taken after the pool and
+    // inode locks of kvpfs, before the log's.
+    RankedMutex mutex_{LockRank::auto_view};
     std::array<Seen, kIntrinsicNames.size()> seen_;
 };
 
