@@ -1,12 +1,14 @@
 #pragma once
 // Pool 2 as the host sees it: the records of .kvp_pool_2, then each intrinsic item the file
 // does not hold, in kIntrinsicNames order. A record of the file with an intrinsic item's name
-// wins over the computed value (its place is the record's). Shared by kvpfs (auto/) and
-// kvpctl (`--intrinsic`).
+// wins over the computed value (its place is the record's). The one view of auto/: kvpfs's
+// read paths (through fuse/auto_view, glue that adds the mount's options) and kvpctl's
+// `--intrinsic` (kvpctl/host_view, glue that adds opening the pool directory) both ask it.
 
 #include <time.h>
 
 #include <array>
+#include <chrono>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -29,6 +31,17 @@ class AutoPoolView {
     // changed_at is when its value was last seen to change: `since` until a call sees a
     // value different from the one before. The caller asks only when the file lacks `key`.
     [[nodiscard]] std::optional<SnapshotRecord> intrinsic(std::string_view key);
+
+    // Every key of pool 2 as the host sees it: the file's listing, then missing_names(snap).
+    [[nodiscard]] std::vector<std::string> keys(const PoolSnapshot& snap) const;
+    // The record of `key` the host sees: the file's first one, else the intrinsic item
+    // computed now; nullopt when neither has it.
+    [[nodiscard]] std::optional<SnapshotRecord> record(const PoolSnapshot& snap,
+                                                       std::string_view key);
+    // For a one-shot reader (kvpctl), which has no time to let the host-name lookup finish in
+    // the background: waits up to `limit` for it, so FullyQualifiedDomainName shows the
+    // canonical name if one comes; past the limit the item stays the plain host name.
+    void wait_for_host_name(std::chrono::milliseconds limit) const;
 
     [[nodiscard]] const IntrinsicItems& items() const { return items_; }
 
