@@ -8,28 +8,52 @@ namespace kvp {
 
 const char* lock_rank_name(LockRank rank) {
     switch (rank) {
-    case LockRank::writer_names: return "writer_names";
-    case LockRank::dir_handle: return "dir_handle";
-    case LockRank::file_handle: return "file_handle";
-    case LockRank::writer_registry: return "writer_registry";
-    case LockRank::pool_file: return "pool_file";
-    case LockRank::pool_file_lock: return "pool_file_lock";
-    case LockRank::pending_truncations: return "pending_truncations";
-    case LockRank::open_lines: return "open_lines";
-    case LockRank::create_modes: return "create_modes";
-    case LockRank::inode_table: return "inode_table";
-    case LockRank::auto_view: return "auto_view";
-    case LockRank::canonical_name: return "canonical_name";
-    case LockRank::snapshot_listing: return "snapshot_listing";
-    case LockRank::cache_pending: return "cache_pending";
-    case LockRank::cache_later: return "cache_later";
-    case LockRank::open_handles: return "open_handles";
-    case LockRank::host_server: return "host_server";
-    case LockRank::host_channel: return "host_channel";
-    case LockRank::host_channel_queue: return "host_channel_queue";
-    case LockRank::host_device_poll: return "host_device_poll";
-    case LockRank::log_once: return "log_once";
-    case LockRank::log_rate_limit: return "log_rate_limit";
+        case LockRank::writer_names:
+            return "writer_names";
+        case LockRank::dir_handle:
+            return "dir_handle";
+        case LockRank::file_handle:
+            return "file_handle";
+        case LockRank::writer_registry:
+            return "writer_registry";
+        case LockRank::pool_file:
+            return "pool_file";
+        case LockRank::pool_file_lock:
+            return "pool_file_lock";
+        case LockRank::pending_truncations:
+            return "pending_truncations";
+        case LockRank::open_lines:
+            return "open_lines";
+        case LockRank::create_modes:
+            return "create_modes";
+        case LockRank::inode_table:
+            return "inode_table";
+        case LockRank::auto_view:
+            return "auto_view";
+        case LockRank::canonical_name:
+            return "canonical_name";
+        case LockRank::snapshot_listing:
+            return "snapshot_listing";
+        case LockRank::cache_pending:
+            return "cache_pending";
+        case LockRank::cache_later:
+            return "cache_later";
+        case LockRank::open_handles:
+            return "open_handles";
+        case LockRank::host_server:
+            return "host_server";
+        case LockRank::host_daemon:
+            return "host_daemon";
+        case LockRank::host_channel:
+            return "host_channel";
+        case LockRank::host_channel_queue:
+            return "host_channel_queue";
+        case LockRank::host_device_poll:
+            return "host_device_poll";
+        case LockRank::log_once:
+            return "log_once";
+        case LockRank::log_rate_limit:
+            return "log_rate_limit";
     }
     return "unknown";
 }
@@ -37,7 +61,8 @@ const char* lock_rank_name(LockRank rank) {
 namespace lock_order {
 namespace {
 // The ranks the calling thread holds, in the order it took them (a few at most).
-thread_local std::vector<LockRank> held_ranks;  // NOLINT(cppcoreguidelines-avoid-non-const-global-variables)
+thread_local std::vector<LockRank>
+    held_ranks;  // NOLINT(cppcoreguidelines-avoid-non-const-global-variables)
 }  // namespace
 
 void check(LockRank rank) {
@@ -53,7 +78,9 @@ void check(LockRank rank) {
     }
 }
 
-void acquired(LockRank rank) { held_ranks.push_back(rank); }
+void acquired(LockRank rank) {
+    held_ranks.push_back(rank);
+}
 
 void released(LockRank rank) {
     // Locks may be released in any order: drop the last one taken with this rank.

@@ -30,10 +30,11 @@ enum class LockRank : std::uint8_t {
     cache_later,          // CacheInvalidator: invalidations due later
     open_handles,         // Filesystem: handles still open at shutdown
     // kvp-host.
-    host_server,
-    host_channel,
-    host_channel_queue,
-    host_device_poll,
+    host_server,         // ControlServer::mu_: the open control connections
+    host_daemon,         // DaemonSupervisor::mu_: the hv_kvp_daemon child's pid and exit
+    host_channel,        // Channel::mu_: the device's state and the transaction in flight
+    host_channel_queue,  // Channel::queue_mu_: the host's transaction tickets
+    host_device_poll,    // DeviceFs::State::poll_mu: the device's poll handle
     // Innermost: the log is written under any other lock.
     log_once,        // log_once's set of lines said
     log_rate_limit,  // the error lines' rate-limit window

@@ -1,4 +1,6 @@
 #include "log.hpp"
+
+#include "escape.hpp"
 #include "ranked_mutex.hpp"
 
 #include <algorithm>
@@ -72,110 +74,7 @@ std::string take_summary(RateLimit& r) {
     return s;
 }
 
-// The length of the well-formed UTF-8 sequence `text` starts with (no overlong forms, no
-// surrogates, nothing past U+10FFFF), or 0 when it does not start with one.
-std::size_t utf8_sequence_length(std::string_view text) {
-    const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(text[k]); };
-    const auto continuation = [&](std::size_t k) {
-        return k < text.size() && (byte(k) & 0xc0) == 0x80;
-    };
-    const unsigned char lead = byte(0);
-    if (lead >= 0xc2 && lead <= 0xdf) {
-        return continuation(1) ? 2 : 0;
-    }
-    if (lead >= 0xe0 && lead <= 0xef) {
-        if (!continuation(1) || !continuation(2)) {
-            return 0;
-        }
-        if ((lead == 0xe0 && byte(1) < 0xa0) || (lead == 0xed && byte(1) >= 0xa0)) {
-            return 0;  // overlong, or a UTF-16 surrogate
-        }
-        return 3;
-    }
-    if (lead >= 0xf0 && lead <= 0xf4) {
-        if (!continuation(1) || !continuation(2) || !continuation(3)) {
-            return 0;
-        }
-        if ((lead == 0xf0 && byte(1) < 0x90) || (lead == 0xf4 && byte(1) >= 0x90)) {
-            return 0;  // overlong, or past U+10FFFF
-        }
-        return 4;
-    }
-    return 0;
-}
-
-// The code point of one well-formed sequence (see utf8_sequence_length).
-char32_t utf8_code_point(std::string_view sequence) {
-    const auto lead = static_cast<unsigned char>(sequence[0]);
-    char32_t code = sequence.size() == 2   ? (lead & 0x1fU)
-                    : sequence.size() == 3 ? (lead & 0x0fU)
-                                           : (lead & 0x07U);
-    for (std::size_t k = 1; k < sequence.size(); ++k) {
-        code = (code << 6) | (static_cast<unsigned char>(sequence[k]) & 0x3fU);
-    }
-    return code;
-}
-
 }  // namespace
-
-std::string printable(std::string_view text) {
-    static const char kHex[] = "0123456789abcdef";
-    const auto escape_byte = [](std::string& out, unsigned char c) {
-        out += "\\x";
-        out.push_back(kHex[c >> 4]);
-        out.push_back(kHex[c & 15]);
-    };
-    std::string out;
-    out.reserve(text.size());
-    for (std::size_t i = 0; i < text.size();) {
-        const auto c = static_cast<unsigned char>(text[i]);
-        if (c < 0x80) {
-            switch (c) {
-                case '\n':
-                    out += "\\n";
-                    break;
-                case '\r':
-                    out += "\\r";
-                    break;
-                case '\t':
-                    out += "\\t";
-                    break;
-                case '\\':
-                    out += "\\\\";
-                    break;
-                default:
-                    if (c < 0x20 || c == 0x7f) {
-                        escape_byte(out, c);
-                    } else {
-                        out.push_back(static_cast<char>(c));
-                    }
-            }
-            ++i;
-            continue;
-        }
-        // Past ASCII: a well-formed UTF-8 sequence of a printable character stays as it is.
-        // Bytes that are not UTF-8 (a lone 0x9b is CSI to an 8-bit terminal), C1 controls
-        // (U+0085 NEL ends a line for some readers) and the line and paragraph separators
-        // are escaped byte by byte, so nothing in a name can start a line or an escape.
-        const std::size_t length = utf8_sequence_length(text.substr(i));
-        if (length == 0) {
-            escape_byte(out, c);
-            ++i;
-            continue;
-        }
-        const char32_t code = utf8_code_point(text.substr(i, length));
-        const bool control = code < 0xa0 || code == 0x2028 || code == 0x2029;
-        for (std::size_t k = 0; k < length; ++k) {
-            if (control) {
-                escape_byte(out, static_cast<unsigned char>(text[i + k]));
-            } else {
-                out.push_back(text[i + k]);
-            }
-        }
-        i += length;
-    }
-    return out;
-}
 
 void set_log_sink(LogSink new_sink) {
     sink() = new_sink ? std::move(new_sink) : stderr_sink;

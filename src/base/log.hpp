@@ -6,6 +6,8 @@
 #include <string>
 #include <string_view>
 
+#include "escape.hpp"  // printable(): the escaping every line gets
+
 namespace kvp {
 
 enum class LogLevel { debug, info, warning, error };
@@ -27,9 +29,6 @@ void log(LogLevel level, const std::string& message);
 void log_once(LogLevel level, const std::string& message);
 // Says how many error lines the rate limit left out, if any (at exit).
 void log_flush();
-// `text` on one line: control bytes as \n, \r, \t or \xNN, '\\' as "\\\\"; C1 controls
-// (U+0080..U+009F), U+2028, U+2029 and bytes that are not UTF-8 as \xNN per byte.
-[[nodiscard]] std::string printable(std::string_view text);
 
 // The lxcfs idiom: log a reason and hand back the errno value to return.
 inline int log_error(int negative_errno, const std::string& message) {

@@ -1,8 +1,8 @@
 #pragma once
 // auto/ as the host sees it (docs/behaviour.md §1): the read paths (lookup, getattr, open, readdir)
-// ask here for what .kvp_pool_2 does not hold. The merging itself is the engine's
-// AutoPoolView, which kvpctl shares; with -o auto=file there is none and auto/ shows the
-// file alone.
+// ask here for what .kvp_pool_2 does not hold. Glue only: the view itself is guest_facts'
+// AutoPoolView, which kvpctl asks too; this adds the mount's choice (with -o auto=file there
+// is no view and auto/ shows the file alone) and the pool check.
 
 #include <optional>
 #include <string_view>

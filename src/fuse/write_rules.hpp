@@ -17,10 +17,6 @@ namespace kvpfs {
 // The stored form of shown content: text mode drops exactly one trailing '\n'.
 [[nodiscard]] std::string_view stored_value(std::string_view content, bool raw);
 
-// Length of the unfinished UTF-8 sequence `text` ends in (1-3 bytes that a later write may
-// finish), 0 when it ends complete or in bytes no continuation could make valid.
-[[nodiscard]] std::size_t unfinished_utf8_tail(std::string_view text);
-
 struct WriteOutcome {
     std::string content;   // the new shown content
     std::size_t held = 0;  // trailing bytes of the data left out of `content` (held back)

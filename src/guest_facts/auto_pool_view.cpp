@@ -16,6 +16,28 @@ std::vector<std::string_view> AutoPoolView::missing_names(const PoolSnapshot& sn
     return out;
 }
 
+std::vector<std::string> AutoPoolView::keys(const PoolSnapshot& snap) const {
+    std::vector<std::string> out;
+    for (const std::size_t i : snap.listing()) {
+        out.push_back(snap.records()[i].record.key);
+    }
+    for (const std::string_view name : missing_names(snap)) {
+        out.emplace_back(name);
+    }
+    return out;
+}
+
+std::optional<SnapshotRecord> AutoPoolView::record(const PoolSnapshot& snap, std::string_view key) {
+    if (const SnapshotRecord* rec = snap.find(key)) {
+        return *rec;
+    }
+    return intrinsic(key);
+}
+
+void AutoPoolView::wait_for_host_name(std::chrono::milliseconds limit) const {
+    (void)items_.names().wait_for(current_host_name(), limit);
+}
+
 std::optional<SnapshotRecord> AutoPoolView::intrinsic(std::string_view key) {
     const auto index = intrinsic_index(key);
     if (!index) {

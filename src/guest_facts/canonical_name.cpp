@@ -12,6 +12,8 @@
 #include <mutex>
 #include <thread>
 
+#include "ranked_mutex.hpp"
+
 namespace kvp {
 
 std::optional<std::string> resolve_canonical_name(const std::string& host) {
@@ -45,8 +47,11 @@ std::string current_host_name() {
 struct CanonicalNameCache::State {
     NameResolver resolver;
     Timing timing;
-    std::mutex mutex;
-    std::condition_variable changed;
+    // Guards every field below. Held by callers (current, wait_for) and the lookup thread for
+    // a few assignments, never across the lookup itself (run() lets it go around the
+    // resolver) or a FUSE reply; taken after the pool and auto-view locks, before the log's.
+    RankedMutex mutex{LockRank::canonical_name};
+    std::condition_variable_any changed;  // a lookup finished, or one is wanted, or stop
     bool started = false;
     bool stop = false;
     bool busy = false;

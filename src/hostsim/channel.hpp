@@ -10,12 +10,12 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "kvp_message.hpp"
+#include "ranked_mutex.hpp"
 
 namespace hostsim {
 
@@ -78,8 +78,13 @@ class Channel {
     void reset_locked(const std::string& why);
     void queue_locked(KvpMessage message);
 
-    std::mutex mu_;
-    std::condition_variable cv_;
+    // Guards the device's state and the transaction in flight (everything down to counters_).
+    // Taken by the device's FUSE threads (open, read, write, release) and by a transaction
+    // after its turn came (queue_mu_ is let go before). on_readable's callback runs under it
+    // and takes DeviceFs's poll lock (ranked after it); logging under it is fine. Never held
+    // across a FUSE reply; read() and transact() wait on cv_, letting it go.
+    kvp::RankedMutex mu_{kvp::LockRank::host_channel};
+    std::condition_variable_any cv_;
     State state_ = State::closed;
     std::optional<std::uint64_t> holder_;
     pid_t holder_pid_ = 0;
@@ -93,8 +98,11 @@ class Channel {
     ChannelStatus counters_;
 
     // The host's queue: tickets served in order.
-    std::mutex queue_mu_;
-    std::condition_variable queue_cv_;
+    // Guards the tickets only; held for a counter, never across the transaction. Taken alone
+    // (a transaction lets it go before it takes mu_; its NextTicket retakes it after mu_ is
+    // released).
+    kvp::RankedMutex queue_mu_{kvp::LockRank::host_channel_queue};
+    std::condition_variable_any queue_cv_;
     std::uint64_t next_ticket_ = 0;
     std::uint64_t serving_ = 0;
 };

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "log.hpp"
+#include "ranked_mutex.hpp"
 
 namespace hostsim {
 
@@ -29,7 +30,11 @@ struct DeviceFs::State {
     std::thread loop;
     std::atomic<std::uint64_t> next_handle{1};
     // The kernel's poll handle of a poller waiting for a message (one device, one opener).
-    std::mutex poll_mu;
+    // Guards poll_handle. Taken by op_poll (alone) and by notify_pollers, which the channel
+    // calls under its own lock (host_channel, ranked before); held across
+    // fuse_lowlevel_notify_poll, which only writes a notification to /dev/fuse, never across
+    // a reply to a request.
+    kvp::RankedMutex poll_mu{kvp::LockRank::host_device_poll};
     struct fuse_pollhandle* poll_handle = nullptr;
     bool mounted = false;
 

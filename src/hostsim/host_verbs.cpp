@@ -7,6 +7,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "escape.hpp"
 #include "kvp_message.hpp"
 #include "log.hpp"
 #include "wire.hpp"

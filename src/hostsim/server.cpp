@@ -28,6 +28,7 @@
 #include "device_fs.hpp"
 #include "guest_daemon.hpp"
 #include "log.hpp"
+#include "ranked_mutex.hpp"
 #include "syslog_sink.hpp"
 #include "wire.hpp"
 
@@ -127,7 +128,10 @@ class DaemonSupervisor {
 
   private:
     GuestDaemonSetup setup_;
-    std::mutex mu_;
+    // Guards pid_, starts_ and last_exit_. Taken by the control connections' threads (start,
+    // stop, status) and by the main thread (reap on SIGCHLD, stop), each alone; held across
+    // the fork of the daemon and kill(), never across a wait for it (stop() polls without it).
+    kvp::RankedMutex mu_{kvp::LockRank::host_daemon};
     pid_t pid_ = 0;
     std::uint64_t starts_ = 0;
     std::string last_exit_;
@@ -330,8 +334,12 @@ class ControlServer {
     kvp::UniqueFd listen_;
     std::atomic<bool> stop_{false};
     std::thread acceptor_;
-    std::mutex mu_;
-    std::condition_variable cv_;
+    // Guards active_ and connections_. Taken by the acceptor and each connection's thread for
+    // a counter and a set, and by stop(), which waits on cv_ for the connections to end (it
+    // lets the lock go while waiting). Never held across a request: the channel and the
+    // daemon supervisor are taken without it.
+    kvp::RankedMutex mu_{kvp::LockRank::host_server};
+    std::condition_variable_any cv_;
     int active_ = 0;
     std::set<int> connections_;  // the open connections' descriptors
 };

@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "escape.hpp"
 #include "pool_directory.hpp"
 #include "pool_id.hpp"
 
@@ -40,7 +41,10 @@ void require_pool_directory(const Context& ctx);
 // A string made printable on one line: valid UTF-8 stays, '\\' and control bytes become
 // C escapes (\n, \t, \r, \\, \xNN), bytes that are not UTF-8 become \xNN. With `quoted`,
 // the result is wrapped in double quotes and '"' is escaped too, so it is unambiguous.
-[[nodiscard]] std::string escape(std::string_view text, bool quoted);
+// (kvp::escape in kvpctl's style: C1 controls, which a terminal shows as nothing, stay.)
+[[nodiscard]] inline std::string escape(std::string_view text, bool quoted) {
+    return kvp::escape(text, {.quoted = quoted, .unicode_controls = false});
+}
 
 // "1 record" / "3 records".
 [[nodiscard]] std::string plural(std::size_t n, std::string_view singular,

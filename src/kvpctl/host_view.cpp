@@ -28,30 +28,19 @@ void require_auto_pool(kvp::PoolId pool) {
 
 std::vector<std::string> host_view_keys(const Context& ctx) {
     auto directory = open_pool_directory(ctx, false);
-    const auto snapshot = directory.pool(kvp::PoolId::automatic).snapshot();
-    std::vector<std::string> keys;
-    for (const std::size_t i : snapshot->listing()) {
-        keys.push_back(snapshot->records()[i].record.key);
-    }
-    for (const std::string_view name : make_view().missing_names(*snapshot)) {
-        keys.emplace_back(name);
-    }
-    return keys;
+    return make_view().keys(*directory.pool(kvp::PoolId::automatic).snapshot());
 }
 
 std::optional<std::string> host_view_value(const Context& ctx, const std::string& key) {
     auto directory = open_pool_directory(ctx, false);
-    if (auto value = directory.pool(kvp::PoolId::automatic).get(key)) {
-        return value;
-    }
+    const auto snapshot = directory.pool(kvp::PoolId::automatic).snapshot();
     auto view = make_view();
-    if (key == kvp::kIntrinsicNames[0]) {
+    if (snapshot->find(key) == nullptr && key == kvp::kIntrinsicNames[0]) {
         // A one-shot command may wait a little for the lookup the daemon does in the
         // background; past the limit it shows the plain host name, as kvpfs would.
-        (void)view.items().names().wait_for(kvp::current_host_name(),
-                                            std::chrono::milliseconds(2000));
+        view.wait_for_host_name(std::chrono::milliseconds(2000));
     }
-    auto rec = view.intrinsic(key);
+    auto rec = view.record(*snapshot, key);
     if (!rec) {
         return std::nullopt;
     }

@@ -1,6 +1,6 @@
 #pragma once
-// `--intrinsic`: pool 2 as the host sees it, computed by the engine's AutoPoolView (the
-// same source kvpfs's auto/ uses), without a mount.
+// `--intrinsic`: pool 2 as the host sees it, without a mount. Glue only: it opens the pool
+// directory and asks guest_facts' AutoPoolView, the one view of auto/ kvpfs's auto/ asks too.
 
 #include <optional>
 #include <string>

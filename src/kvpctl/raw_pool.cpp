@@ -1,17 +1,17 @@
 #include "raw_pool.hpp"
 
-#include <unistd.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <span>
 #include <unordered_map>
-#include <vector>
 
 #include "error.hpp"
 #include "file_lock.hpp"
 #include "pool_open.hpp"
 #include "record_format.hpp"
+#include "record_reader.hpp"
 
 namespace kvpctl {
 
@@ -50,34 +50,16 @@ void scan_raw_pool(const boost::filesystem::path& dir, kvp::PoolId id,
     header.size = static_cast<std::uint64_t>(st.st_size);
     visitor.begin(header);
 
-    // One chunk of records at a time, and the first index of each distinct key.
-    constexpr std::size_t kChunk = 256 * kvp::kRecordSize;
-    std::vector<char> chunk(kChunk);
+    // The first index of each distinct key.
     std::unordered_map<std::string, std::size_t> first;
-    std::uint64_t offset = 0;
     std::size_t index = 0;
-    std::size_t filled = 0;
-    for (;;) {
-        const ssize_t n = ::pread(opened.fd.get(), chunk.data() + filled, chunk.size() - filled,
-                                  static_cast<off_t>(offset + filled));
-        if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            kvp::throw_errno("read " + what);
-        }
-        filled += static_cast<std::size_t>(n);
-        if (n != 0 && filled < chunk.size()) {
-            continue;
-        }
-        const std::size_t whole = filled / kvp::kRecordSize;
-        for (std::size_t i = 0; i < whole; ++i, ++index) {
-            const std::span<const char, kvp::kRecordSize> bytes(chunk.data() + i * kvp::kRecordSize,
-                                                                kvp::kRecordSize);
+    kvp::RecordTail tail = kvp::read_records(
+        opened.fd.get(), what,
+        [&](std::span<const char, kvp::kRecordSize> bytes, std::uint64_t offset) {
             kvp::Record decoded = kvp::decode_record(bytes);
             RawRecord rec;
-            rec.index = index;
-            rec.offset = offset + i * kvp::kRecordSize;
+            rec.index = index++;
+            rec.offset = offset;
             rec.key = std::move(decoded.key);
             rec.value = std::move(decoded.value);
             rec.key_unterminated = kvp::field_unterminated(bytes.first<kvp::kKeyFieldSize>());
@@ -89,25 +71,13 @@ void scan_raw_pool(const boost::filesystem::path& dir, kvp::PoolId id,
                 }
             }
             visitor.record(rec);
-        }
-        offset += whole * kvp::kRecordSize;
-        const std::size_t rest = filled - whole * kvp::kRecordSize;
-        std::copy_n(chunk.data() + whole * kvp::kRecordSize, rest, chunk.data());
-        filled = rest;
-        if (n == 0) {
-            break;
-        }
-        if (offset > kvp::kMaxPoolFileSize) {
-            kvp::throw_error(EFBIG, what + " grew past " + std::to_string(kvp::kMaxPoolFileSize) +
-                                        " bytes while being read");
-        }
-    }
-    if (filled != 0) {
-        RawTail tail;
-        tail.index = index;
-        tail.offset = offset;
-        tail.bytes.assign(chunk.data(), filled);
-        visitor.tail(tail);
+        });
+    if (!tail.bytes.empty()) {
+        RawTail raw;
+        raw.index = index;
+        raw.offset = tail.offset;
+        raw.bytes = std::move(tail.bytes);
+        visitor.tail(raw);
     }
 }
 

@@ -1,49 +1,9 @@
 #include "limits.hpp"
 
 #include <cerrno>
-#include <cstdint>
 
 namespace kvp {
 namespace {
-
-// Length of the well-formed UTF-8 sequence at text[i], or 0 if it is not one
-// (overlongs, surrogates and code points past U+10FFFF are refused, as the kernel's
-// utf8s_to_utf16s refuses them).
-std::size_t sequence_length(std::string_view text, std::size_t i) {
-    const auto byte = [&](std::size_t k) { return static_cast<std::uint8_t>(text[k]); };
-    const std::uint8_t lead = byte(i);
-    if (lead < 0x80) {
-        return 1;
-    }
-    std::size_t length = 0;
-    std::uint32_t cp = 0;
-    if ((lead & 0xE0) == 0xC0) {
-        length = 2;
-        cp = lead & 0x1F;
-    } else if ((lead & 0xF0) == 0xE0) {
-        length = 3;
-        cp = lead & 0x0F;
-    } else if ((lead & 0xF8) == 0xF0) {
-        length = 4;
-        cp = lead & 0x07;
-    } else {
-        return 0;
-    }
-    if (i + length > text.size()) {
-        return 0;
-    }
-    for (std::size_t k = 1; k < length; ++k) {
-        if ((byte(i + k) & 0xC0) != 0x80) {
-            return 0;
-        }
-        cp = (cp << 6) | (byte(i + k) & 0x3F);
-    }
-    static constexpr std::uint32_t kMinimum[] = {0, 0, 0x80, 0x800, 0x10000};
-    if (cp < kMinimum[length] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
-        return 0;
-    }
-    return length;
-}
 
 // The length limits; `utf8_valid` is passed in so that the text is scanned only once.
 Violation check_length(std::string_view text, Limits limits, std::size_t max_bytes,
@@ -71,27 +31,6 @@ Violation check_text(std::string_view text, Limits limits, std::size_t max_bytes
 }
 
 }  // namespace
-
-bool valid_utf8(std::string_view text) {
-    for (std::size_t i = 0; i < text.size();) {
-        const std::size_t length = sequence_length(text, i);
-        if (length == 0) {
-            return false;
-        }
-        i += length;
-    }
-    return true;
-}
-
-std::size_t utf16_units(std::string_view text) {
-    std::size_t units = 0;
-    for (std::size_t i = 0; i < text.size();) {
-        const std::size_t length = sequence_length(text, i);
-        units += length == 4 ? 2 : 1;
-        i += length == 0 ? 1 : length;
-    }
-    return units;
-}
 
 Violation check_key(std::string_view key, Limits limits) {
     if (key.empty()) {

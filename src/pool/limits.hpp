@@ -7,6 +7,8 @@
 #include <cstddef>
 #include <string_view>
 
+#include "utf8.hpp"  // valid_utf8, utf16_units: the host limits count in UTF-16 units
+
 namespace kvp {
 
 enum class Limits { host, pool };
@@ -31,10 +33,6 @@ enum class Violation {
 // Only the length limits of a value (no UTF-8 check): what a write() must refuse at once,
 // while UTF-8 is judged when the whole value is committed.
 [[nodiscard]] Violation check_value_length(std::string_view value, Limits limits);
-
-[[nodiscard]] bool valid_utf8(std::string_view text);
-// UTF-16 code units the text becomes (4-byte sequences count 2). Text must be valid UTF-8.
-[[nodiscard]] std::size_t utf16_units(std::string_view text);
 
 // The errno a violation maps to for a key (ENAMETOOLONG / EINVAL) or a value (EFBIG / EINVAL).
 [[nodiscard]] int key_errno(Violation v);

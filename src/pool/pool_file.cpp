@@ -12,6 +12,7 @@
 #include "error.hpp"
 #include "file_lock.hpp"
 #include "log.hpp"
+#include "record_reader.hpp"
 
 namespace kvp {
 
@@ -29,43 +30,10 @@ void PoolFile::load_locked(int fd, const struct stat& st) {
     }
     std::vector<SnapshotRecord> records;
     records.reserve(static_cast<std::size_t>(st.st_size) / kRecordSize);
-    // Read in modest chunks: a 10,000-record pool is 25 MiB, and the daemon's memory should
-    // hold the decoded strings only.
-    constexpr std::size_t kChunkRecords = 64;
-    std::vector<char> chunk(kChunkRecords * kRecordSize);
-    std::uint64_t offset = 0;
-    std::size_t filled = 0;
-    for (;;) {
-        const ssize_t n = ::pread(fd, chunk.data() + filled, chunk.size() - filled,
-                                  static_cast<off_t>(offset + filled));
-        if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            throw_errno("read " + name_);
-        }
-        filled += static_cast<std::size_t>(n);
-        if (n == 0 || filled == chunk.size()) {
-            const std::size_t whole = filled / kRecordSize;
-            for (std::size_t i = 0; i < whole; ++i) {
-                records.push_back(SnapshotRecord{decode_record(std::span<const char, kRecordSize>(
-                                                     chunk.data() + i * kRecordSize, kRecordSize)),
-                                                 st.st_mtim, generation_ + 1});
-            }
-            offset += whole * kRecordSize;
-            const std::size_t rest = filled - whole * kRecordSize;
-            std::copy_n(chunk.data() + whole * kRecordSize, rest, chunk.data());
-            filled = rest;
-            if (n == 0) {
-                offset += rest;
-                break;
-            }
-            if (offset > kMaxPoolFileSize) {
-                throw Error(EFBIG, name_ + " grew past " + std::to_string(kMaxPoolFileSize) +
-                                       " bytes while being read: not read");
-            }
-        }
-    }
+    const std::uint64_t size =
+        read_records(fd, name_, [&](std::span<const char, kRecordSize> bytes, std::uint64_t) {
+            records.push_back(SnapshotRecord{decode_record(bytes), st.st_mtim, generation_ + 1});
+        }).end();
     // A key keeps the time its value was last seen to change.
     bool same = cache_ != nullptr && cache_->records().size() == records.size();
     for (std::size_t i = 0; i < records.size(); ++i) {
@@ -89,10 +57,10 @@ void PoolFile::load_locked(int fd, const struct stat& st) {
     // What was read decides the size: a writer without a lock may have changed the file since
     // the fstat, and a later change must never trust a size it did not see.
     struct stat loaded = st;
-    loaded.st_size = static_cast<off_t>(offset);
+    loaded.st_size = static_cast<off_t>(size);
     const auto before = std::exchange(
         cache_,
-        std::make_shared<PoolSnapshot>(std::move(records), true, offset, st.st_mtim, generation_));
+        std::make_shared<PoolSnapshot>(std::move(records), true, size, st.st_mtim, generation_));
     watch_.mark_loaded(&loaded);
     ++loads_;
     if (load_listener_) {

@@ -1,13 +1,18 @@
 // The record codec: 2560-byte records, first-NUL semantics, zero-filled encoding.
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <span>
 #include <stdexcept>
 #include <string>
 
 #include "record_format.hpp"
+#include "record_reader.hpp"
 #include "test_support.hpp"
+#include "unique_fd.hpp"
 
 namespace {
 
@@ -121,6 +126,70 @@ TEST(Codec, HighBytesSurviveDecoding) {
     const auto rec = decode(std::string(bytes.data(), bytes.size()));
     EXPECT_EQ(rec.key, key);
     EXPECT_EQ(rec.value, key);
+}
+
+}  // namespace
+
+namespace {
+
+// A pool file's bytes in an anonymous file: what read_records reads through a descriptor.
+kvp::UniqueFd memory_file(const std::string& bytes) {
+    kvp::UniqueFd fd(::memfd_create("pool", MFD_CLOEXEC));
+    if (!fd ||
+        ::write(fd.get(), bytes.data(), bytes.size()) != static_cast<ssize_t>(bytes.size())) {
+        throw std::runtime_error("memfd");
+    }
+    return fd;
+}
+
+TEST(RecordReader, ReadsEveryRecordAcrossChunksWithItsOffsetAndKeepsThePartialTail) {
+    std::string bytes;
+    constexpr std::size_t kRecords = 150;  // more than two of the reader's chunks
+    for (std::size_t i = 0; i < kRecords; ++i) {
+        bytes += raw_record("k" + std::to_string(i), "v" + std::to_string(i));
+    }
+    const std::string partial = raw_record("tail", "cut").substr(0, 700);
+    bytes += partial;
+    const kvp::UniqueFd fd = memory_file(bytes);
+    std::size_t seen = 0;
+    const kvp::RecordTail tail = kvp::read_records(
+        fd.get(), "memfd", [&](std::span<const char, kvp::kRecordSize> record, std::uint64_t at) {
+            EXPECT_EQ(at, seen * kvp::kRecordSize);
+            EXPECT_EQ(kvp::decode_record(record),
+                      (kvp::Record{"k" + std::to_string(seen), "v" + std::to_string(seen)}));
+            ++seen;
+        });
+    EXPECT_EQ(seen, kRecords);
+    EXPECT_EQ(tail.offset, kRecords * kvp::kRecordSize);
+    EXPECT_EQ(tail.bytes, partial);
+    EXPECT_EQ(tail.end(), bytes.size());
+}
+
+TEST(RecordReader, EmptyFileAndExactMultipleHaveNoTail) {
+    const kvp::UniqueFd empty = memory_file("");
+    std::size_t seen = 0;
+    const auto count = [&](std::span<const char, kvp::kRecordSize>, std::uint64_t) { ++seen; };
+    EXPECT_EQ(kvp::read_records(empty.get(), "empty", count).end(), 0u);
+    EXPECT_EQ(seen, 0u);
+    const std::string two_chunks = kvptest::repeat(raw_record("a", "b"), 128);
+    const kvp::UniqueFd whole = memory_file(two_chunks);
+    const kvp::RecordTail tail = kvp::read_records(whole.get(), "whole", count);
+    EXPECT_EQ(seen, 128u);
+    EXPECT_TRUE(tail.bytes.empty());
+    EXPECT_EQ(tail.end(), two_chunks.size());
+}
+
+TEST(RecordReader, AReadErrorNamesTheFile) {
+    const kvp::UniqueFd dir(::open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    ASSERT_TRUE(dir);
+    try {
+        (void)kvp::read_records(dir.get(), "the pool",
+                                [](std::span<const char, kvp::kRecordSize>, std::uint64_t) {});
+        FAIL() << "a directory was read";
+    } catch (const kvp::Error& e) {
+        EXPECT_EQ(e.errno_value(), EISDIR);
+        EXPECT_NE(std::string(e.what()).find("read the pool"), std::string::npos) << e.what();
+    }
 }
 
 }  // namespace
