@@ -51,6 +51,7 @@ class Filesystem {
 
     [[nodiscard]] const Options& options() const { return options_; }
     [[nodiscard]] kvp::PoolFile& pool(kvp::PoolId id) { return pools_.pool(id); }
+    [[nodiscard]] const kvp::PoolDirectory& pools() const { return pools_; }
     [[nodiscard]] InodeTable& inodes() { return inodes_; }
     // auto/'s intrinsic items (auto_view.hpp); null with -o auto=file.
     [[nodiscard]] kvp::AutoPoolView* auto_view() { return auto_view_.get(); }
@@ -207,10 +208,8 @@ struct WriteCall {
     std::size_t at = 0;     // its offset in the shown content (an append goes to the end)
     // -o limits=host with a handle: an unfinished UTF-8 tail is held back for the next write.
     bool hold = false;
-    // Without a handle no later write is known: an append to an empty value starts it
-    // (`echo x >> new` after a create stored the empty key stores "x", not "\nx"), and a
-    // write that adds nothing is stored all the same.
-    bool append_starts_value = false;
+    // Without a handle no later write is known: a write that adds nothing is stored all the
+    // same.
     bool store_unchanged = false;
 };
 struct WriteResult {

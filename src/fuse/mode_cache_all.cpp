@@ -12,8 +12,7 @@
 //   refused leaves an empty key;
 // - close() reaches nobody, so it cannot answer a refused write's errno again (the write
 //   itself did), and a write that ends inside an unfinished UTF-8 sequence is refused;
-// - a key removed meanwhile by another process reads as empty;
-// - text mode: an append to an empty value stores just the data (not "\n" + data).
+// - a key removed meanwhile by another process reads as empty.
 // Writes are still applied to the current value under the exclusive lock and stored before
 // they return (op_write.cpp, store_write); O_APPEND comes with every WRITE (the open flags),
 // so `>>` still loses no line.
@@ -231,7 +230,6 @@ void CacheAllMode::write_unopened(fuse_req_t req, fuse_ino_t ino, std::string_vi
         const auto pos = static_cast<std::size_t>(off < 0 ? 0 : off);
         WriteCall call{ref->pool, ref->key, WriteMode{(flags & O_APPEND) != 0, o.raw, o.limits},
                        data, pos};
-        call.append_starts_value = true;
         call.store_unchanged = true;
         InodeSite site(*this, ino, pid);
         WriteResult r;

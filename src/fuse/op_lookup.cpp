@@ -150,8 +150,9 @@ void op_statfs(fuse_req_t req, fuse_ino_t /*ino*/) {
     guarded(req, "statfs", [&] {
         // Something true for df: the bytes of the shown pool files as used blocks, and the
         // keys the directories list as used inodes (`df -i MOUNTPOINT` counts the files `ls`
-        // shows, auto/'s intrinsic items included). Nothing is free: the pools hold what
-        // they hold.
+        // shows, auto/'s intrinsic items included). Free is the room the pools' file system
+        // has left to grow, in blocks and in new keys (records): never 0 while a key fits,
+        // so monitoring that alarms on a full file system or no free inodes stays quiet.
         Filesystem& fs = fs_of(req);
         std::uint64_t bytes = 0;
         std::uint64_t keys = 0;
@@ -163,8 +164,11 @@ void op_statfs(fuse_req_t req, fuse_ino_t /*ino*/) {
         struct statvfs sv {};
         sv.f_bsize = 4096;
         sv.f_frsize = 4096;
-        sv.f_blocks = (bytes + sv.f_frsize - 1) / sv.f_frsize;
-        sv.f_files = keys;
+        const kvp::PoolDirectory::Room room = fs.pools().room();
+        sv.f_bfree = sv.f_bavail = room.free_bytes / sv.f_frsize;
+        sv.f_blocks = (bytes + sv.f_frsize - 1) / sv.f_frsize + sv.f_bfree;
+        sv.f_ffree = sv.f_favail = room.free_records;
+        sv.f_files = keys + sv.f_ffree;
         sv.f_namemax = 1024;  // the kernel's FUSE name limit; keys are at most 511 bytes
         fuse_reply_statfs(req, &sv);
     });

@@ -3,10 +3,14 @@
 // stored before the reply, so the caller sees every refusal. flush (every close) and fsync
 // answer the last refused write's errno again; release stores what an O_TRUNC or a create
 // with nothing written leaves (the empty value).
+//
+// The file reads top down: the rules (pure functions on strings, write_rules.hpp), then the
+// one write path every mode takes (store_write), then the FUSE operations.
 
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <functional>
@@ -15,9 +19,72 @@
 
 #include "filesystem.hpp"
 #include "unique_fd.hpp"
+#include "utf8.hpp"
 #include "write_rules.hpp"
 
 namespace kvpfs {
+
+// --- The rules: what one write or truncate does to a value -----------------------------------
+
+std::string shown_content(std::string_view value, bool raw) {
+    std::string s;
+    s.reserve(value.size() + 1);
+    s.append(value);
+    if (!raw) {
+        s.push_back('\n');
+    }
+    return s;
+}
+
+std::string_view stored_value(std::string_view content, bool raw) {
+    if (!raw && !content.empty() && content.back() == '\n') {
+        content.remove_suffix(1);
+    }
+    return content;
+}
+
+void check_stored_value(std::string_view value, kvp::Limits limits) {
+    const kvp::Violation v = kvp::check_value(value, limits);
+    if (v != kvp::Violation::none) {
+        throw kvp::Error(kvp::value_errno(v), std::string("value not stored: ") + kvp::describe(v));
+    }
+}
+
+WriteOutcome apply_write(std::string_view base, std::string_view data, std::size_t offset,
+                         bool append, bool hold_unfinished) {
+    if (append) {
+        offset = base.size();
+    }
+    if (offset > base.size()) {
+        throw kvp::Error(EINVAL, "a write past the end would leave a hole of NUL bytes");
+    }
+    // Judged before building anything: no oversized string is ever made.
+    if (const std::size_t size = std::max(base.size(), offset + data.size());
+        size > kMaxWriteBytes) {
+        throw kvp::Error(EFBIG, "value over the write limit: it would be " + std::to_string(size) +
+                                    " bytes; the pool format allows " +
+                                    std::to_string(kvp::kMaxValueBytes));
+    }
+    WriteOutcome out;
+    const std::size_t end = offset + data.size();
+    if (hold_unfinished && end >= base.size()) {
+        std::string whole(base.substr(0, offset));
+        whole.append(data);
+        out.held = std::min(kvp::unfinished_utf8_tail(whole), data.size());
+        data.remove_suffix(out.held);
+    }
+    out.changed = !data.empty();
+    out.content.reserve(std::max(base.size(), offset + data.size()));
+    out.content.append(base.substr(0, offset));
+    out.content.append(data);
+    if (offset + data.size() < base.size()) {
+        out.content.append(base.substr(offset + data.size()));
+    }
+    return out;
+}
+
+// --- The write path ----------------------------------------------------------------------------
+
 namespace {
 
 std::size_t value_hash(std::string_view value) {
@@ -115,7 +182,9 @@ void check_written_data(std::string_view data) {
         throw kvp::Error(EINVAL, "NUL byte in written data: a value cannot hold one");
     }
     if (data.size() > kMaxWriteBytes) {
-        throw kvp::Error(EFBIG, "value over the write limit");
+        throw kvp::Error(
+            EFBIG, "value over the write limit: a write() of " + std::to_string(data.size()) +
+                       " bytes; the pool format allows " + std::to_string(kvp::kMaxValueBytes));
     }
 }
 
@@ -131,8 +200,9 @@ WriteResult store_write(Filesystem& fs, const WriteCall& call, WriteSite& site) 
             // pool's lock, so exactly one change applies it.
             const bool truncated = site.truncated();
             std::string base;
-            if (current != nullptr && !truncated &&
-                !(call.append_starts_value && mode.append && current->empty())) {
+            // An append to an empty value stores just the data (`touch K; echo x >> K`
+            // stores "x", not "\nx"): its shown "\n" is no line of the value.
+            if (current != nullptr && !truncated && !(mode.append && current->empty())) {
                 const bool open_line = mode.append && !mode.raw && site.continues_line(*current);
                 base = open_line ? *current : shown_content(*current, mode.raw);
             }

@@ -2,7 +2,10 @@
 
 #include <boost/filesystem/operations.hpp>
 
+#include <sys/statvfs.h>
+
 #include "error.hpp"
+#include "record_format.hpp"
 
 namespace kvp {
 
@@ -22,6 +25,17 @@ PoolDirectory::PoolDirectory(const boost::filesystem::path& directory, Directory
             directory_ / pool_file_name(id),
             PoolOptions{options.lock_timeout, options.create_on_write.at(n)});
     }
+}
+
+PoolDirectory::Room PoolDirectory::room() const {
+    struct statvfs sv {};
+    if (::statvfs(directory_.c_str(), &sv) != 0) {
+        return {};
+    }
+    Room r;
+    r.free_bytes = static_cast<std::uint64_t>(sv.f_bavail) * sv.f_frsize;
+    r.free_records = r.free_bytes / kRecordSize;
+    return r;
 }
 
 }  // namespace kvp

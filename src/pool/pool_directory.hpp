@@ -2,6 +2,7 @@
 // The pool directory (/var/lib/hyperv by default) and its five PoolFile objects.
 
 #include <array>
+#include <cstdint>
 #include <boost/filesystem/path.hpp>
 #include <memory>
 
@@ -23,6 +24,15 @@ class PoolDirectory {
 
     [[nodiscard]] PoolFile& pool(PoolId id) { return *pools_.at(pool_number(id)); }
     [[nodiscard]] const boost::filesystem::path& directory() const { return directory_; }
+
+    // Room left for the pools to grow: the free bytes of the file system holding the
+    // directory (what an unprivileged writer may use) and the new records they hold. Zeros
+    // when the file system cannot say.
+    struct Room {
+        std::uint64_t free_bytes = 0;
+        std::uint64_t free_records = 0;
+    };
+    [[nodiscard]] Room room() const;
 
   private:
     boost::filesystem::path directory_;

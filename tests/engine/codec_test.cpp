@@ -146,9 +146,9 @@ TEST(RecordReader, ReadsEveryRecordAcrossChunksWithItsOffsetAndKeepsThePartialTa
     std::string bytes;
     constexpr std::size_t kRecords = 150;  // more than two of the reader's chunks
     for (std::size_t i = 0; i < kRecords; ++i) {
-        bytes += raw_record("k" + std::to_string(i), "v" + std::to_string(i));
+        bytes += encode_record("k" + std::to_string(i), "v" + std::to_string(i));
     }
-    const std::string partial = raw_record("tail", "cut").substr(0, 700);
+    const std::string partial = encode_record("tail", "cut").substr(0, 700);
     bytes += partial;
     const kvp::UniqueFd fd = memory_file(bytes);
     std::size_t seen = 0;
@@ -171,7 +171,7 @@ TEST(RecordReader, EmptyFileAndExactMultipleHaveNoTail) {
     const auto count = [&](std::span<const char, kvp::kRecordSize>, std::uint64_t) { ++seen; };
     EXPECT_EQ(kvp::read_records(empty.get(), "empty", count).end(), 0u);
     EXPECT_EQ(seen, 0u);
-    const std::string two_chunks = kvptest::repeat(raw_record("a", "b"), 128);
+    const std::string two_chunks = kvptest::repeat(encode_record("a", "b"), 128);
     const kvp::UniqueFd whole = memory_file(two_chunks);
     const kvp::RecordTail tail = kvp::read_records(whole.get(), "whole", count);
     EXPECT_EQ(seen, 128u);
