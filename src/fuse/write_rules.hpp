@@ -1,8 +1,9 @@
 #pragma once
-// What one write() or truncate does to a key's value (docs/behaviour.md §5), as pure functions on
-// strings (defined at the top of op_write.cpp, beside the one write path that uses them): the FUSE adapter runs them inside PoolFile::update, under the exclusive lock, on
-// the value the locked file holds. Content is the value's shown form (text mode adds one
-// "\n"); what is stored is content minus exactly one trailing "\n" (text mode).
+// What one write() or truncate does to a key's value (docs/behaviour.md §5), as pure functions
+// on strings, defined at the top of op_write.cpp beside the one write path that uses them: it
+// runs them inside PoolFile::update, under the exclusive lock, on the value the locked file
+// holds. Content is the value's shown form (text mode adds one "\n"); what is stored is content
+// minus exactly one trailing "\n" (text mode).
 
 #include <cstddef>
 #include <string>
