@@ -2,8 +2,8 @@
 // The pool directory (/var/lib/hyperv by default) and its five PoolFile objects.
 
 #include <array>
-#include <cstdint>
 #include <boost/filesystem/path.hpp>
+#include <cstdint>
 #include <memory>
 
 #include "pool_file.hpp"

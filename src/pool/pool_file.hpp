@@ -21,10 +21,10 @@
 
 #include "change_watch.hpp"
 #include "file_lock.hpp"
-#include "ranked_mutex.hpp"
 #include "limits.hpp"
 #include "pool_open.hpp"
 #include "pool_snapshot.hpp"
+#include "ranked_mutex.hpp"
 #include "record_editor.hpp"
 #include "unique_fd.hpp"
 
