@@ -215,7 +215,10 @@ std::string error_reason(const kvp::Error& e) {
 }
 
 void reply_error(fuse_req_t req, const char* op, int err, const std::string& why) {
-    if (err != ENOENT) {
+    // ENOENT from a lookup is an answer, and ESTALE (a key another process removed, asked
+    // through an entry the kernel still held) makes the kernel look the name up again: both
+    // are routine, traced with -d, and use up none of the error lines' budget.
+    if (err != ENOENT && err != ESTALE) {
         kvp::log(kvp::LogLevel::error, std::string(op) + ": " + why + ": " + std::strerror(err));
     } else if (kvp::log_debug_enabled()) {
         kvp::log(kvp::LogLevel::debug, std::string(op) + ": " + why + ": " + std::strerror(err));
