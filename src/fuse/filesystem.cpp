@@ -64,7 +64,7 @@ void Filesystem::untrack_dir(DirHandle* d) {
 void Filesystem::fill_root_attr(struct stat& st) const {
     st = {};
     st.st_ino = kRootIno;
-    st.st_mode = S_IFDIR | 0555;
+    st.st_mode = S_IFDIR | (0555 & ~options_.umask);  // masked like the pool directories
     st.st_nlink = 2 + kvp::kShownPools.size();
     st.st_uid = options_.uid;
     st.st_gid = options_.gid;

@@ -244,6 +244,10 @@ PY
     [ "$(stat -c %a "$MNT/guest")" = 700 ]
     [ "$(stat -c %a "$MNT/guest/k")" = 600 ]
     [ "$(stat -c %a "$MNT/parameter")" = 500 ]
+    [ "$(stat -c %a "$MNT")" = 500 ]      # the root is masked like the pool directories
+    stop_kvpfs
+    start_kvpfs -o umask=0777
+    [ "$(stat -c %a "$MNT" "$MNT/guest" "$MNT/parameter" | sort -u)" = 0 ]
 }
 
 @test "a group member writes guest/ with gid=GROUP,umask=002" {
