@@ -62,8 +62,8 @@ WriteOutcome apply_write(std::string_view base, std::string_view data, std::size
     if (const std::size_t size = std::max(base.size(), offset + data.size());
         size > kMaxWriteBytes) {
         throw kvp::Error(EFBIG, "value over the write limit: it would be " + std::to_string(size) +
-                                    " bytes; the pool format allows " +
-                                    std::to_string(kvp::kMaxValueBytes));
+                                    " bytes; no value is longer than " +
+                                    std::to_string(kvp::kMaxValueBytes) + " bytes");
     }
     WriteOutcome out;
     const std::size_t end = offset + data.size();
@@ -182,9 +182,10 @@ void check_written_data(std::string_view data) {
         throw kvp::Error(EINVAL, "NUL byte in written data: a value cannot hold one");
     }
     if (data.size() > kMaxWriteBytes) {
-        throw kvp::Error(
-            EFBIG, "value over the write limit: a write() of " + std::to_string(data.size()) +
-                       " bytes; the pool format allows " + std::to_string(kvp::kMaxValueBytes));
+        throw kvp::Error(EFBIG, "value over the write limit: a write() of " +
+                                    std::to_string(data.size()) +
+                                    " bytes; no value is longer than " +
+                                    std::to_string(kvp::kMaxValueBytes) + " bytes");
     }
 }
 
