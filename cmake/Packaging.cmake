@@ -20,7 +20,7 @@ set(CMAKE_SKIP_INSTALL_ALL_DEPENDENCY ON)
 # Made at install time (cmake/InstallManPage.cmake): the version from project(), and in FILES
 # the prefix the install really uses; compressed with gzip -9n, as Debian installs them.
 find_program(KVPFS_GZIP gzip REQUIRED)
-foreach(_page IN ITEMS kvpfs.8 kvpctl.1 kvp-host.1)
+foreach(_page IN ITEMS kvpfs.8 kvpctl.1 kvp-host.1 kvp-sandbox.1)
   string(REGEX MATCH "[0-9]+$" _section ${_page})
   install(CODE "
     set(_dest \"\${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_MANDIR}/man${_section}\")

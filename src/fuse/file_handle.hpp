@@ -59,6 +59,8 @@ struct WriterState {
     // at the value's end, not after the newline a read shows, so a line written in pieces
     // reads as one.
     std::optional<std::size_t> open_line;
+    // The value this handle's last write stored (its hash), whatever it ended with.
+    std::optional<std::size_t> last_stored;
 };
 
 class FileHandle {

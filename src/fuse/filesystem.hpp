@@ -198,6 +198,10 @@ class WriteSite {
     virtual bool truncated() = 0;
     // Text mode, O_APPEND: does `current` still hold the line this writer left open?
     virtual bool continues_line(std::string_view current) = 0;
+    // Is `current` the value this writer's own last write stored? Then an append to an empty
+    // value continues what it wrote (`{ echo; echo b; } >> K` stores "\nb"), instead of
+    // starting the value (another writer's `touch K; echo x >> K` stores "x").
+    virtual bool stored_last(std::string_view /*current*/) { return false; }
 };
 // One write() as store_write applies it.
 struct WriteCall {

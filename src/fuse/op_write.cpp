@@ -99,6 +99,9 @@ class HandleSite final : public WriteSite {
     bool continues_line(std::string_view current) override {
         return s_.open_line && *s_.open_line == value_hash(current);
     }
+    bool stored_last(std::string_view current) override {
+        return s_.last_stored && *s_.last_stored == value_hash(current);
+    }
 
   private:
     WriterState& s_;
@@ -145,6 +148,7 @@ void write_through(Filesystem& fs, FileHandle& h, std::string_view data, std::si
         const std::string_view written = piece.substr(0, piece.size() - r.outcome.held);
         const bool line_open = mode.append && !mode.raw && written.back() != '\n';
         s.open_line = line_open ? std::optional(value_hash(r.value)) : std::nullopt;
+        s.last_stored = value_hash(r.value);
     }
 }
 
@@ -202,8 +206,11 @@ WriteResult store_write(Filesystem& fs, const WriteCall& call, WriteSite& site) 
             const bool truncated = site.truncated();
             std::string base;
             // An append to an empty value stores just the data (`touch K; echo x >> K`
-            // stores "x", not "\nx"): its shown "\n" is no line of the value.
-            if (current != nullptr && !truncated && !(mode.append && current->empty())) {
+            // stores "x", not "\nx"): its shown "\n" is no line of the value, unless this
+            // writer's own last write left the value empty (a first write of "\n").
+            const bool starts_value = mode.append && current != nullptr && current->empty() &&
+                                      !site.stored_last(*current);
+            if (current != nullptr && !truncated && !starts_value) {
                 const bool open_line = mode.append && !mode.raw && site.continues_line(*current);
                 base = open_line ? *current : shown_content(*current, mode.raw);
             }
@@ -268,6 +275,7 @@ void truncate_through(Filesystem& fs, FileHandle& h, std::size_t size) {
     }
     s.truncate_pending = false;
     s.open_line.reset();
+    s.last_stored.reset();  // a truncation, not a write: an append after it starts the value
     fs.writers().stored(h);
 }
 

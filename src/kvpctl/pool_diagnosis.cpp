@@ -1,6 +1,11 @@
 #include "pool_diagnosis.hpp"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
 
 #include <cerrno>
 #include <optional>
@@ -9,6 +14,7 @@
 #include "key_name.hpp"
 #include "pool_id.hpp"
 #include "record_format.hpp"
+#include "unique_fd.hpp"
 
 namespace kvpctl {
 
@@ -57,13 +63,34 @@ void require_pool_files(const Context& ctx) {
 
 void warn_not_a_pool_file(const Context& ctx, kvp::PoolId pool) {
     const auto size = pool_file_size(ctx, pool);
-    if (!size || *size == 0 || *size >= static_cast<off_t>(kvp::kRecordSize)) {
+    if (!size || *size == 0) {
         return;
     }
-    *ctx.err << "kvpctl: warning: " << (ctx.pool_dir / kvp::pool_file_name(pool)).string() << " is "
-             << *size << " bytes, less than one " << kvp::kRecordSize
-             << "-byte record: it holds no key; is it a pool file? (kvpctl check "
-             << kvp::pool_name(pool) << ")\n";
+    const std::string path = (ctx.pool_dir / kvp::pool_file_name(pool)).string();
+    const auto record = static_cast<off_t>(kvp::kRecordSize);
+    const std::string check = " (kvpctl check " + std::string(kvp::pool_name(pool)) + ")\n";
+    if (*size < record) {
+        *ctx.err << "kvpctl: warning: " << path << " is " << *size << " bytes, less than one "
+                 << kvp::kRecordSize << "-byte record: it holds no key; is it a pool file?"
+                 << check;
+        return;
+    }
+    if (const off_t tail = *size % record; tail != 0) {
+        *ctx.err << "kvpctl: warning: " << path << " is " << *size
+                 << " bytes, not a whole number of " << kvp::kRecordSize
+                 << "-byte records: its last " << tail
+                 << " bytes are a partial record, which every KVP reader ignores" << check;
+    }
+    // Every record's key field ends in a NUL; a text file's first 512 bytes hold none.
+    const kvp::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+    std::array<char, kvp::kKeyFieldSize> key{};
+    if (fd.get() >= 0 &&
+        ::pread(fd.get(), key.data(), key.size(), 0) == static_cast<ssize_t>(key.size()) &&
+        std::find(key.begin(), key.end(), '\0') == key.end()) {
+        *ctx.err << "kvpctl: warning: " << path
+                 << " does not look like a pool file: its first record's " << kvp::kKeyFieldSize
+                 << "-byte key field holds no NUL (a text file?)" << check;
+    }
 }
 
 std::string file_name_hint(const std::string& key) {

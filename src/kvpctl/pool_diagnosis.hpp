@@ -16,9 +16,9 @@ void require_pool_files(const Context& ctx);
 // Whether ctx.pool_dir holds anything under one of the five pool file names.
 [[nodiscard]] bool holds_pool_files(const Context& ctx);
 
-// A warning on ctx.err when `pool`'s file is not empty but shorter than one record (a text
-// file, say): it holds no key. (A partial record after whole ones is a writer's leftover
-// that `kvpctl check` names; it gets no warning.)
+// Warnings on ctx.err when `pool`'s file is not one: shorter than one record, not a whole
+// number of records (a partial record every reader ignores), or text (its first key field
+// holds no NUL). The command goes on: what it reads is what every KVP reader reads.
 void warn_not_a_pool_file(const Context& ctx, kvp::PoolId pool);
 
 // " (...)" when `key` is absent but reads as a file name of the mount (`a%2Fb` for the key

@@ -187,7 +187,11 @@ TEST_F(KvpctlTest, ListShowsEachKeyOnceInFileOrderWithoutGarbage) {
     const Result r = run({"list", "guest"});
     EXPECT_EQ(r.code, 0);
     EXPECT_EQ(r.out, "B\nA\n");
-    EXPECT_EQ(r.err, "");
+    // The partial tail is ignored, and named: a pool file of the wrong size is said so.
+    EXPECT_EQ(r.err, "kvpctl: warning: " + pool_path(1) +
+                         " is 10340 bytes, not a whole number of 2560-byte records: its last 100 "
+                         "bytes are a partial record, which every KVP reader ignores (kvpctl "
+                         "check guest)\n");
 }
 
 TEST_F(KvpctlTest, ListOfMissingPoolFileIsEmpty) {
@@ -789,6 +793,20 @@ TEST_F(KvpctlTest, AFileShorterThanARecordIsNamedAsNoPoolFile) {
     EXPECT_EQ(r.out, "");
     EXPECT_THAT(r.err, HasSubstr(pool_path(1) + " is 6 bytes, less than one 2560-byte record"));
     EXPECT_EQ(read_pool(1), "hello\n");
+}
+
+TEST_F(KvpctlTest, ATextFileInAPoolFilesPlaceIsNamed) {
+    std::string text;
+    while (text.size() < 3 * 2560) {
+        text += "# a line of a text file, no NUL in it\n";
+    }
+    write_pool(1, text);
+    for (const std::vector<std::string>& args :
+         std::vector<std::vector<std::string>>{{"list", "guest"}, {"get", "guest", "x"}}) {
+        const Result r = run(args);
+        EXPECT_THAT(r.err, HasSubstr(pool_path(1) + " does not look like a pool file")) << args[0];
+    }
+    EXPECT_EQ(read_pool(1), text);
 }
 
 TEST_F(KvpctlTest, AKeyGivenAsTheMountsFileNameGetsAHint) {

@@ -40,7 +40,7 @@ prefix=$work/prefix
 if cmake --install "$build" --prefix "$prefix" >"$work/install.log" 2>&1; then
     ok "cmake --install --prefix PREFIX"
     for f in bin/kvpfs bin/kvpctl bin/kvp-host bin/kvp-sandbox share/man/man8/kvpfs.8.gz share/man/man1/kvpctl.1.gz \
-        share/man/man1/kvp-host.1.gz \
+        share/man/man1/kvp-host.1.gz share/man/man1/kvp-sandbox.1.gz \
         lib/systemd/system/kvpfs.service lib/systemd/system/kvpfs-share@.service \
         share/doc/kvpfs/install.md share/doc/kvpfs/containers.md share/doc/kvpfs/behaviour.md \
         share/doc/kvpfs/copyright; do
@@ -85,7 +85,7 @@ else
 fi
 contents=$(dpkg-deb -c "$deb")
 for f in usr/bin/kvpfs usr/bin/kvpctl usr/bin/kvp-host usr/bin/kvp-sandbox usr/share/man/man8/kvpfs.8.gz \
-    usr/share/man/man1/kvp-host.1.gz \
+    usr/share/man/man1/kvp-host.1.gz usr/share/man/man1/kvp-sandbox.1.gz \
     usr/share/man/man1/kvpctl.1.gz usr/lib/systemd/system/kvpfs.service \
     usr/lib/systemd/system/kvpfs-share@.service \
     usr/share/doc/kvpfs/install.md usr/share/doc/kvpfs/containers.md usr/share/doc/kvpfs/behaviour.md \
