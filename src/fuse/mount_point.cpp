@@ -59,25 +59,32 @@ std::string unescape_mountinfo(const std::string& field) {
     return out;
 }
 
-// The type of the topmost mount on `path` ("fuse.kvpfs"), or "" when nothing is mounted there.
-std::string mounted_type(const std::string& path) {
+// Each line of /proc/self/mountinfo, in order, as (mount point, file system type).
+template <typename Visit>
+void for_each_mount(Visit&& visit) {
     std::ifstream in("/proc/self/mountinfo");
     std::string line;
-    std::string type;
     while (std::getline(in, line)) {
         // ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER
         std::istringstream fields(line);
         std::string id, parent, dev, root, point, word;
         fields >> id >> parent >> dev >> root >> point;
-        if (unescape_mountinfo(point) != path) {
-            continue;
-        }
         while (fields >> word && word != "-") {
         }
         std::string fstype;
         fields >> fstype;
-        type = fstype;  // later lines are mounted on top of earlier ones
+        visit(unescape_mountinfo(point), fstype);
     }
+}
+
+// The type of the topmost mount on `path` ("fuse.kvpfs"), or "" when nothing is mounted there.
+std::string mounted_type(const std::string& path) {
+    std::string type;
+    for_each_mount([&](const std::string& point, const std::string& fstype) {
+        if (point == path) {
+            type = fstype;  // later lines are mounted on top of earlier ones
+        }
+    });
     return type;
 }
 
@@ -88,28 +95,17 @@ bool is_kvpfs_type(const std::string& fstype) {
 // The mount point of the mount that holds `path` (the longest mount point that is `path` or
 // one of its parents), and its type.
 std::pair<std::string, std::string> enclosing_mount(const std::string& path) {
-    std::ifstream in("/proc/self/mountinfo");
-    std::string line;
     std::string best_point;
     std::string best_type;
-    while (std::getline(in, line)) {
-        std::istringstream fields(line);
-        std::string id, parent, dev, root, point, word;
-        fields >> id >> parent >> dev >> root >> point;
-        point = unescape_mountinfo(point);
+    for_each_mount([&](const std::string& point, const std::string& fstype) {
         const bool holds = point == "/" || path == point ||
                            (path.size() > point.size() &&
                             path.compare(0, point.size(), point) == 0 && path[point.size()] == '/');
-        if (!holds || point.size() < best_point.size()) {
-            continue;
+        if (holds && point.size() >= best_point.size()) {
+            best_point = point;  // a later line of the same point is mounted on top
+            best_type = fstype;
         }
-        while (fields >> word && word != "-") {
-        }
-        std::string fstype;
-        fields >> fstype;
-        best_point = point;  // a later line of the same point is mounted on top
-        best_type = fstype;
-    }
+    });
     return {best_point, best_type};
 }
 
