@@ -38,9 +38,7 @@ struct PoolOptions {
 
 class PoolFile {
   public:
-    // `watch`: the pool directory's shared watcher (PoolDirectory's); nullptr: one of its own.
-    PoolFile(boost::filesystem::path path, PoolOptions options,
-             std::shared_ptr<DirectoryWatch> watch = nullptr);
+    PoolFile(boost::filesystem::path path, PoolOptions options);
     PoolFile(const PoolFile&) = delete;
     PoolFile& operator=(const PoolFile&) = delete;
     PoolFile(PoolFile&&) = delete;

@@ -1,4 +1,4 @@
-// DirectoryWatch, following the pool directory by its path. A path names another directory only
+// ChangeWatch, following the pool directory by its path. A path names another directory only
 // when a directory on it is moved or removed (inotify reports that to a watch on it: IN_MOVE_SELF,
 // IN_DELETE_SELF, IN_IGNORED), when a symbolic link on it changes (there is none: the path is
 // set up only when every component is a real directory), or when something is mounted or
@@ -13,8 +13,7 @@
 #include <cstring>
 
 #include "change_watch.hpp"
-#include "directory_watch.hpp"
-#include "directory_watch_path.hpp"
+#include "change_watch_path.hpp"
 #include "log.hpp"
 
 namespace kvp {
@@ -76,8 +75,8 @@ UniqueFd open_mount_table() {
     return fd;
 }
 
-void DirectoryWatch::drop_watches() {
-    if (!inotify_ok_) {
+void ChangeWatch::drop_watches() {
+    if (!inotify_) {
         return;
     }
     if (wd_ >= 0) {
@@ -91,7 +90,7 @@ void DirectoryWatch::drop_watches() {
     path_watched_ = false;
 }
 
-bool DirectoryWatch::watches_ancestor(int wd) const {
+bool ChangeWatch::watches_ancestor(int wd) const {
     for (const AncestorWatch& a : ancestors_) {
         if (a.wd == wd) {
             return true;
@@ -100,7 +99,7 @@ bool DirectoryWatch::watches_ancestor(int wd) const {
     return false;
 }
 
-bool DirectoryWatch::watch_ancestors() {
+bool ChangeWatch::watch_ancestors() {
     const std::vector<std::string> paths = ancestors_of(directory_);
     if (paths.empty() || !mounts_) {
         return false;
@@ -110,12 +109,10 @@ bool DirectoryWatch::watch_ancestors() {
         if (path != "/" && !is_real_directory(path)) {
             return false;
         }
-        // The parent also reports the pool directory's name removed or renamed over (while a
-        // process keeps the directory open, the directory's own removal event waits for it),
-        // and made again (a missing directory has no watch of its own to say so).
-        const std::uint32_t mask = path == paths.back()
-                                       ? kAncestorEvents | IN_CREATE | IN_DELETE | IN_MOVED_TO
-                                       : kAncestorEvents;
+        // The parent also reports the pool directory's name removed or renamed over: while a
+        // process keeps the directory open, the directory's own removal event waits for it.
+        const std::uint32_t mask =
+            path == paths.back() ? kAncestorEvents | IN_DELETE | IN_MOVED_TO : kAncestorEvents;
         const int wd = ::inotify_add_watch(inotify_.get(), path.c_str(), mask);
         if (wd < 0) {
             return false;
@@ -128,12 +125,9 @@ bool DirectoryWatch::watch_ancestors() {
     return is_real_directory(directory_);
 }
 
-void DirectoryWatch::follow_directory() {
+void ChangeWatch::follow_directory() {
     drop_watches();
-    for (ChangeWatch* file : files_) {
-        file->recheck_ = false;  // every file is marked changed below
-    }
-    all_changed();
+    directory_suspect_ = false;
     if (mounts_) {
         // Reading nothing; a poll() now consumes any mount table change made before this
         // point, which the identity taken below already reflects.
@@ -146,14 +140,10 @@ void DirectoryWatch::follow_directory() {
     have_directory_ = stat_directory(directory_, before);
     directory_dev_ = before.st_dev;
     directory_ino_ = before.st_ino;
-    if (!inotify_ok_) {
-        return;
-    }
-    // Also while the directory is missing: its parent reports its return.
-    const bool ancestors_watched = watch_ancestors();
-    if (!have_directory_) {
+    if (!inotify_ || !have_directory_) {
         return;  // stat fallback until the directory is back
     }
+    const bool ancestors_watched = watch_ancestors();
     const int wd = ::inotify_add_watch(inotify_.get(), directory_.c_str(), kDirectoryEvents);
     struct stat after {};
     if (wd < 0) {
@@ -169,13 +159,33 @@ void DirectoryWatch::follow_directory() {
     } else {
         (void)::inotify_rm_watch(inotify_.get(), wd);
     }
-    // Replaced again between the stat and the watch (or no watch): the next look follows it
-    // (the ancestors stay watched, to hear of it).
-    path_watched_ = false;
+    // Replaced again between the stat and the watch (or no watch): the next look follows it.
+    drop_watches();
     have_directory_ = false;
 }
 
-bool DirectoryWatch::poll_mount_table() {
+bool ChangeWatch::path_may_have_moved() {
+    struct pollfd fds[2] = {{inotify_.get(), POLLIN, 0}, {mounts_.get(), POLLPRI, 0}};
+    int ready = 0;
+    do {
+        ready = ::poll(fds, 2, 0);
+    } while (ready < 0 && errno == EINTR);
+    if (ready < 0) {
+        // Cannot tell: read the events and look at the directory.
+        if (drain_events()) {
+            pending_change_ = true;
+        }
+        return true;
+    }
+    if ((fds[0].revents & POLLIN) != 0 && drain_events()) {
+        pending_change_ = true;
+    }
+    // POLLERR|POLLPRI: the mount table changed since the last poll of this descriptor.
+    const bool mounts_changed = (fds[1].revents & (POLLPRI | POLLERR)) != 0;
+    return mounts_changed || directory_suspect_ || !path_watched_;
+}
+
+bool ChangeWatch::mount_table_changed() {
     if (!mounts_) {
         return false;
     }
@@ -185,7 +195,8 @@ bool DirectoryWatch::poll_mount_table() {
     return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLPRI | POLLERR)) != 0;
 }
 
-bool DirectoryWatch::check_directory() {
+bool ChangeWatch::check_directory() {
+    directory_suspect_ = false;
     struct stat dir {};
     const bool present = stat_directory(directory_, dir);
     if (present != have_directory_ ||
