@@ -20,6 +20,8 @@ const char* lock_rank_name(LockRank rank) {
             return "pool_file";
         case LockRank::pool_file_lock:
             return "pool_file_lock";
+        case LockRank::pool_watch:
+            return "pool_watch";
         case LockRank::pending_truncations:
             return "pending_truncations";
         case LockRank::open_lines:

@@ -19,6 +19,7 @@ enum class LockRank : std::uint8_t {
     writer_registry,  // WriterRegistry::mutex_: its handle and reservation maps
     pool_file_lock,   // a pool file's flock + fcntl lock (FileLock: held by a thread, not a mutex)
     pool_file,        // PoolFile::mutex_: one pool's cached snapshot
+    pool_watch,       // DirectoryWatch::mutex_: the pool directory's one inotify queue
     pending_truncations,  // CacheAllMode: truncations shown, not stored yet (taken in an update)
     open_lines,           // CacheAllMode: each inode's open line (taken in an update)
     create_modes,         // CacheAllMode: each new inode's create mode

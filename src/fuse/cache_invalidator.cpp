@@ -23,11 +23,6 @@
 namespace kvpfs {
 namespace {
 
-constexpr std::uint32_t kDirEvents = IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_CREATE |
-                                     IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF |
-                                     IN_MOVE_SELF;
-constexpr std::uint32_t kFileEvents = IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE;
-constexpr std::uint32_t kParentEvents = IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO;
 // Without an event the pools are looked at this often (a directory mounted over, a retry).
 constexpr int kTickMs = 1000;
 // A listing is invalidated once more this long after its keys changed (relist_at_).
@@ -53,16 +48,8 @@ void check_notify(int rc, const char* what) {
 
 }  // namespace
 
-CacheInvalidator::CacheInvalidator(Filesystem& fs, std::string pool_dir,
-                                   std::vector<kvp::PoolId> pools)
-    : fs_(fs), pool_dir_(std::move(pool_dir)), pools_(std::move(pools)) {
-    while (pool_dir_.size() > 1 && pool_dir_.back() == '/') {
-        pool_dir_.pop_back();
-    }
-    const auto slash = pool_dir_.rfind('/');
-    parent_dir_ = slash == std::string::npos ? "." : pool_dir_.substr(0, slash == 0 ? 1 : slash);
-    dir_name_ = slash == std::string::npos ? pool_dir_ : pool_dir_.substr(slash + 1);
-}
+CacheInvalidator::CacheInvalidator(Filesystem& fs, std::vector<kvp::PoolId> pools)
+    : fs_(fs), pools_(std::move(pools)) {}
 
 CacheInvalidator::~CacheInvalidator() {
     stop();
@@ -78,19 +65,14 @@ bool CacheInvalidator::cached(kvp::PoolId pool) const {
 }
 
 void CacheInvalidator::start(struct fuse_session* session) {
-    inotify_.reset(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
-    if (!inotify_) {
-        kvp::throw_errno("cache: inotify_init1");
+    watch_ = std::make_unique<kvp::WatchObserver>(fs_.pools().watch());
+    if (watch_->fds().inotify < 0) {
+        throw kvp::Error(ENOSYS, "cache: no inotify to follow " + fs_.pools().directory().string());
     }
     wake_.reset(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
     if (!wake_) {
         kvp::throw_errno("cache: eventfd");
     }
-    // Set once: after start-up only the pool directory and its files are named by a path.
-    parent_wd_ = ::inotify_add_watch(inotify_.get(), parent_dir_.c_str(), kParentEvents);
-    // Without it, a mount over the directory is found by the tick only.
-    mountinfo_.reset(::open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC));
-    follow_directory();
     for (kvp::PoolId id : pools_) {
         fs_.pool(id).set_load_listener(
             [this, id](const kvp::PoolSnapshot* before, const kvp::PoolSnapshot& now) {
@@ -115,9 +97,8 @@ void CacheInvalidator::stop() {
     for (kvp::PoolId id : pools_) {
         fs_.pool(id).set_load_listener(nullptr);
     }
-    inotify_.reset();
+    watch_.reset();
     wake_.reset();
-    mountinfo_.reset();
 }
 
 void CacheInvalidator::key_changed(kvp::PoolId pool, std::string_view key, bool listing) {
@@ -175,26 +156,12 @@ std::chrono::steady_clock::time_point CacheInvalidator::next_due() {
     return due;
 }
 
-void CacheInvalidator::follow_directory() {
-    if (dir_wd_ >= 0) {
-        (void)::inotify_rm_watch(inotify_.get(), dir_wd_);
-    }
-    dir_wd_ = ::inotify_add_watch(inotify_.get(), pool_dir_.c_str(), kDirEvents | IN_ONLYDIR);
-    for (kvp::PoolId id : pools_) {
-        watch_file(id);
-    }
-}
-
-void CacheInvalidator::watch_file(kvp::PoolId pool) {
-    const std::string path = pool_dir_ + "/" + std::string(kvp::pool_file_name(pool));
-    // The same inode keeps its watch descriptor; a missing file has none until it is made.
-    file_wd_[kvp::pool_number(pool)] =
-        ::inotify_add_watch(inotify_.get(), path.c_str(), kFileEvents | IN_DONT_FOLLOW);
-}
-
 bool CacheInvalidator::wait(std::array<bool, 5>& touched) {
-    struct pollfd fds[3] = {
-        {inotify_.get(), POLLIN, 0}, {wake_.get(), POLLIN, 0}, {mountinfo_.get(), POLLPRI, 0}};
+    const kvp::WatchObserver::Fds watched = watch_->fds();
+    struct pollfd fds[4] = {{watched.changes, POLLIN, 0},
+                            {wake_.get(), POLLIN, 0},
+                            {watched.inotify, POLLIN, 0},
+                            {watched.mount_table, POLLPRI, 0}};
     int timeout = kTickMs;
     // Unknown while it is worked out: a wake_by() meanwhile wakes the poll below at once.
     planned_wake_.store(std::numeric_limits<std::int64_t>::max(), std::memory_order_release);
@@ -205,7 +172,7 @@ bool CacheInvalidator::wait(std::array<bool, 5>& touched) {
     }
     planned_wake_.store((now + std::chrono::milliseconds(timeout)).time_since_epoch().count(),
                         std::memory_order_release);
-    const int n = ::poll(fds, mountinfo_ ? 3 : 2, timeout);
+    const int n = ::poll(fds, 4, timeout);  // poll() skips a descriptor of -1
     if (stopping_.load()) {
         return false;
     }
@@ -213,59 +180,23 @@ bool CacheInvalidator::wait(std::array<bool, 5>& touched) {
         touched.fill(true);  // the tick (or EINTR): look at everything
         return true;
     }
-    if ((fds[2].revents & (POLLPRI | POLLERR)) != 0) {
-        // The mount table changed: a directory mounted over the pool directory (or one above
-        // it) sends no inotify event, and the watch would stay on the covered directory.
-        follow_directory();
-        touched.fill(true);
-        return true;
-    }
     if ((fds[1].revents & POLLIN) != 0) {
         std::uint64_t count = 0;
         (void)!::read(wake_.get(), &count, sizeof count);
     }
-    if ((fds[0].revents & POLLIN) == 0) {
-        return true;
-    }
-    alignas(struct inotify_event) char buf[16384];
-    bool follow = false;
-    for (;;) {
-        const ssize_t got = ::read(inotify_.get(), buf, sizeof buf);
-        if (got <= 0) {
-            break;  // EAGAIN: drained
+    // The mount table changed: a directory mounted over the pool directory (or one above it)
+    // sends no inotify event; the watcher then has every pool looked at.
+    const bool mounts = (fds[3].revents & (POLLPRI | POLLERR)) != 0;
+    if (mounts || ((fds[0].revents | fds[2].revents) & POLLIN) != 0) {
+        const kvp::WatchObserver::Touched what = watch_->collect(mounts);
+        if (what.all) {
+            touched.fill(true);
         }
-        for (char* p = buf; p < buf + got;) {
-            const auto* ev = reinterpret_cast<const struct inotify_event*>(p);
-            p += sizeof(struct inotify_event) + ev->len;
-            const std::string_view name = ev->len > 0 ? std::string_view(ev->name) : "";
-            if ((ev->mask & IN_Q_OVERFLOW) != 0) {
-                touched.fill(true);
-                follow = true;
-            } else if (ev->wd == parent_wd_) {
-                if (name == dir_name_) {
-                    follow = true;
-                }
-            } else if (ev->wd == dir_wd_) {
-                if ((ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED)) != 0) {
-                    follow = true;
-                } else if (auto id = pool_of_file(name)) {
-                    touched[kvp::pool_number(*id)] = true;
-                    if ((ev->mask & (IN_CREATE | IN_MOVED_TO)) != 0 && cached(*id)) {
-                        watch_file(*id);  // a new file under the name
-                    }
-                }
-            } else {
-                for (kvp::PoolId id : pools_) {
-                    if (ev->wd == file_wd_[kvp::pool_number(id)]) {
-                        touched[kvp::pool_number(id)] = true;
-                    }
-                }
+        for (const std::string& name : what.names) {
+            if (const auto id = pool_of_file(name)) {
+                touched[kvp::pool_number(*id)] = true;
             }
         }
-    }
-    if (follow) {
-        follow_directory();
-        touched.fill(true);
     }
     return true;
 }

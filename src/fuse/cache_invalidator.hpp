@@ -6,19 +6,21 @@
 // - Changes made through the mount: the operation that made the change calls key_changed()
 //   or listing_changed() before it replies, so the change is visible at once to everyone.
 // - Changes made by other processes (kvpctl, cloud-init, the host daemon, writers without a
-//   lock, a pool file or the pool directory replaced): a thread blocks on its own inotify
-//   watch of the pool directory (and of its parent, for a replaced directory). On an event
-//   it asks the engine for the pool's snapshot, which reads the file again under its shared
-//   lock when it changed. Every such read, by this thread or by any request, is reported by
-//   the engine (PoolFile::set_load_listener) with the snapshot answers came from until then;
-//   the keys that differ between the two are queued, and the thread invalidates exactly
+//   lock, a pool file or the pool directory replaced): a thread sleeps on the pool
+//   directory's one watcher (kvp::DirectoryWatch, shared with the engine's change detection:
+//   it follows the directory by its path, through replaced directories above it and mounts,
+//   and hands each subscriber the events it needs, whoever drained them). When it says a pool
+//   file may have changed the thread asks the engine for the pool's snapshot, which reads the file
+//   again under its shared lock when it changed. Every such read, by this thread or by any request,
+//   is reported by the engine (PoolFile::set_load_listener) with the snapshot answers came from
+//   until then; the keys that differ between the two are queued, and the thread invalidates exactly
 //   those. Each read is compared with the one before it, not with what the thread looked at
 //   last: a state a request read and answered from, and that was gone again before the
 //   thread looked, must be invalidated too, and so must a key the mount changed itself
 //   before another process put back its older value.
-//   A change of the mount table (/proc/self/mountinfo) makes it look at every pool (a
-//   directory mounted over sends no inotify event), and so does a tick every second without
-//   an event (an inotify queue overflow, a read that failed is retried).
+//   A change of the mount table (/proc/self/mountinfo) or of the directories on the path
+//   makes it look at every pool (a directory mounted over sends no inotify event), and so
+//   does a tick every second without an event (a read that failed is retried).
 //
 // The thread is started after the daemon detached and stopped (joined) before the session
 // ends; its descriptors are closed with it.
@@ -30,6 +32,7 @@
 #include <chrono>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -37,6 +40,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "directory_watch.hpp"
 #include "inode_table.hpp"
 #include "pool_id.hpp"
 #include "pool_snapshot.hpp"
@@ -51,7 +55,7 @@ class CacheInvalidator {
   public:
     // `pools`: the pools whose files and entries the kernel may keep (op_*.cpp ask
     // MountMode::caches()).
-    CacheInvalidator(Filesystem& fs, std::string pool_dir, std::vector<kvp::PoolId> pools);
+    CacheInvalidator(Filesystem& fs, std::vector<kvp::PoolId> pools);
     ~CacheInvalidator();
     CacheInvalidator(const CacheInvalidator&) = delete;
     CacheInvalidator& operator=(const CacheInvalidator&) = delete;
@@ -59,7 +63,7 @@ class CacheInvalidator {
     CacheInvalidator& operator=(CacheInvalidator&&) = delete;
 
     // Records what the pools hold now and starts the thread. Throws kvp::Error when the
-    // inotify or eventfd descriptor cannot be had.
+    // pool directory's watcher has no inotify or no eventfd can be had.
     void start(struct fuse_session* session);
     // Stops and joins the thread; no notification is sent after it returns. Idempotent.
     void stop();
@@ -98,14 +102,9 @@ class CacheInvalidator {
     };
 
     void run();
-    // Blocks until an event, a load signal, a stop or the 1 s tick; sets `touched` for the
-    // pools whose files may have changed. False when stopping.
+    // Blocks until the watcher reports, a load signal, a stop or the 1 s tick; sets `touched`
+    // for the pools whose files may have changed. False when stopping.
     bool wait(std::array<bool, 5>& touched);
-    // (Re)watches whatever directory the pool directory's path names now, and its files.
-    void follow_directory();
-    // (Re)watches the pool file the path names now: a write through a hard link in another
-    // directory reaches its inode's watch only.
-    void watch_file(kvp::PoolId pool);
     // The engine's load listener: queues the keys that differ (the pool's mutex is held).
     void loaded(kvp::PoolId pool, const kvp::PoolSnapshot* before, const kvp::PoolSnapshot& now);
     // Sends the invalidations queued for the pool.
@@ -117,17 +116,10 @@ class CacheInvalidator {
     [[nodiscard]] bool cached(kvp::PoolId pool) const;
 
     Filesystem& fs_;
-    std::string pool_dir_;
-    std::string parent_dir_;
-    std::string dir_name_;
     std::vector<kvp::PoolId> pools_;
     std::atomic<struct fuse_session*> session_{nullptr};
-    kvp::UniqueFd inotify_;
-    kvp::UniqueFd wake_;       // eventfd: a load happened, or stop
-    kvp::UniqueFd mountinfo_;  // /proc/self/mountinfo: POLLPRI when the mount table changes
-    int dir_wd_ = -1;
-    int parent_wd_ = -1;
-    std::array<int, 5> file_wd_{-1, -1, -1, -1, -1};
+    std::unique_ptr<kvp::WatchObserver> watch_;  // the pool directory's watcher, subscribed
+    kvp::UniqueFd wake_;                         // eventfd: a load happened, or stop
     std::atomic<bool> stopping_{false};
     // When the thread's poll will time out (steady_clock ticks); max() while it works it out.
     std::atomic<std::int64_t> planned_wake_{std::numeric_limits<std::int64_t>::max()};

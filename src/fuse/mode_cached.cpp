@@ -36,7 +36,7 @@ void CachedMode::start(struct fuse_session* session) {
             cached.push_back(id);
         }
     }
-    cache_ = std::make_unique<CacheInvalidator>(fs_, fs_.options().pool_dir, std::move(cached));
+    cache_ = std::make_unique<CacheInvalidator>(fs_, std::move(cached));
     cache_->start(session);
 }
 

@@ -8,15 +8,10 @@
 #include <climits>
 #include <cstring>
 
-#include "change_watch_path.hpp"
-
 #include "log.hpp"
 
 namespace kvp {
 namespace {
-
-// A watched directory itself went away (removed, renamed, its file system unmounted).
-constexpr std::uint32_t kDirectoryGone = IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF | IN_UNMOUNT;
 
 // A load made within this of the file's mtime may have missed a write in the same tick.
 constexpr long kTickMarginNs = 50'000'000;
@@ -28,91 +23,38 @@ long long ns(const timespec& t) {
 }  // namespace
 
 ChangeWatch::ChangeWatch(const std::string& directory, const std::string& file_name)
-    : directory_(directory),
+    : ChangeWatch(std::make_shared<DirectoryWatch>(directory), file_name) {}
+
+ChangeWatch::ChangeWatch(std::shared_ptr<DirectoryWatch> directory, const std::string& file_name)
+    : dir_(std::move(directory)),
       file_name_(file_name),
-      directory_base_(directory.substr(directory.rfind('/') + 1)),
-      path_(directory + "/" + file_name) {
-    UniqueFd fd(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
-    if (!fd) {
-        log_once(LogLevel::warning, "inotify unavailable (" + std::string(std::strerror(errno)) +
-                                        "): change detection falls back to stat of " + path_);
-        return;
-    }
-    inotify_ = std::move(fd);
-    mounts_ = open_mount_table();
-    follow_directory();
+      path_(dir_->directory() + "/" + file_name) {
+    const std::lock_guard guard(dir_->mutex_);
+    dir_->files_.push_back(this);
 }
 
-bool ChangeWatch::drain_events() {
-    bool changed = false;
-    alignas(struct inotify_event) char buffer[8192];
-    for (;;) {
-        const ssize_t n = ::read(inotify_.get(), buffer, sizeof buffer);
-        if (n <= 0) {
-            if (n < 0 && errno == EINTR) {
-                continue;
-            }
-            // EAGAIN: drained. Any other failure: trust nothing from now on.
-            if (n == 0 || errno != EAGAIN) {
-                log(LogLevel::warning, "inotify read failed; falling back to stat for " + path_);
-                inotify_.reset();
-                wd_ = -1;
-                file_wd_ = -1;
-                ancestors_.clear();
-                path_watched_ = false;
-                return true;
-            }
-            return changed;
-        }
-        for (ssize_t offset = 0; offset < n;) {
-            const auto* event = reinterpret_cast<const struct inotify_event*>(buffer + offset);
-            if ((event->mask & IN_Q_OVERFLOW) != 0) {
-                changed = true;  // anything may have happened, the path too
-                directory_suspect_ = true;
-            } else if (event->wd == wd_) {
-                if (event->len > 0 && file_name_ == event->name) {
-                    changed = true;
-                    if ((event->mask & (IN_DELETE | IN_MOVED_FROM)) != 0) {
-                        // Perhaps the whole directory is being removed: while some process
-                        // still has it open (or as its working directory) its own removal is
-                        // reported only once that process lets go.
-                        directory_suspect_ = true;
-                    }
-                }
-                if (event->len == 0 && (event->mask & IN_ATTRIB) != 0) {
-                    directory_suspect_ = true;  // its link count: renamed over, perhaps
-                }
-                if ((event->mask & kDirectoryGone) != 0) {
-                    // The watch no longer follows the path: stat fallback, and the next look
-                    // watches whatever directory the path names then.
-                    (void)::inotify_rm_watch(inotify_.get(), wd_);
-                    wd_ = -1;
-                    have_directory_ = false;
-                    path_watched_ = false;
-                    changed = true;
-                }
-            } else if (event->wd == file_wd_) {
-                changed = true;  // written through any of its names
-                if ((event->mask & IN_IGNORED) != 0) {
-                    file_wd_ = -1;
-                }
-            } else if ((event->len > 0 && parent_watched(event->wd) &&
-                        directory_base_ == event->name) ||
-                       ((event->mask & kDirectoryGone) != 0 && watches_ancestor(event->wd))) {
-                // The pool directory's name was removed or renamed over in its parent, or a
-                // directory above moved or went: the path may lead elsewhere now. (The
-                // IN_IGNORED of a watch we removed ourselves is for a number no longer ours.)
-                directory_suspect_ = true;
-            }
-            offset += static_cast<ssize_t>(sizeof(struct inotify_event) + event->len);
-        }
-        // A read returns every queued event that fits; with room left for the largest one,
-        // the queue was empty when it returned (saves the read that would say EAGAIN).
-        if (static_cast<std::size_t>(n) + sizeof(struct inotify_event) + NAME_MAX + 1 <=
-            sizeof buffer) {
-            return changed;
-        }
+ChangeWatch::~ChangeWatch() {
+    const std::lock_guard guard(dir_->mutex_);
+    if (file_wd_ >= 0) {
+        dir_->release_file_watch(*this, file_wd_);
     }
+    std::erase(dir_->files_, this);
+}
+
+bool ChangeWatch::using_inotify() const {
+    const std::lock_guard guard(dir_->mutex_);
+    return dir_->using_inotify();
+}
+
+bool ChangeWatch::following_by_events() const {
+    const std::lock_guard guard(dir_->mutex_);
+    return dir_->path_watched_;
+}
+
+void ChangeWatch::invalidate() {
+    const std::lock_guard guard(dir_->mutex_);
+    pending_change_ = true;
+    have_stat_ = false;
 }
 
 bool ChangeWatch::stat_differs() {
@@ -140,43 +82,51 @@ bool ChangeWatch::file_replaced() const {
 }
 
 bool ChangeWatch::maybe_changed() {
-    if (path_watched_) {
-        if (path_may_have_moved() && (check_directory() || file_replaced())) {
+    const std::lock_guard guard(dir_->mutex_);
+    DirectoryWatch& d = *dir_;
+    if (d.path_watched_) {
+        d.look();
+        // An event or the mount table says the path may name another directory now, or the
+        // directory went (the look lost its watch).
+        if ((std::exchange(recheck_, false) || !d.path_watched_) &&
+            (d.check_directory() || file_replaced())) {
             pending_change_ = true;
         }
     } else {
-        if (inotify_ && drain_events()) {
-            pending_change_ = true;
+        d.drain_events();
+        if (d.poll_mount_table()) {
+            d.mount_table_changed();
         }
         // After a mount table change, something may be mounted over the file itself.
-        if (check_directory() || (mount_table_changed() && file_replaced())) {
+        const bool look_at_file = std::exchange(recheck_, false);
+        if (d.check_directory() || (look_at_file && file_replaced())) {
             pending_change_ = true;
         }
     }
-    if (using_inotify()) {
+    if (d.using_inotify()) {
         return pending_change_;
     }
     return pending_change_ || stat_differs();
 }
 
 void ChangeWatch::begin_load() {
-    if (inotify_) {
-        (void)drain_events();
-    }
+    const std::lock_guard guard(dir_->mutex_);
+    dir_->drain_events();
     pending_change_ = false;
 }
 
 void ChangeWatch::watch_file(int fd, const struct stat& st) {
-    if (!inotify_ || (file_wd_ >= 0 && st.st_dev == file_dev_ && st.st_ino == file_ino_)) {
+    const std::lock_guard guard(dir_->mutex_);
+    if (!dir_->inotify_ok_ || (file_wd_ >= 0 && st.st_dev == file_dev_ && st.st_ino == file_ino_)) {
         return;
     }
     if (file_wd_ >= 0) {
-        (void)::inotify_rm_watch(inotify_.get(), file_wd_);
+        dir_->release_file_watch(*this, file_wd_);
         file_wd_ = -1;
     }
     // The descriptor's magic link leads to the very file read, whatever the path names now.
     const std::string link = "/proc/self/fd/" + std::to_string(fd);
-    const int wd = ::inotify_add_watch(inotify_.get(), link.c_str(), IN_MODIFY | IN_ATTRIB);
+    const int wd = ::inotify_add_watch(dir_->inotify_.get(), link.c_str(), IN_MODIFY | IN_ATTRIB);
     if (wd < 0) {
         if (!file_watch_warned_) {
             file_watch_warned_ = true;
@@ -192,6 +142,7 @@ void ChangeWatch::watch_file(int fd, const struct stat& st) {
 }
 
 void ChangeWatch::mark_loaded(const struct stat* st) {
+    const std::lock_guard guard(dir_->mutex_);
     have_stat_ = st != nullptr;
     if (st != nullptr) {
         loaded_stat_ = *st;
@@ -200,15 +151,20 @@ void ChangeWatch::mark_loaded(const struct stat* st) {
 }
 
 void ChangeWatch::mark_own_change(const struct stat& st, std::uint64_t expected_size) {
-    if (inotify_) {
-        (void)drain_events();
-    }
+    const std::lock_guard guard(dir_->mutex_);
+    // Our own writes' events mark this file too: that mark is dropped (the other subscribers
+    // keep theirs; the cache thread looks and finds nothing to read).
+    const bool pending = pending_change_;
+    dir_->drain_events();
+    pending_change_ = pending;
     if (static_cast<std::uint64_t>(st.st_size) != expected_size) {
         pending_change_ = true;
         have_stat_ = false;
         return;
     }
-    mark_loaded(&st);
+    have_stat_ = true;
+    loaded_stat_ = st;
+    ::clock_gettime(CLOCK_REALTIME, &loaded_at_);
 }
 
 bool ChangeWatch::differs_from_loaded(const struct stat& st) const {

@@ -1,23 +1,13 @@
 #pragma once
-// Tells whether a pool file may have changed since the last look. Primary: an inotify
-// watch on the pool directory, drained without blocking (fsnotify queues an event before
-// the writer's write() returns, so once the writer released its lock the event is there,
-// whatever the file's size and timestamp tick). Fallback, when inotify is unavailable,
-// overflowed or the directory is missing: the file's identity and stat fields, treating an
-// mtime too close to the last load as "maybe changed" (timestamps are coarse ticks; the
-// racy-git rule).
-//
-// The pool directory is followed by its path: when the path names another directory than the
-// one watched (removed and made again, renamed away and replaced, mounted over, which sends no
-// event at all) the watch moves to it and the file counts as changed. The directory is looked
-// at again only when something may have moved it: an event on it or on any directory above it
-// (each watched for being moved or removed; the parent also for the directory's name removed
-// or renamed over, since the directory's own removal is reported only once no process has it
-// open), the pool file's name removed from it, or a change of the mount table (the mount-info
-// file polls ready after any mount or unmount; then the file's identity is checked too, for a
-// mount over the file itself). So one non-blocking poll() per look is all an idle pool costs.
-// Where that cannot be set up (a relative path, a symbolic link on the way, no inotify) every
-// look stats the directory instead.
+// Tells whether one pool file may have changed since the last look: a subscriber of the pool
+// directory's one DirectoryWatch (directory_watch.hpp), which follows the directory by its
+// path and hands this watch the events about its file. Primary: inotify, drained without
+// blocking (fsnotify queues an event before the writer's write() returns, so once the writer
+// released its lock the event is there, whatever the file's size and timestamp tick).
+// Fallback, when inotify is unavailable, overflowed or the directory is missing: the file's
+// identity and stat fields, treating an mtime too close to the last load as "maybe changed"
+// (timestamps are coarse ticks; the racy-git rule). So one non-blocking poll() per look is
+// all an idle pool costs.
 //
 // The file last loaded is watched too (through its descriptor): a write through a hard link
 // in another directory reaches its bytes without any event on the pool directory.
@@ -25,16 +15,25 @@
 #include <sys/stat.h>
 
 #include <chrono>
+#include <cstdint>
+#include <memory>
 #include <string>
-#include <vector>
 
-#include "unique_fd.hpp"
+#include "directory_watch.hpp"
 
 namespace kvp {
 
 class ChangeWatch {
   public:
+    // A watch with a DirectoryWatch of its own (one inotify instance for this file alone).
     ChangeWatch(const std::string& directory, const std::string& file_name);
+    // One of the subscribers of `directory` (a file in it).
+    ChangeWatch(std::shared_ptr<DirectoryWatch> directory, const std::string& file_name);
+    ChangeWatch(const ChangeWatch&) = delete;
+    ChangeWatch& operator=(const ChangeWatch&) = delete;
+    ChangeWatch(ChangeWatch&&) = delete;
+    ChangeWatch& operator=(ChangeWatch&&) = delete;
+    ~ChangeWatch();
 
     // True if anything may have changed the file since the last load or own change. Cheap:
     // one non-blocking poll() when nothing happened.
@@ -69,63 +68,32 @@ class ChangeWatch {
     // missing or no inotify only `also_fd` and the timeout end it: look at your own pace.
     bool wait(std::chrono::milliseconds timeout, int also_fd);
     // Makes the next look report a change (the file must be read again).
-    void invalidate() {
-        pending_change_ = true;
-        have_stat_ = false;
-    }
-    [[nodiscard]] bool using_inotify() const { return static_cast<bool>(inotify_) && wd_ >= 0; }
+    void invalidate();
+    [[nodiscard]] bool using_inotify() const;
     // Whether looks skip the directory's stat (every directory on the path and the mount table
     // watched).
-    [[nodiscard]] bool following_by_events() const { return path_watched_; }
+    [[nodiscard]] bool following_by_events() const;
 
   private:
-    // A directory above the pool directory, watched for being moved or removed.
-    struct AncestorWatch {
-        int wd;
-        std::string path;
-    };
+    friend class DirectoryWatch;
 
-    bool drain_events();
     // Whether the path now names another file than the one last loaded (a mount over the
     // file itself changes it without any event).
     [[nodiscard]] bool file_replaced() const;
-    // Whether the mount table changed since the last look (consumes the notification).
-    bool mount_table_changed();
     bool stat_differs();
-    // Whether an event or the mount table says the path may name another directory now.
-    bool path_may_have_moved();
-    // Stats the directory; when it is another one (or appeared, or went), follows it.
-    // Returns true if it followed.
-    bool check_directory();
-    // Moves the watch to whatever directory the path names now (none when missing).
-    void follow_directory();
-    // Watches every directory above the pool directory; false when that is not possible.
-    bool watch_ancestors();
-    void drop_watches();
-    [[nodiscard]] bool watches_ancestor(int wd) const;
-    // Whether `wd` is the watch of the pool directory's parent (which also reports its entries).
-    [[nodiscard]] bool parent_watched(int wd) const {
-        return !ancestors_.empty() && ancestors_.back().wd == wd;
-    }
 
-    std::string directory_;
+    std::shared_ptr<DirectoryWatch> dir_;
     std::string file_name_;
-    std::string directory_base_;  // the pool directory's own name in its parent
     std::string path_;
-    UniqueFd inotify_;
-    int wd_ = -1;
-    int file_wd_ = -1;  // the loaded file itself
-    bool file_watch_warned_ = false;
+    // Guarded by dir_->mutex_ (another subscriber's drain sets them).
+    bool pending_change_ = true;
+    bool recheck_ = false;  // the path may lead elsewhere: look at the directory and the file
+    int file_wd_ = -1;      // the loaded file itself
     dev_t file_dev_ = 0;
     ino_t file_ino_ = 0;
-    std::vector<AncestorWatch> ancestors_;
-    UniqueFd mounts_;  // the mount-info file: polls POLLPRI once after each mount table change
-    bool path_watched_ = false;
-    bool directory_suspect_ = false;
-    bool have_directory_ = false;
-    dev_t directory_dev_ = 0;
-    ino_t directory_ino_ = 0;
-    bool pending_change_ = true;
+    bool file_watch_warned_ = false;
+    // The owner's (the PoolFile's mutex, or the one thread using a watch of its own); written
+    // under dir_->mutex_ too.
     bool have_stat_ = false;
     struct stat loaded_stat_ {};
     struct timespec loaded_at_ {};

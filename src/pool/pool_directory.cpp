@@ -19,11 +19,14 @@ PoolDirectory::PoolDirectory(const boost::filesystem::path& directory, Directory
     if (!boost::filesystem::is_directory(status)) {
         throw Error(ENOTDIR, "pool directory " + directory_.string() + " is not a directory");
     }
+    // Named as each PoolFile names it (a trailing '/' dropped).
+    watch_ = std::make_shared<DirectoryWatch>(
+        (directory_ / pool_file_name(PoolId::external)).parent_path().string());
     for (const PoolId id : kAllPools) {
         const auto n = static_cast<std::size_t>(pool_number(id));
         pools_.at(n) = std::make_unique<PoolFile>(
             directory_ / pool_file_name(id),
-            PoolOptions{options.lock_timeout, options.create_on_write.at(n)});
+            PoolOptions{options.lock_timeout, options.create_on_write.at(n)}, watch_);
     }
 }
 

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "directory_watch.hpp"
 #include "pool_file.hpp"
 #include "pool_id.hpp"
 
@@ -24,6 +25,9 @@ class PoolDirectory {
 
     [[nodiscard]] PoolFile& pool(PoolId id) { return *pools_.at(pool_number(id)); }
     [[nodiscard]] const boost::filesystem::path& directory() const { return directory_; }
+    // The directory's one watcher, which the five pools subscribe to (and kvpfs's cache
+    // thread, through a WatchObserver).
+    [[nodiscard]] const std::shared_ptr<DirectoryWatch>& watch() const { return watch_; }
 
     // Room left for the pools to grow: the free bytes of the file system holding the
     // directory (what an unprivileged writer may use) and the new records they hold. Zeros
@@ -36,6 +40,7 @@ class PoolDirectory {
 
   private:
     boost::filesystem::path directory_;
+    std::shared_ptr<DirectoryWatch> watch_;
     std::array<std::unique_ptr<PoolFile>, 5> pools_;
 };
 

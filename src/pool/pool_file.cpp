@@ -16,11 +16,14 @@
 
 namespace kvp {
 
-PoolFile::PoolFile(boost::filesystem::path path, PoolOptions options)
+PoolFile::PoolFile(boost::filesystem::path path, PoolOptions options,
+                   std::shared_ptr<DirectoryWatch> watch)
     : path_(std::move(path)),
       name_(path_.string()),
       options_(options),
-      watch_(path_.parent_path().string(), path_.filename().string()) {}
+      watch_(watch != nullptr ? std::move(watch)
+                              : std::make_shared<DirectoryWatch>(path_.parent_path().string()),
+             path_.filename().string()) {}
 
 void PoolFile::load_locked(int fd, const struct stat& st) {
     require_pool_file(st, name_);

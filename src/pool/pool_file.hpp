@@ -38,7 +38,9 @@ struct PoolOptions {
 
 class PoolFile {
   public:
-    PoolFile(boost::filesystem::path path, PoolOptions options);
+    // `watch`: the pool directory's shared watcher (PoolDirectory's); nullptr: one of its own.
+    PoolFile(boost::filesystem::path path, PoolOptions options,
+             std::shared_ptr<DirectoryWatch> watch = nullptr);
     PoolFile(const PoolFile&) = delete;
     PoolFile& operator=(const PoolFile&) = delete;
     PoolFile(PoolFile&&) = delete;

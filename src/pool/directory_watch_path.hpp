@@ -1,5 +1,5 @@
 #pragma once
-// What ChangeWatch needs to follow the pool directory by its path (change_watch_path.cpp).
+// What DirectoryWatch needs to follow the pool directory by its path (directory_watch_path.cpp).
 
 #include <sys/stat.h>
 

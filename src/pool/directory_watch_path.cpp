@@ -1,4 +1,4 @@
-// ChangeWatch, following the pool directory by its path. A path names another directory only
+// DirectoryWatch, following the pool directory by its path. A path names another directory only
 // when a directory on it is moved or removed (inotify reports that to a watch on it: IN_MOVE_SELF,
 // IN_DELETE_SELF, IN_IGNORED), when a symbolic link on it changes (there is none: the path is
 // set up only when every component is a real directory), or when something is mounted or
@@ -13,7 +13,8 @@
 #include <cstring>
 
 #include "change_watch.hpp"
-#include "change_watch_path.hpp"
+#include "directory_watch.hpp"
+#include "directory_watch_path.hpp"
 #include "log.hpp"
 
 namespace kvp {
@@ -75,8 +76,8 @@ UniqueFd open_mount_table() {
     return fd;
 }
 
-void ChangeWatch::drop_watches() {
-    if (!inotify_) {
+void DirectoryWatch::drop_watches() {
+    if (!inotify_ok_) {
         return;
     }
     if (wd_ >= 0) {
@@ -90,7 +91,7 @@ void ChangeWatch::drop_watches() {
     path_watched_ = false;
 }
 
-bool ChangeWatch::watches_ancestor(int wd) const {
+bool DirectoryWatch::watches_ancestor(int wd) const {
     for (const AncestorWatch& a : ancestors_) {
         if (a.wd == wd) {
             return true;
@@ -99,7 +100,7 @@ bool ChangeWatch::watches_ancestor(int wd) const {
     return false;
 }
 
-bool ChangeWatch::watch_ancestors() {
+bool DirectoryWatch::watch_ancestors() {
     const std::vector<std::string> paths = ancestors_of(directory_);
     if (paths.empty() || !mounts_) {
         return false;
@@ -109,10 +110,12 @@ bool ChangeWatch::watch_ancestors() {
         if (path != "/" && !is_real_directory(path)) {
             return false;
         }
-        // The parent also reports the pool directory's name removed or renamed over: while a
-        // process keeps the directory open, the directory's own removal event waits for it.
-        const std::uint32_t mask =
-            path == paths.back() ? kAncestorEvents | IN_DELETE | IN_MOVED_TO : kAncestorEvents;
+        // The parent also reports the pool directory's name removed or renamed over (while a
+        // process keeps the directory open, the directory's own removal event waits for it),
+        // and made again (a missing directory has no watch of its own to say so).
+        const std::uint32_t mask = path == paths.back()
+                                       ? kAncestorEvents | IN_CREATE | IN_DELETE | IN_MOVED_TO
+                                       : kAncestorEvents;
         const int wd = ::inotify_add_watch(inotify_.get(), path.c_str(), mask);
         if (wd < 0) {
             return false;
@@ -125,9 +128,12 @@ bool ChangeWatch::watch_ancestors() {
     return is_real_directory(directory_);
 }
 
-void ChangeWatch::follow_directory() {
+void DirectoryWatch::follow_directory() {
     drop_watches();
-    directory_suspect_ = false;
+    for (ChangeWatch* file : files_) {
+        file->recheck_ = false;  // every file is marked changed below
+    }
+    all_changed();
     if (mounts_) {
         // Reading nothing; a poll() now consumes any mount table change made before this
         // point, which the identity taken below already reflects.
@@ -140,10 +146,14 @@ void ChangeWatch::follow_directory() {
     have_directory_ = stat_directory(directory_, before);
     directory_dev_ = before.st_dev;
     directory_ino_ = before.st_ino;
-    if (!inotify_ || !have_directory_) {
+    if (!inotify_ok_) {
+        return;
+    }
+    // Also while the directory is missing: its parent reports its return.
+    const bool ancestors_watched = watch_ancestors();
+    if (!have_directory_) {
         return;  // stat fallback until the directory is back
     }
-    const bool ancestors_watched = watch_ancestors();
     const int wd = ::inotify_add_watch(inotify_.get(), directory_.c_str(), kDirectoryEvents);
     struct stat after {};
     if (wd < 0) {
@@ -159,33 +169,13 @@ void ChangeWatch::follow_directory() {
     } else {
         (void)::inotify_rm_watch(inotify_.get(), wd);
     }
-    // Replaced again between the stat and the watch (or no watch): the next look follows it.
-    drop_watches();
+    // Replaced again between the stat and the watch (or no watch): the next look follows it
+    // (the ancestors stay watched, to hear of it).
+    path_watched_ = false;
     have_directory_ = false;
 }
 
-bool ChangeWatch::path_may_have_moved() {
-    struct pollfd fds[2] = {{inotify_.get(), POLLIN, 0}, {mounts_.get(), POLLPRI, 0}};
-    int ready = 0;
-    do {
-        ready = ::poll(fds, 2, 0);
-    } while (ready < 0 && errno == EINTR);
-    if (ready < 0) {
-        // Cannot tell: read the events and look at the directory.
-        if (drain_events()) {
-            pending_change_ = true;
-        }
-        return true;
-    }
-    if ((fds[0].revents & POLLIN) != 0 && drain_events()) {
-        pending_change_ = true;
-    }
-    // POLLERR|POLLPRI: the mount table changed since the last poll of this descriptor.
-    const bool mounts_changed = (fds[1].revents & (POLLPRI | POLLERR)) != 0;
-    return mounts_changed || directory_suspect_ || !path_watched_;
-}
-
-bool ChangeWatch::mount_table_changed() {
+bool DirectoryWatch::poll_mount_table() {
     if (!mounts_) {
         return false;
     }
@@ -195,8 +185,7 @@ bool ChangeWatch::mount_table_changed() {
     return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLPRI | POLLERR)) != 0;
 }
 
-bool ChangeWatch::check_directory() {
-    directory_suspect_ = false;
+bool DirectoryWatch::check_directory() {
     struct stat dir {};
     const bool present = stat_directory(directory_, dir);
     if (present != have_directory_ ||
