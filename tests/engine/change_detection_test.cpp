@@ -394,6 +394,10 @@ namespace {
 // with EMFILE and the object's ChangeWatch falls back to stat; then frees the descriptors.
 template <typename T, typename... Args>
 std::unique_ptr<T> make_without_inotify(Args&&... args) {
+    // One T made first, with descriptors to spare: UBSan's vptr check looks a type up on its
+    // first construction and, starved of descriptors, reports an "invalid vptr" (seen for the
+    // shared_ptr control block of the directory watcher) instead.
+    { const T warm_up(args...); }
     struct rlimit old {};
     if (::getrlimit(RLIMIT_NOFILE, &old) != 0) {
         throw std::runtime_error("getrlimit");
