@@ -11,6 +11,14 @@ std::optional<kvp::SnapshotRecord> intrinsic_record(Filesystem& fs, kvp::PoolId 
     return view->intrinsic(key);
 }
 
+ShownRecord::ShownRecord(Filesystem& fs, kvp::PoolId pool, const kvp::PoolSnapshot& snap,
+                         std::string_view key)
+    : rec_(snap.find(key)) {
+    if (rec_ == nullptr && (intrinsic_ = intrinsic_record(fs, pool, key))) {
+        rec_ = &*intrinsic_;
+    }
+}
+
 std::vector<std::string_view> intrinsic_names(Filesystem& fs, kvp::PoolId pool,
                                               const kvp::PoolSnapshot& snap) {
     kvp::AutoPoolView* view = fs.auto_view();

@@ -16,6 +16,26 @@ namespace kvpfs {
 // nullopt for any other pool or name, and with -o auto=file.
 [[nodiscard]] std::optional<kvp::SnapshotRecord> intrinsic_record(Filesystem& fs, kvp::PoolId pool,
                                                                   std::string_view key);
+// The record a key file shows: the pool file's, else (auto/) the intrinsic item computed now;
+// null when neither. The read paths ask this instead of the snapshot alone. The object keeps
+// a computed item alive, so it stays where it was made.
+class ShownRecord {
+  public:
+    ShownRecord(Filesystem& fs, kvp::PoolId pool, const kvp::PoolSnapshot& snap,
+                std::string_view key);
+    ShownRecord(const ShownRecord&) = delete;
+    ShownRecord& operator=(const ShownRecord&) = delete;
+    ShownRecord(ShownRecord&&) = delete;
+    ShownRecord& operator=(ShownRecord&&) = delete;
+    ~ShownRecord() = default;
+
+    [[nodiscard]] const kvp::SnapshotRecord* get() const { return rec_; }
+
+  private:
+    std::optional<kvp::SnapshotRecord> intrinsic_;
+    const kvp::SnapshotRecord* rec_;
+};
+
 // The names a listing of `pool` shows after the file's keys (the intrinsic items `snap`
 // lacks, for auto/; nothing otherwise).
 [[nodiscard]] std::vector<std::string_view> intrinsic_names(Filesystem& fs, kvp::PoolId pool,

@@ -148,11 +148,8 @@ int Filesystem::attr_of(Ino ino, struct stat& st) {
     }
     set_request_subject(ref->pool, ref->key);
     auto snap = pools_.pool(ref->pool).snapshot();
-    const kvp::SnapshotRecord* rec = snap->find(ref->key);
-    std::optional<kvp::SnapshotRecord> intrinsic;
-    if (rec == nullptr && (intrinsic = intrinsic_record(*this, ref->pool, ref->key))) {
-        rec = &*intrinsic;
-    }
+    const ShownRecord shown(*this, ref->pool, *snap, ref->key);
+    const kvp::SnapshotRecord* rec = shown.get();
     if (rec == nullptr) {
         if (reserved(ref->pool, ref->key)) {
             fill_reserved_attr(ino, ref->pool, st);

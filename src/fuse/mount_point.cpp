@@ -12,6 +12,9 @@
 #include <sstream>
 #include <utility>
 
+#include "pool_directory.hpp"
+#include "pool_id.hpp"
+
 namespace kvpfs {
 namespace {
 
@@ -110,13 +113,10 @@ std::pair<std::string, std::string> enclosing_mount(const std::string& path) {
 }
 
 // The pool file names `dir` holds, "" when none.
-std::string pool_files_in(const std::string& dir) {
+std::string pool_file_names_in(const std::string& dir) {
     std::string names;
-    for (int n = 0; n <= 4; ++n) {
-        const std::string name = ".kvp_pool_" + std::to_string(n);
-        if (::access((dir + "/" + name).c_str(), F_OK) == 0) {
-            names += (names.empty() ? "" : " ") + name;
-        }
+    for (const kvp::PoolId pool : kvp::pool_files_in(dir)) {
+        names += (names.empty() ? "" : " ") + kvp::pool_file_name(pool);
     }
     return names;
 }
@@ -152,7 +152,7 @@ std::string mountpoint_refusal(const std::string& pool_dir, const std::string& m
         return "MOUNTPOINT '" + mountpoint + "' lies inside the kvpfs mount on '" + point +
                "': a kvpfs mount holds no directories to mount on";
     }
-    if (const std::string names = pool_files_in(mountpoint); !names.empty()) {
+    if (const std::string names = pool_file_names_in(mountpoint); !names.empty()) {
         return "MOUNTPOINT '" + mountpoint + "' holds pool files (" + names +
                "): a mount there would hide them from hv_kvp_daemon and every other writer "
                "(arguments swapped? usage: kvpfs [OPTIONS] [POOL_DIR] MOUNTPOINT)";
@@ -182,7 +182,7 @@ std::string fuse_device_problem(const std::string& device) {
 }
 
 std::string pool_dir_warning(const std::string& pool_dir) {
-    if (!pool_files_in(pool_dir).empty()) {
+    if (!kvp::pool_files_in(pool_dir).empty()) {
         return "";
     }
     return "POOL_DIR '" + pool_dir +

@@ -61,11 +61,8 @@ void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
         }
         set_request_subject(*pool, *key);
         auto snap = fs.pool(*pool).snapshot();
-        const kvp::SnapshotRecord* rec = snap->find(*key);
-        std::optional<kvp::SnapshotRecord> intrinsic;
-        if (rec == nullptr && (intrinsic = intrinsic_record(fs, *pool, *key))) {
-            rec = &*intrinsic;
-        }
+        const ShownRecord shown(fs, *pool, *snap, *key);
+        const kvp::SnapshotRecord* rec = shown.get();
         if (rec == nullptr && !fs.reserved(*pool, *key) && fs.mode().caches(*pool)) {
             // -o cache: a negative entry, dropped when the key appears.
             e.ino = 0;

@@ -101,11 +101,8 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
             fs.mode().open_key(req, fi, *ref, true, present, {});
         } else {
             auto snap = fs.pool(ref->pool).snapshot();
-            const kvp::SnapshotRecord* rec = snap->find(ref->key);
-            std::optional<kvp::SnapshotRecord> intrinsic;
-            if (rec == nullptr && (intrinsic = intrinsic_record(fs, ref->pool, ref->key))) {
-                rec = &*intrinsic;
-            }
+            const ShownRecord shown(fs, ref->pool, *snap, ref->key);
+            const kvp::SnapshotRecord* rec = shown.get();
             if (rec == nullptr && !fs.reserved(ref->pool, ref->key)) {
                 reply_error(req, "open", stale_errno(fs, ref->pool),
                             describe_key(ref->pool, ref->key));

@@ -12,6 +12,7 @@
 
 #include "error.hpp"
 #include "key_name.hpp"
+#include "pool_directory.hpp"
 #include "pool_id.hpp"
 #include "record_format.hpp"
 #include "unique_fd.hpp"
@@ -30,23 +31,10 @@ std::optional<off_t> pool_file_size(const Context& ctx, kvp::PoolId pool) {
     return st.st_size;
 }
 
-// Whether anything is in the place of `pool`'s file: a directory or a FIFO there is for the
-// engine to refuse with its own reason.
-bool pool_file_place_taken(const Context& ctx, kvp::PoolId pool) {
-    struct stat st {};
-    const auto path = ctx.pool_dir / kvp::pool_file_name(pool);
-    return ::lstat(path.c_str(), &st) == 0;
-}
-
 }  // namespace
 
 bool holds_pool_files(const Context& ctx) {
-    for (const kvp::PoolId pool : selected_pools(std::nullopt)) {
-        if (pool_file_place_taken(ctx, pool)) {
-            return true;
-        }
-    }
-    return false;
+    return !kvp::pool_files_in(ctx.pool_dir).empty();
 }
 
 void require_pool_files(const Context& ctx) {

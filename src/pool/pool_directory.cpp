@@ -2,12 +2,24 @@
 
 #include <boost/filesystem/operations.hpp>
 
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 
 #include "error.hpp"
 #include "record_format.hpp"
 
 namespace kvp {
+
+std::vector<PoolId> pool_files_in(const boost::filesystem::path& directory) {
+    std::vector<PoolId> taken;
+    for (const PoolId id : kAllPools) {
+        struct stat st {};
+        if (::lstat((directory / pool_file_name(id)).c_str(), &st) == 0) {
+            taken.push_back(id);
+        }
+    }
+    return taken;
+}
 
 PoolDirectory::PoolDirectory(const boost::filesystem::path& directory, DirectoryOptions options)
     : directory_(directory) {

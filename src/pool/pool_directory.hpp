@@ -5,12 +5,18 @@
 #include <boost/filesystem/path.hpp>
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "directory_watch.hpp"
 #include "pool_file.hpp"
 #include "pool_id.hpp"
 
 namespace kvp {
+
+// The pools whose file name is taken in `directory` (by a file of any type, a dangling link
+// included): how kvpfs tells a pool directory from a mount point swapped with it, and kvpctl
+// a pool directory from a wrong --pool-dir.
+[[nodiscard]] std::vector<PoolId> pool_files_in(const boost::filesystem::path& directory);
 
 struct DirectoryOptions {
     std::chrono::milliseconds lock_timeout{10'000};
