@@ -150,13 +150,22 @@ void ChangeWatch::mark_loaded(const struct stat* st) {
     ::clock_gettime(CLOCK_REALTIME, &loaded_at_);
 }
 
+void ChangeWatch::begin_own_change() {
+    const std::lock_guard guard(dir_->mutex_);
+    own_change_ = true;
+}
+
+void ChangeWatch::end_own_change() {
+    const std::lock_guard guard(dir_->mutex_);
+    own_change_ = false;
+}
+
 void ChangeWatch::mark_own_change(const struct stat& st, std::uint64_t expected_size) {
     const std::lock_guard guard(dir_->mutex_);
-    // Our own writes' events mark this file too: that mark is dropped (the other subscribers
-    // keep theirs; the cache thread looks and finds nothing to read).
-    const bool pending = pending_change_;
+    // Our own writes' events mark nothing here (event_arrived), whoever drains them; the
+    // other subscribers keep theirs (the cache thread looks and finds nothing to read).
     dir_->drain_events();
-    pending_change_ = pending;
+    own_change_ = false;
     if (static_cast<std::uint64_t>(st.st_size) != expected_size) {
         pending_change_ = true;
         have_stat_ = false;

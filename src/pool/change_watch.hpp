@@ -52,6 +52,15 @@ class ChangeWatch {
     // write). `expected_size` is what the change left; a different size means someone wrote
     // without a lock meanwhile: stays pending.
     void mark_own_change(const struct stat& st, std::uint64_t expected_size);
+    // Under the exclusive lock, after the look that decided the cache describes the file and
+    // before the change's first write: until mark_own_change() or end_own_change(), a write
+    // event on the file is the echo of our own writes, whoever drains it (another subscriber,
+    // e.g. kvpfs's cache thread, may drain it before we do; it must not make the next look
+    // read the whole file again). Other events (the name renamed over, removed, created)
+    // still count.
+    void begin_own_change();
+    // The change failed or changed nothing (mark_own_change() ends it too).
+    void end_own_change();
     // Whether `st` (fstat of the locked file) is another file, or the same one with another
     // size or ctime, than the one last loaded or changed.
     [[nodiscard]] bool differs_from_loaded(const struct stat& st) const;
@@ -77,6 +86,13 @@ class ChangeWatch {
   private:
     friend class DirectoryWatch;
 
+    // An inotify event about the file (dir_->mutex_ held): `write` for IN_MODIFY / IN_ATTRIB.
+    void event_arrived(bool write) {
+        if (!(write && own_change_)) {
+            pending_change_ = true;
+        }
+    }
+
     // Whether the path now names another file than the one last loaded (a mount over the
     // file itself changes it without any event).
     [[nodiscard]] bool file_replaced() const;
@@ -87,8 +103,9 @@ class ChangeWatch {
     std::string path_;
     // Guarded by dir_->mutex_ (another subscriber's drain sets them).
     bool pending_change_ = true;
-    bool recheck_ = false;  // the path may lead elsewhere: look at the directory and the file
-    int file_wd_ = -1;      // the loaded file itself
+    bool recheck_ = false;     // the path may lead elsewhere: look at the directory and the file
+    bool own_change_ = false;  // between begin_own_change() and its end: writes are ours
+    int file_wd_ = -1;         // the loaded file itself
     dev_t file_dev_ = 0;
     ino_t file_ino_ = 0;
     bool file_watch_warned_ = false;

@@ -110,9 +110,11 @@ void DirectoryWatch::drain_events() {
                 if (event->len > 0) {
                     const std::string name(event->name);
                     bool ours = false;
+                    const bool write = (event->mask & (IN_MODIFY | IN_ATTRIB)) != 0 &&
+                                       (event->mask & ~(IN_MODIFY | IN_ATTRIB)) == 0;
                     for (ChangeWatch* file : files_) {
                         if (file->file_name_ == name) {
-                            file->pending_change_ = true;
+                            file->event_arrived(write);
                             ours = true;
                         }
                     }
@@ -144,7 +146,8 @@ void DirectoryWatch::drain_events() {
             for (ChangeWatch* file : files_) {
                 if (file->file_wd_ >= 0 && event->wd == file->file_wd_) {
                     file_event = true;
-                    file->pending_change_ = true;  // written through any of its names
+                    // Written through any of its names (IN_IGNORED: the file went).
+                    file->event_arrived((event->mask & IN_IGNORED) == 0);
                     file_touched(file->file_name_);
                     if ((event->mask & IN_IGNORED) != 0) {
                         file->file_wd_ = -1;

@@ -119,6 +119,16 @@ auto PoolFile::modify(bool create, Change&& change) {
         }
         cache_ = std::make_shared<PoolSnapshot>(*cache_);
     }
+    // From here our writes' events are our own echo, however the change ends.
+    struct OwnChange {
+        ChangeWatch& watch;
+        explicit OwnChange(ChangeWatch& w) : watch(w) { watch.begin_own_change(); }
+        OwnChange(const OwnChange&) = delete;
+        OwnChange& operator=(const OwnChange&) = delete;
+        OwnChange(OwnChange&&) = delete;
+        OwnChange& operator=(OwnChange&&) = delete;
+        ~OwnChange() { watch.end_own_change(); }
+    } const own_change(watch_);
     // The size the cache was read with: what the edit's tail check uses, never a guess.
     Editor editor(opened.fd.get(), cache_->file_size(), *cache_, name_, generation_ + 1);
     try {
