@@ -116,7 +116,10 @@ std::pair<std::string, std::string> enclosing_mount(const std::string& path) {
 std::string pool_file_names_in(const std::string& dir) {
     std::string names;
     for (const kvp::PoolId pool : kvp::pool_files_in(dir)) {
-        names += (names.empty() ? "" : " ") + kvp::pool_file_name(pool);
+        if (!names.empty()) {
+            names += ' ';
+        }
+        names += kvp::pool_file_name(pool);
     }
     return names;
 }
