@@ -296,9 +296,9 @@ void CacheAllMode::creation_stored(Ino ino, std::string_view key) {
     }
 }
 
-void CacheAllMode::store_truncation(Ino ino) {
+void CacheAllMode::store_truncation(Ino ino, std::optional<KeyRef> gone) {
     const auto names = fs_.writers().share_names();
-    const auto ref = fs_.inodes().resolve(ino);
+    const auto ref = gone ? gone : fs_.inodes().resolve(ino);
     if (!ref) {
         (void)take_truncation(ino);  // removed or renamed over through the mount
         return;
@@ -840,20 +840,24 @@ bool CacheAllMode::chmod_to_create_mode(fuse_req_t req, Ino ino, const KeyRef& /
 }
 
 void CacheAllMode::forget_inode(Ino ino, std::uint64_t nlookup) {
-    if (shows_truncated(ino)) {
+    const auto ref = fs_.inodes().resolve(ino);
+    CachedMode::forget_inode(ino, nlookup);
+    if (fs_.inodes().resolve(ino)) {
+        // Still looked up: the kernel forgot an older inode of the key (evicted after the
+        // cache thread dropped its entry) while a newer one may be open.
+        return;
+    }
+    if (ref && shows_truncated(ino)) {
         // The kernel keeps no file of it open (it would not forget it): nothing more is
         // written through this inode, and its number will not name the key again.
         try {
-            store_truncation(ino);
+            store_truncation(ino, ref);
         } catch (const std::exception& e) {
             kvp::log(kvp::LogLevel::error, std::string("forget: the empty value of inode ") +
                                                std::to_string(ino) + " not stored: " + e.what());
         }
     }
-    CachedMode::forget_inode(ino, nlookup);
-    if (!fs_.inodes().resolve(ino)) {
-        forget_inode_state(ino);  // the inode is gone or detached
-    }
+    forget_inode_state(ino);  // the inode is gone or detached
 }
 
 void CacheAllMode::set_create_mode(Ino ino, pid_t pid, mode_t mode) {

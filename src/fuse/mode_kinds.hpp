@@ -170,8 +170,8 @@ class CacheAllMode : public CachedMode {
     // if nothing was refused, drops what it held; returns the errno close() answers.
     int settle(fuse_req_t req, Ino ino, const Writer& w);
     // Stores the empty value of `ino`'s pending truncation if it is still pending; throws
-    // kvp::Error when the change is refused.
-    void store_truncation(Ino ino);
+    // kvp::Error when the change is refused. `gone`: the key of an inode the table forgot.
+    void store_truncation(Ino ino, std::optional<KeyRef> gone = std::nullopt);
     // Stores `ino`'s created name empty if the pool does not hold it yet, and ends the
     // reservation.
     void store_created(Ino ino);
