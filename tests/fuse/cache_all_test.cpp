@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -300,6 +301,31 @@ TEST_F(CacheAllTest, ACreateOnlyReservesTheNameAndAnAppendStartsIt) {
               0);
     EXPECT_EQ(cat("guest/log"), "x\ny\n");
     EXPECT_EQ(pool_recs(1).back(), (Rec{"log", "x\ny"}));
+}
+
+// A create only reserves the name and reads nothing back, so another process rewriting the
+// pool meanwhile cannot make open(O_CREAT) fail with ENOENT (it did when the create stored the
+// empty key and then looked it up).
+TEST_F(CacheAllTest, ACreateNeverFailsWithEnoent) {
+    set_pool(1, {{"other", "o"}});
+    std::atomic<bool> stop{false};
+    std::thread rewriter([&] {
+        while (!stop) {
+            set_pool(1, {{"other", "o"}});
+        }
+    });
+    int enoent = 0;
+    for (int i = 0; i < 300; ++i) {
+        const IoResult r = write_file("guest/n" + std::to_string(i), "v\n");
+        if (r.err == ENOENT) {
+            ++enoent;
+        } else {
+            EXPECT_EQ(r.err, 0) << i << ": " << r.step;
+        }
+    }
+    stop = true;
+    rewriter.join();
+    EXPECT_EQ(enoent, 0) << daemon_log();
 }
 
 TEST_F(CacheAllTest, ChangesOutsideGuestAreRefusedAtTheWriteOrTheTruncate) {
