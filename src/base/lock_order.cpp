@@ -24,8 +24,6 @@ const char* lock_rank_name(LockRank rank) {
             return "pool_watch";
         case LockRank::pending_truncations:
             return "pending_truncations";
-        case LockRank::open_lines:
-            return "open_lines";
         case LockRank::create_modes:
             return "create_modes";
         case LockRank::inode_table:

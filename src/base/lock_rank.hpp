@@ -20,8 +20,7 @@ enum class LockRank : std::uint8_t {
     pool_file_lock,   // a pool file's flock + fcntl lock (FileLock: held by a thread, not a mutex)
     pool_file,        // PoolFile::mutex_: one pool's cached snapshot
     pool_watch,       // DirectoryWatch::mutex_: the pool directory's one inotify queue
-    pending_truncations,  // CacheAllMode: truncations shown, not stored yet (taken in an update)
-    open_lines,           // CacheAllMode: each inode's open line (taken in an update)
+    pending_truncations,  // CacheAllMode: its writers' table and truncations (taken in an update)
     create_modes,         // CacheAllMode: each new inode's create mode
     inode_table,          // InodeTable::mutex_
     auto_view,            // AutoPoolView::mutex_: the intrinsic items' last values

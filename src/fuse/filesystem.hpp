@@ -202,6 +202,10 @@ class WriteSite {
     // value continues what it wrote (`{ echo; echo b; } >> K` stores "\nb"), instead of
     // starting the value (another writer's `touch K; echo x >> K` stores "x").
     virtual bool stored_last(std::string_view /*current*/) { return false; }
+    // Under the pool's exclusive lock, last: the change is stored (with the truncation when
+    // truncated() said so). -o cache=all takes its pending truncation here, so exactly one
+    // change applies it and a change that stores nothing leaves it pending.
+    virtual void storing() {}
 };
 // One write() as store_write applies it.
 struct WriteCall {
@@ -210,11 +214,8 @@ struct WriteCall {
     WriteMode mode;
     std::string_view data;  // held bytes of an earlier write go in front
     std::size_t at = 0;     // its offset in the shown content (an append goes to the end)
-    // -o limits=host with a handle: an unfinished UTF-8 tail is held back for the next write.
+    // -o limits=host: an unfinished UTF-8 tail is held back for the next write.
     bool hold = false;
-    // Without a handle no later write is known: a write that adds nothing is stored all the
-    // same.
-    bool store_unchanged = false;
 };
 struct WriteResult {
     bool stored = false;

@@ -91,10 +91,13 @@ class MountMode {
     virtual void read_unopened(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off) = 0;
     virtual void write_unopened(fuse_req_t req, fuse_ino_t ino, std::string_view data, off_t off,
                                 int flags) = 0;
-    virtual void flush_unopened(fuse_req_t req) = 0;
+    virtual void flush_unopened(fuse_req_t req, fuse_ino_t ino) = 0;
     virtual void fsync_unopened(fuse_req_t req, fuse_ino_t ino, int datasync) = 0;
     // setattr(size) with no handle (no lock held); the caller replies with the attributes.
-    virtual void truncate_key(Ino ino, const KeyRef& ref, std::size_t size) = 0;
+    // `with_file`: an ftruncate (the kernel sends an open(O_TRUNC) it makes itself, and a
+    // truncate(2), without one).
+    virtual void truncate_key(fuse_req_t req, Ino ino, const KeyRef& ref, std::size_t size,
+                              bool with_file) = 0;
     // A chmod (alone) to the mode the calling process created the key with: changes nothing.
     [[nodiscard]] virtual bool chmod_to_create_mode(fuse_req_t req, Ino ino, const KeyRef& ref,
                                                     mode_t mode) = 0;
@@ -108,8 +111,9 @@ class MountMode {
     virtual bool take_truncation(Ino ino) = 0;
     // A truncate by path stored its value (the kernel's cached attributes must go).
     virtual void path_truncated(Ino ino, const KeyRef& ref, bool reserved) = 0;
-    // The cache thread: when to wake for the next truncation (max(): none), and storing the
-    // ones due at `now`.
+    // The cache thread: when to wake for the next truncation that falls due (max(): none),
+    // and storing the ones due at `now`. No mode has such truncations any more (-o cache=all
+    // stores an O_TRUNC at the truncating process's last close); kept for the cache thread.
     [[nodiscard]] virtual Clock::time_point next_truncation_due() const = 0;
     virtual void store_due_truncations(Clock::time_point now) = 0;
 };

@@ -1,42 +1,121 @@
 // -o cache=all: handle-less key files.
 //
-// The kernel sends OPEN and RELEASE for every open, and FLUSH for every close, unless the file
-// system once answers OPEN (and FLUSH) with ENOSYS: from then on it opens, closes and releases
-// files itself, keeps their contents in its page cache, and sends READ, WRITE, SETATTR and
-// FSYNC without a handle (fh 0). That is what makes an open+read+close of a cached key cost no
-// request at all. The price is every rule that lives in a handle (docs/behaviour.md §5):
-// - O_TRUNC arrives as setattr(size=0) at open: the mount shows the empty value from then
-//   on, and the pool gets it with the next write (in one change with it) or
-//   kPendingTruncation later (pending_truncations.hpp);
-// - a create (and mknod) stores the empty key at once, so a create whose writes are all
-//   refused leaves an empty key;
-// - close() reaches nobody, so it cannot answer a refused write's errno again (the write
-//   itself did), and a write that ends inside an unfinished UTF-8 sequence is refused;
-// - a key removed meanwhile by another process reads as empty.
-// Writes are still applied to the current value under the exclusive lock and stored before
-// they return (op_write.cpp, store_write); O_APPEND comes with every WRITE (the open flags),
-// so `>>` still loses no line.
+// The kernel sends OPEN and RELEASE for every open unless the file system once answers OPEN
+// with ENOSYS: from then on it opens and releases files itself, keeps their contents in its
+// page cache, and sends READ, WRITE, SETATTR, FLUSH and FSYNC without a handle (fh 0). That is
+// what makes an open+read of a cached key cost no request; its close costs one FLUSH. What a
+// handle keeps between writes in the other modes (docs/behaviour.md §5) is kept here per inode
+// and writing thread (Writer), until its process closes its last descriptor of the file:
+// FLUSH comes at every close, from the closing thread, and /proc/PID/fd tells whether it was
+// the last one (looked at only when something waits for that close).
+// - O_TRUNC arrives as setattr(size=0) at open, with no file and the modification time set:
+//   the mount shows the empty value from then on; the pool keeps the old value until the
+//   first write replaces it in one change, or the truncating process's last close stores the
+//   empty value. A refused write drops the truncation.
+// - a create (and mknod) reserves the name for the creating process: the key enters the pool
+//   with the first stored write, or empty at that process's last close.
+// - close() answers a refused write's errno again, and an unfinished UTF-8 sequence
+//   (-o limits=host) is held until a later write finishes it or close() refuses it.
+// - a caller in a pid namespace kvpfs cannot see comes with pid 0: its first close counts as
+//   its last. Root's opens for writing outside guest/ succeed (no OPEN is sent to refuse
+//   them); every write, truncate and create there is refused.
+// Writes are applied to the current value under the exclusive lock and stored before they
+// return (op_write.cpp, store_write); O_APPEND comes with every WRITE (the open flags), so
+// `>>` still loses no line.
 //
 // Page cache. A WRITE's pages are locked by the writer until the reply, so no request may drop
 // its own key's pages (that would wait for itself): the kernel drops the written key's size and
 // times itself after every write, a size it then gets from GETATTR that differs from its own
 // drops the pages, and when the value came out other than the kernel laid it out in its pages
-// (an append placed at the value's real end) the invalidation thread drops them right after
-// the reply (CachedMode::inode_later).
+// (an append placed at the value's real end, a truncation dropped) the invalidation thread
+// drops them right after the reply (CachedMode::inode_later).
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cstring>
+#include <fstream>
+#include <limits>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "auto_view.hpp"
 #include "filesystem.hpp"
+#include "key_name.hpp"
 #include "mode_kinds.hpp"
+#include "unique_fd.hpp"
 #include "write_rules.hpp"
 
 namespace kvpfs {
+namespace {
+
+std::size_t value_hash(std::string_view value) {
+    return std::hash<std::string_view>{}(value);
+}
+
+// The thread group of thread `tid` (FUSE names the calling thread); 0 for 0, a caller in a pid
+// namespace kvpfs cannot see.
+pid_t thread_group_of(pid_t tid) {
+    if (tid <= 0) {
+        return 0;
+    }
+    // Only a thread-group leader has a pidfd (EINVAL for other threads): one cheap call for
+    // the usual single-threaded writer.
+    const kvp::UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, tid, 0)));
+    if (pidfd || errno != EINVAL) {
+        return tid;  // a leader, or gone already
+    }
+    std::ifstream status("/proc/" + std::to_string(tid) + "/status");
+    std::string line;
+    while (std::getline(status, line)) {
+        if (line.rfind("Tgid:", 0) == 0) {
+            try {
+                return static_cast<pid_t>(std::stol(line.substr(5)));
+            } catch (const std::exception&) {
+                break;
+            }
+        }
+    }
+    return tid;
+}
+
+// Is thread `tid`, which sent a truncate to 0 without a file, in an open (an open(O_TRUNC)
+// the kernel makes itself) rather than in truncate(2)? The FUSE request cannot tell; the
+// thread waits in its system call for the answer, and /proc/TID/syscall names that call. A
+// thread kvpfs cannot see (pid 0, another pid namespace, no permission) counts as opening.
+bool opening(pid_t tid) {
+    if (tid <= 0) {
+        return true;
+    }
+    std::ifstream in("/proc/" + std::to_string(tid) + "/syscall");
+    long nr = -1;
+    if (!(in >> nr)) {
+        return true;
+    }
+#ifdef SYS_truncate
+    if (nr == SYS_truncate) {
+        return false;
+    }
+#endif
+#ifdef SYS_truncate64
+    if (nr == SYS_truncate64) {
+        return false;
+    }
+#endif
+    return true;
+}
+
+struct DirCloser {
+    void operator()(DIR* d) const { ::closedir(d); }
+};
+
+}  // namespace
 
 void CacheAllMode::want(struct fuse_conn_info& conn) const {
     CachedMode::want(conn);
@@ -46,8 +125,18 @@ void CacheAllMode::want(struct fuse_conn_info& conn) const {
 }
 
 void CacheAllMode::stop() {
-    for (const Ino ino : truncations_.all()) {
-        store_truncation(ino);  // what the mount showed reaches the pool
+    std::vector<Ino> truncated;
+    {
+        const std::lock_guard lock(writers_mutex_);
+        truncated.assign(truncated_.begin(), truncated_.end());
+    }
+    for (const Ino ino : truncated) {
+        try {
+            store_truncation(ino);  // what the mount showed reaches the pool
+        } catch (const std::exception& e) {
+            kvp::log(kvp::LogLevel::error, std::string("unmount: the empty value of inode ") +
+                                               std::to_string(ino) + " not stored: " + e.what());
+        }
     }
     CachedMode::stop();
 }
@@ -56,7 +145,7 @@ void CacheAllMode::stop() {
 // changes a listing.
 void CacheAllMode::written(kvp::PoolId pool, std::string_view /*key*/, bool created) {
     if (created) {
-        listing_changed(pool);  // it was removed meanwhile by another process
+        listing_changed(pool);  // new, or removed meanwhile by another process
     }
 }
 
@@ -65,82 +154,357 @@ void CacheAllMode::open_key(fuse_req_t req, struct fuse_file_info* /*fi*/, const
     fuse_reply_err(req, ENOSYS);  // the kernel opens every file itself from now on
 }
 
-// The entry of a key a create or mknod just stored (or found); replies with it, or with an
-// error when the key is gone again already. `fi`: a create's open, replied with the entry.
-// `create_mode`: the mode the request made a new key with, which its caller may chmod it to.
-void CacheAllMode::reply_new_entry(fuse_req_t req, const char* op, kvp::PoolId pool,
-                                   const std::string& key, struct fuse_file_info* fi,
-                                   std::optional<mode_t> create_mode) {
-    struct fuse_entry_param e {};
-    e.ino = fs_.inodes().acquire(pool, key);
-    e.attr_timeout = key_timeout(pool);
-    e.entry_timeout = e.attr_timeout;
-    if (int err = fs_.attr_of(e.ino, e.attr); err != 0) {
-        fs_.inodes().forget(e.ino, 1);
-        reply_error(req, op, err, describe_key(pool, key) + ": gone at once");
-        return;
+// --- The writers' table ------------------------------------------------------------------------
+
+CacheAllMode::Writer& CacheAllMode::writer_locked(Ino ino, pid_t tid) {
+    return writers_[WriterKey{ino, tid}];
+}
+
+std::optional<CacheAllMode::WriterKey> CacheAllMode::find_writer_locked(Ino ino, pid_t tid) {
+    const auto first = writers_.lower_bound(WriterKey{ino, std::numeric_limits<pid_t>::min()});
+    if (first == writers_.end() || first->first.first != ino) {
+        return std::nullopt;
     }
-    if (create_mode) {
-        set_create_mode(e.ino, fuse_req_ctx(req)->pid, *create_mode);
+    if (writers_.contains(WriterKey{ino, tid})) {
+        return WriterKey{ino, tid};
     }
-    int rc = 0;
-    if (fi != nullptr) {
-        fi->fh = 0;
-        fi->direct_io = 0;
-        fi->keep_cache = 1;
-        fi->noflush = 1;
-        rc = fuse_reply_create(req, &e, fi);
-    } else {
-        rc = fuse_reply_entry(req, &e);
+    // Another thread of the same process (rare): its thread group decides.
+    const pid_t process = thread_group_of(tid);
+    for (auto it = first; it != writers_.end() && it->first.first == ino; ++it) {
+        if (it->second.process == process) {
+            return it->first;
+        }
     }
-    if (rc != 0) {
-        fs_.inodes().forget(e.ino, 1);
+    return std::nullopt;
+}
+
+namespace {
+// Makes the writer of (ino, tid) if absent, its thread group found outside the table's lock.
+template <typename Map, typename Mutex>
+void ensure_writer(Map& writers, Mutex& mutex, Ino ino, pid_t tid) {
+    {
+        const std::lock_guard lock(mutex);
+        if (writers.contains({ino, tid})) {
+            return;
+        }
+    }
+    const pid_t process = thread_group_of(tid);
+    const std::lock_guard lock(mutex);
+    writers[{ino, tid}].process = process;
+}
+}  // namespace
+
+bool CacheAllMode::still_holds(pid_t process, Ino ino, const std::string& name) {
+    if (process <= 0) {
+        return false;  // not seen from here: every close counts as its last
+    }
+    const std::string proc = "/proc/" + std::to_string(process);
+    const std::unique_ptr<DIR, DirCloser> dir(::opendir((proc + "/fd").c_str()));
+    if (!dir) {
+        return false;  // exited, or exiting (its descriptor table is gone)
+    }
+    const std::string tail = "/" + name;
+    char link[PATH_MAX];
+    while (const struct dirent* e = ::readdir(dir.get())) {
+        if (e->d_name[0] == '.') {
+            continue;
+        }
+        const ssize_t n = ::readlinkat(::dirfd(dir.get()), e->d_name, link, sizeof link);
+        std::string_view target(link, n > 0 ? static_cast<std::size_t>(n) : 0);
+        // A name whose entry the cache thread invalidated reads as unlinked.
+        constexpr std::string_view kDeleted = " (deleted)";
+        if (target.ends_with(kDeleted)) {
+            target.remove_suffix(kDeleted.size());
+        }
+        if (!target.ends_with(tail)) {
+            continue;
+        }
+        // The same name may be another file system's: the inode number tells.
+        std::ifstream info(proc + "/fdinfo/" + e->d_name);
+        std::string line;
+        bool numbered = false;
+        while (std::getline(info, line)) {
+            if (line.rfind("ino:", 0) == 0) {
+                numbered = true;
+                try {
+                    if (std::stoull(line.substr(4)) == ino) {
+                        return true;
+                    }
+                } catch (const std::exception&) {
+                }
+            }
+        }
+        if (!numbered) {
+            return true;  // a kernel that shows no inode number: the name must do
+        }
+    }
+    return false;
+}
+
+bool CacheAllMode::others_hold(pid_t except, Ino ino, const std::string& name) {
+    const std::unique_ptr<DIR, DirCloser> dir(::opendir("/proc"));
+    if (!dir) {
+        return false;
+    }
+    while (const struct dirent* e = ::readdir(dir.get())) {
+        char* end = nullptr;
+        const long pid = std::strtol(e->d_name, &end, 10);
+        if (end == e->d_name || *end != '\0' || pid <= 0 || pid == except) {
+            continue;
+        }
+        if (still_holds(static_cast<pid_t>(pid), ino, name)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+bool CacheAllMode::shows_truncated(Ino ino) const {
+    const std::lock_guard lock(writers_mutex_);
+    return !truncated_.empty() && truncated_.contains(ino);
+}
+
+bool CacheAllMode::take_truncation(Ino ino) {
+    const std::lock_guard lock(writers_mutex_);
+    if (truncated_.erase(ino) == 0) {
+        return false;
+    }
+    for (auto it = writers_.lower_bound(WriterKey{ino, std::numeric_limits<pid_t>::min()});
+         it != writers_.end() && it->first.first == ino; ++it) {
+        it->second.truncates = false;
+    }
+    return true;
+}
+
+void CacheAllMode::drop_truncation(Ino ino) {
+    (void)take_truncation(ino);
+    inode_later(ino);  // the kernel shows the empty value: it reads the old one again
+}
+
+void CacheAllMode::creation_stored(Ino ino, std::string_view key) {
+    bool reserved = false;
+    {
+        const std::lock_guard lock(writers_mutex_);
+        for (auto it = writers_.lower_bound(WriterKey{ino, std::numeric_limits<pid_t>::min()});
+             it != writers_.end() && it->first.first == ino; ++it) {
+            reserved = reserved || it->second.creates;
+            it->second.creates = false;
+        }
+    }
+    if (reserved) {
+        fs_.writers().forget_unopened(key);
     }
 }
 
-void CacheAllMode::create_key(fuse_req_t req, kvp::PoolId pool, const std::string& key,
-                              const kvp::SnapshotRecord* /*rec*/, mode_t mode,
-                              struct fuse_file_info* fi) {
-    const int flags = fi->flags;
+void CacheAllMode::store_truncation(Ino ino, std::optional<KeyRef> gone) {
+    const auto names = fs_.writers().share_names();
+    const auto ref = gone ? gone : fs_.inodes().resolve(ino);
+    if (!ref) {
+        (void)take_truncation(ino);  // removed or renamed over through the mount
+        return;
+    }
+    bool truncated = false;
+    (void)fs_.pool(ref->pool).update(
+        ref->key,
+        [&](const std::string* current) -> std::optional<std::string> {
+            truncated = take_truncation(ino);
+            if (!truncated || current == nullptr || current->empty()) {
+                return std::nullopt;  // written meanwhile, or gone
+            }
+            return std::string();
+        },
+        fs_.options().limits);
+    if (truncated) {
+        trace_ok("truncate", ref->pool, ref->key, " stored empty");
+    }
+}
+
+void CacheAllMode::store_created(Ino ino) {
+    const auto names = fs_.writers().share_names();
+    const auto ref = fs_.inodes().resolve(ino);
+    if (!ref) {
+        return;  // removed or renamed over through the mount: the reservation went with it
+    }
     bool created = false;
-    if (fs_.pool(pool).update(
-            key,
-            [&](const std::string* current) -> std::optional<std::string> {
-                created = current == nullptr;
-                if (current != nullptr && ((flags & O_TRUNC) == 0 || current->empty())) {
-                    return std::nullopt;  // an existing key: only O_TRUNC changes it
-                }
-                return std::string();
-            },
-            fs_.options().limits)) {
-        // The listing now; the key's own pages (an O_TRUNC of a key made meanwhile by another
-        // process, which may hold pages dirtied through a shared mmap) from the thread once
-        // the reply is out: dropping dirty pages writes them back first, which with -s would
-        // wait for this very request.
-        listing_changed(pool);
-        if (const auto ino = fs_.inodes().find(pool, key); ino && !created) {
-            inode_later(*ino);
+    try {
+        created = update_or_refuse(fs_.pool(ref->pool), ref->key, fs_.options().limits,
+                                   [&](const std::string* current) -> std::optional<std::string> {
+                                       if (current != nullptr) {
+                                           return std::nullopt;  // written meanwhile
+                                       }
+                                       return std::string();
+                                   });
+    } catch (const kvp::Error&) {
+        fs_.writers().forget_unopened(ref->key);
+        key_changed(ref->pool, ref->key, false);  // the name is gone: the kernel's entry too
+        throw;
+    }
+    fs_.writers().forget_unopened(ref->key);
+    if (created) {
+        listing_changed(ref->pool);
+        trace_ok("close", ref->pool, ref->key, " stored empty");
+    }
+}
+
+int CacheAllMode::settle(fuse_req_t /*req*/, Ino ino, const Writer& w) {
+    if (!w.truncates && !w.creates && !w.held_here && w.error == 0) {
+        return 0;  // nothing waited for this close (its open line ends with it)
+    }
+    int err = w.error;  // logged when the write was refused
+    const auto ref = fs_.inodes().resolve(ino);
+    const std::string what =
+        ref ? describe_key(ref->pool, ref->key) : "inode " + std::to_string(ino);
+    bool held = false;
+    {
+        const std::lock_guard lock(writers_mutex_);
+        held = w.held_here && held_.contains(ino);
+    }
+    if (held) {
+        if (err == 0) {
+            err = EINVAL;
+        }
+        // Another process holding the file (a shell whose next command goes on writing) may
+        // still finish them; else they go.
+        if (!ref || !others_hold(w.process, ino,
+                                 std::string(kvp::pool_name(ref->pool)) + "/" +
+                                     kvp::key_to_name(ref->key))) {
+            {
+                const std::lock_guard lock(writers_mutex_);
+                held_.erase(ino);
+            }
+            kvp::log(kvp::LogLevel::error, "flush: " + what +
+                                               ": closed inside an unfinished UTF-8 sequence; "
+                                               "those bytes are not stored");
+            inode_later(ino);  // the kernel's pages hold bytes the pool does not
+        } else {
+            kvp::log(kvp::LogLevel::error,
+                     "flush: " + what +
+                         ": closed inside an unfinished UTF-8 sequence; those bytes are not "
+                         "stored unless a later write finishes them: " +
+                         std::strerror(EINVAL));
         }
     }
-    reply_new_entry(req, "create", pool, key, fi,
-                    created ? std::optional<mode_t>(mode & 07777) : std::nullopt);
-    trace_ok("create", pool, key, created ? " stored empty" : "");
+    const bool store = err == 0 && !w.refused;
+    if (w.truncates) {
+        if (!store) {
+            drop_truncation(ino);
+        } else {
+            try {
+                store_truncation(ino);
+            } catch (const kvp::Error& e) {
+                kvp::log(kvp::LogLevel::error,
+                         "flush: " + what + ": the O_TRUNC's empty value not stored: " + e.what());
+                drop_truncation(ino);
+                err = e.errno_value();
+            }
+        }
+    }
+    if (w.creates) {
+        if (store) {
+            try {
+                store_created(ino);
+            } catch (const kvp::Error& e) {
+                kvp::log(kvp::LogLevel::error,
+                         "flush: " + what + ": the created key not stored: " + e.what());
+                err = e.errno_value();
+            }
+        } else if (ref) {
+            // A create whose writes were refused leaves no key: its name goes now.
+            fs_.writers().forget_unopened(ref->key);
+            key_changed(ref->pool, ref->key, false);
+        }
+    }
+    return err;
+}
+
+// --- Creating ----------------------------------------------------------------------------------
+
+void CacheAllMode::create_key(fuse_req_t req, kvp::PoolId pool, const std::string& key,
+                              const kvp::SnapshotRecord* rec, mode_t mode,
+                              struct fuse_file_info* fi) {
+    const pid_t tid = fuse_req_ctx(req)->pid;
+    struct fuse_entry_param e {};
+    e.ino = fs_.inodes().acquire(pool, key);
+    bool truncates = false;
+    if (rec != nullptr) {
+        // An existing key: only O_TRUNC changes it, and only as an open(O_TRUNC) does.
+        truncates = (fi->flags & O_TRUNC) != 0 && !rec->record.value.empty();
+        if (truncates) {
+            ensure_writer(writers_, writers_mutex_, e.ino, tid);
+            const std::lock_guard lock(writers_mutex_);
+            truncated_.insert(e.ino);
+            writer_locked(e.ino, tid).truncates = true;
+        }
+        e.attr_timeout = key_timeout(pool);
+        fs_.fill_key_attr(e.ino, pool, *rec, e.attr);  // the empty value if truncated
+    } else {
+        // A new name: reserved for this process until its first stored write or its last
+        // close (docs/behaviour.md §5).
+        fs_.writers().reserve_unopened(key);
+        ensure_writer(writers_, writers_mutex_, e.ino, tid);
+        {
+            const std::lock_guard lock(writers_mutex_);
+            writer_locked(e.ino, tid).creates = true;
+        }
+        set_create_mode(e.ino, tid, mode & 07777);
+        e.attr_timeout = kKeyTimeout;  // a reserved name is never kept
+        fs_.fill_reserved_attr(e.ino, pool, e.attr);
+    }
+    e.entry_timeout = e.attr_timeout;
+    fi->fh = 0;
+    fi->direct_io = 0;
+    fi->keep_cache = 1;
+    fi->noflush = 0;  // its close settles what the create left
+    if (fuse_reply_create(req, &e, fi) != 0) {
+        {
+            const std::lock_guard lock(writers_mutex_);
+            writers_.erase(WriterKey{e.ino, tid});
+        }
+        if (truncates) {
+            (void)take_truncation(e.ino);
+        }
+        if (rec == nullptr) {
+            fs_.writers().forget_unopened(key);
+        }
+        fs_.inodes().forget(e.ino, 1);
+        return;
+    }
+    if (truncates) {
+        // The kernel's pages of the key (an O_TRUNC of a key made meanwhile by another process,
+        // which may hold pages dirtied through a shared mmap) go from the thread once the reply
+        // is out: dropping dirty pages writes them back first, which with -s would wait for
+        // this very request.
+        inode_later(e.ino);
+    }
+    trace_ok("create", pool, key, rec == nullptr ? " reserved" : "");
 }
 
 void CacheAllMode::mknod_key(fuse_req_t req, kvp::PoolId pool, const std::string& key,
                              mode_t mode) {
-    if (update_or_refuse(fs_.pool(pool), key, fs_.options().limits,
-                         [&](const std::string* current) -> std::optional<std::string> {
-                             if (current != nullptr) {
-                                 throw kvp::Error(EEXIST, "exists");  // made meanwhile
-                             }
-                             return std::string();
-                         })) {
-        listing_changed(pool);  // a new key: the kernel has no pages of it
+    const pid_t tid = fuse_req_ctx(req)->pid;
+    fs_.writers().reserve_unopened(key);
+    struct fuse_entry_param e {};
+    e.ino = fs_.inodes().acquire(pool, key);
+    ensure_writer(writers_, writers_mutex_, e.ino, tid);
+    {
+        const std::lock_guard lock(writers_mutex_);
+        writer_locked(e.ino, tid).creates = true;
     }
-    reply_new_entry(req, "mknod", pool, key, nullptr, mode & 07777);
-    trace_ok("mknod", pool, key, " stored empty");
+    set_create_mode(e.ino, tid, mode & 07777);
+    fs_.fill_reserved_attr(e.ino, pool, e.attr);
+    if (fuse_reply_entry(req, &e) != 0) {
+        {
+            const std::lock_guard lock(writers_mutex_);
+            writers_.erase(WriterKey{e.ino, tid});
+        }
+        fs_.inodes().forget(e.ino, 1);
+        fs_.writers().forget_unopened(key);
+        return;
+    }
+    trace_ok("mknod", pool, key, " reserved");
 }
+
+// --- Reading and writing -----------------------------------------------------------------------
 
 void CacheAllMode::read_unopened(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off) {
     guarded(req, "read", [&] {
@@ -157,6 +521,8 @@ void CacheAllMode::read_unopened(fuse_req_t req, fuse_ino_t ino, size_t size, of
                 content = shown_content(
                     shows_truncated(ino) ? std::string_view() : std::string_view(rec->record.value),
                     fs_.options().raw);
+            } else if (fs_.reserved(ref->pool, ref->key)) {
+                content = shown_content({}, fs_.options().raw);  // reads as an empty value
             }
             if (!caches(ref->pool)) {
                 // auto/'s intrinsic items change without any file changing: their pages must
@@ -173,25 +539,38 @@ void CacheAllMode::read_unopened(fuse_req_t req, fuse_ino_t ino, size_t size, of
     });
 }
 
-// A write's state between writes, kept per inode and process by the mode.
+// A write's state between writes: its thread's Writer, and the inode's pending truncation.
 class CacheAllMode::InodeSite final : public WriteSite {
   public:
-    InodeSite(CacheAllMode& mode, Ino ino, pid_t pid) : mode_(mode), ino_(ino), pid_(pid) {}
-    // A pending truncation (O_TRUNC at open) is applied together with this write, under the
-    // same lock: the old value is replaced in one change.
+    InodeSite(CacheAllMode& mode, Ino ino, pid_t tid) : mode_(mode), ino_(ino), tid_(tid) {}
+    // The write applies to the empty value while an O_TRUNC is pending...
     bool truncated() override {
-        taken = mode_.truncations_.take(ino_);
-        return taken;
+        const std::lock_guard lock(mode_.writers_mutex_);
+        applies_truncation_ = mode_.truncated_.contains(ino_);
+        return applies_truncation_;
     }
     bool continues_line(std::string_view current) override {
-        return mode_.continues_line(ino_, pid_, current);
+        const std::lock_guard lock(mode_.writers_mutex_);
+        const auto it = mode_.writers_.find(WriterKey{ino_, tid_});
+        return it != mode_.writers_.end() && it->second.open_line == value_hash(current);
     }
-    bool taken = false;  // this write took the truncation
+    bool stored_last(std::string_view current) override {
+        const std::lock_guard lock(mode_.writers_mutex_);
+        const auto it = mode_.writers_.find(WriterKey{ino_, tid_});
+        return it != mode_.writers_.end() && it->second.last_stored == value_hash(current);
+    }
+    // ...and takes it when it is stored: the old value is replaced in one change.
+    void storing() override {
+        if (applies_truncation_) {
+            (void)mode_.take_truncation(ino_);
+        }
+    }
 
   private:
     CacheAllMode& mode_;
     Ino ino_;
-    pid_t pid_;
+    pid_t tid_;
+    bool applies_truncation_ = false;
 };
 
 void CacheAllMode::write_unopened(fuse_req_t req, fuse_ino_t ino, std::string_view data, off_t off,
@@ -212,47 +591,76 @@ void CacheAllMode::write_unopened(fuse_req_t req, fuse_ino_t ino, std::string_vi
                             (err == EROFS ? "mounted read-only" : "only guest/ is writable"));
             return;
         }
-        // A refused write leaves the value as it was, also one an O_TRUNC has emptied in the
-        // mount's view only: that truncation is dropped, and the kernel told again.
-        const auto forget_truncation = [&] {
-            if (truncations_.take(ino)) {
-                inode_later(ino);
-            }
-        };
-        try {
-            check_written_data(data);
-        } catch (const kvp::Error&) {
-            forget_truncation();
-            throw;
-        }
+        const pid_t tid = fuse_req_ctx(req)->pid;
+        ensure_writer(writers_, writers_mutex_, ino, tid);
         const Options& o = fs_.options();
-        const pid_t pid = fuse_req_ctx(req)->pid;
         const auto pos = static_cast<std::size_t>(off < 0 ? 0 : off);
         WriteCall call{ref->pool, ref->key, WriteMode{(flags & O_APPEND) != 0, o.raw, o.limits},
                        data, pos};
-        call.store_unchanged = true;
-        InodeSite site(*this, ino, pid);
+        call.hold = o.limits == kvp::Limits::host;
+        // Bytes held back from this thread's earlier write go first when this write continues
+        // them.
+        std::string joined;
+        {
+            const std::lock_guard lock(writers_mutex_);
+            if (const auto it = held_.find(ino); it != held_.end()) {
+                const Held& h = it->second;
+                if (call.mode.append || pos == h.at + h.bytes.size()) {
+                    joined = h.bytes + std::string(data);
+                    call.at = h.at;
+                } else {
+                    writer_locked(ino, tid).error = EINVAL;
+                    kvp::log(kvp::LogLevel::error, "write: " + describe_key(ref->pool, ref->key) +
+                                                       ": an unfinished UTF-8 sequence was not "
+                                                       "continued; it is not stored");
+                }
+                held_.erase(it);  // joined, dropped, or gone with a refused write
+            }
+        }
+        if (!joined.empty()) {
+            call.data = joined;
+        }
+        InodeSite site(*this, ino, tid);
         WriteResult r;
         try {
+            check_written_data(data);
             r = store_write(fs_, call, site);
-        } catch (const kvp::Error&) {
-            if (site.taken) {
-                inode_later(ino);  // taken by the refused change
-            } else {
-                forget_truncation();  // refused before the change ran (a lock timeout)
+        } catch (const kvp::Error& e) {
+            {
+                const std::lock_guard lock(writers_mutex_);
+                Writer& w = writer_locked(ino, tid);
+                w.error = e.errno_value();  // fsync and close answer it again
+                w.refused = true;
+            }
+            // A refused write leaves the value as it was, also one an O_TRUNC has emptied in
+            // the mount's view only: that truncation is dropped, and the kernel told again.
+            if (shows_truncated(ino)) {
+                drop_truncation(ino);
             }
             throw;
         }
         if (r.stored) {
             written(ref->pool, ref->key, r.created);
+            creation_stored(ino, ref->key);
         }
-        if (call.mode.append && !o.raw) {
-            set_open_line(ino, pid,
-                          !data.empty() && data.back() != '\n'
-                              ? std::optional<std::string_view>(r.value)
-                              : std::nullopt);
+        {
+            const std::lock_guard lock(writers_mutex_);
+            Writer& w = writer_locked(ino, tid);
+            const std::string_view piece = call.data;
+            if (r.outcome.held > 0) {
+                held_[ino] = Held{std::string(piece.substr(piece.size() - r.outcome.held)),
+                                  call.at + piece.size() - r.outcome.held};
+                w.held_here = true;
+            }
+            if (r.stored) {
+                const std::string_view stored = piece.substr(0, piece.size() - r.outcome.held);
+                const bool line_open =
+                    call.mode.append && !o.raw && !stored.empty() && stored.back() != '\n';
+                w.open_line = line_open ? std::optional(value_hash(r.value)) : std::nullopt;
+                w.last_stored = value_hash(r.value);
+            }
         }
-        if (r.placed_at != pos) {
+        if (r.stored && r.placed_at != call.at) {
             inode_later(ino);  // the kernel's pages hold the data where it put it
         }
         fuse_reply_write(req, data.size());
@@ -260,14 +668,104 @@ void CacheAllMode::write_unopened(fuse_req_t req, fuse_ino_t ino, std::string_vi
     });
 }
 
-void CacheAllMode::flush_unopened(fuse_req_t req) {
-    fuse_reply_err(req, ENOSYS);  // the kernel sends no FLUSH from now on
+// --- Closing, syncing, truncating --------------------------------------------------------------
+
+void CacheAllMode::flush_unopened(fuse_req_t req, fuse_ino_t ino) {
+    guarded(req, "flush", [&] {
+        const pid_t tid = fuse_req_ctx(req)->pid;
+        std::vector<std::pair<WriterKey, Writer>> mine;
+        bool waits = false;  // something waits for the process's last close
+        pid_t process = 0;
+        {
+            const std::lock_guard lock(writers_mutex_);
+            if (const auto key = find_writer_locked(ino, tid)) {
+                process = writers_.at(*key).process;
+                for (auto it =
+                         writers_.lower_bound(WriterKey{ino, std::numeric_limits<pid_t>::min()});
+                     it != writers_.end() && it->first.first == ino; ++it) {
+                    if (it->first == *key || (process != 0 && it->second.process == process)) {
+                        const Writer& w = it->second;
+                        waits = waits || w.truncates || w.creates || w.held_here || w.error != 0 ||
+                                w.refused;
+                        mine.emplace_back(it->first, w);
+                    }
+                }
+            }
+        }
+        if (mine.empty()) {
+            fuse_reply_err(req, 0);  // a reader's close, or a writer with nothing kept
+            return;
+        }
+        if (waits) {
+            const auto ref = fs_.inodes().resolve(ino);
+            if (ref && still_holds(process, ino,
+                                   std::string(kvp::pool_name(ref->pool)) + "/" +
+                                       kvp::key_to_name(ref->key))) {
+                // Not its last descriptor (a shell's redirection closes the one it opened
+                // after dup2): the O_TRUNC, the reservation and held bytes stay; the errno is
+                // answered again.
+                int err = 0;
+                {
+                    const std::lock_guard lock(writers_mutex_);
+                    for (const auto& entry : mine) {
+                        const Writer& w = entry.second;
+                        if (err == 0) {
+                            err = w.error != 0 ? w.error
+                                               : (w.held_here && held_.contains(ino) ? EINVAL : 0);
+                        }
+                    }
+                }
+                fuse_reply_err(req, err);
+                return;
+            }
+        }
+        {
+            const std::lock_guard lock(writers_mutex_);
+            for (const auto& entry : mine) {
+                writers_.erase(entry.first);
+            }
+        }
+        int err = 0;
+        for (const auto& entry : mine) {
+            if (const int e = settle(req, ino, entry.second); e != 0 && err == 0) {
+                err = e;
+            }
+        }
+        fuse_reply_err(req, err);
+    });
 }
 
 void CacheAllMode::fsync_unopened(fuse_req_t req, fuse_ino_t ino, int datasync) {
     guarded(req, "fsync", [&] {
-        if (truncations_.contains(ino)) {
+        const pid_t tid = fuse_req_ctx(req)->pid;
+        int err = 0;
+        bool truncates = false;
+        bool creates = false;
+        {
+            const std::lock_guard lock(writers_mutex_);
+            if (const auto key = find_writer_locked(ino, tid)) {
+                const Writer& w = writers_.at(*key);
+                err = w.error;
+                truncates = w.truncates;
+                creates = w.creates && !w.refused;
+            }
+            if (err == 0 && held_.contains(ino)) {
+                err = EINVAL;  // the value ends inside an unfinished UTF-8 sequence
+            }
+        }
+        if (err != 0) {
+            fuse_reply_err(req, err);  // logged when the write was refused
+            return;
+        }
+        if (truncates) {
             store_truncation(ino);
+        }
+        if (creates) {
+            store_created(ino);
+            const std::lock_guard lock(writers_mutex_);
+            if (const auto key = find_writer_locked(ino, tid)) {
+                writers_.at(*key).creates = false;
+            }
         }
         if (const auto ref = fs_.inodes().resolve(ino)) {
             sync_pool_file(fs_, ref->pool, datasync != 0);
@@ -276,30 +774,60 @@ void CacheAllMode::fsync_unopened(fuse_req_t req, fuse_ino_t ino, int datasync) 
     });
 }
 
-void CacheAllMode::truncate_key(Ino ino, const KeyRef& ref, std::size_t size) {
-    if (size != 0 || ref.pool != kvp::PoolId::guest) {
-        CachedMode::truncate_key(ino, ref, size);
+void CacheAllMode::truncate_key(fuse_req_t req, Ino ino, const KeyRef& ref, std::size_t size,
+                                bool with_file) {
+    const pid_t tid = fuse_req_ctx(req)->pid;
+    if (with_file || size != 0 || ref.pool != kvp::PoolId::guest || !opening(tid)) {
+        // truncate(2) and ftruncate: stored when they return, as without the cache.
+        try {
+            CachedMode::truncate_key(req, ino, ref, size, with_file);
+        } catch (const kvp::Error&) {
+            // A refused ftruncate, like a refused write, keeps a create or an O_TRUNC from
+            // storing an empty value at close; an O_TRUNC it took is dropped.
+            bool had = false;
+            {
+                const std::lock_guard lock(writers_mutex_);
+                if (const auto key = find_writer_locked(ino, tid)) {
+                    writers_.at(*key).refused = true;
+                    had = true;
+                }
+            }
+            if (had) {
+                drop_truncation(ino);
+            }
+            throw;
+        }
         return;
     }
-    // open(O_TRUNC) comes as this; the write that follows replaces the value in one change
-    // (pending_truncations.hpp).
+    // open(O_TRUNC): the first write replaces the value in one change, or the process's last
+    // close stores the empty value.
     auto snap = fs_.pool(ref.pool).snapshot();
     const kvp::SnapshotRecord* rec = snap->find(ref.key);
     if (rec == nullptr) {
+        if (fs_.reserved(ref.pool, ref.key)) {
+            return;  // a created name: empty already
+        }
         throw kvp::Error(ESTALE, "no such key");  // the kernel looks it up again
     }
-    if (!rec->record.value.empty()) {
-        const auto due = PendingTruncations::Clock::now() + kPendingTruncation;
-        truncations_.add(ino, due);
-        wake_by(due);  // the invalidation thread applies it when it falls due
+    if (rec->record.value.empty()) {
+        return;
     }
+    ensure_writer(writers_, writers_mutex_, ino, tid);
+    const std::lock_guard lock(writers_mutex_);
+    truncated_.insert(ino);
+    writer_locked(ino, tid).truncates = true;
 }
 
 // The kernel takes the size from the setattr reply and drops its pages when it changed.
 // Dropping them from here could wait for itself: a page dirtied through a shared mmap is
 // written back before it goes, and the kernel holds every write-back of the inode until this
-// truncate is answered. The thread drops them once the reply is out.
-void CacheAllMode::path_truncated(Ino ino, const KeyRef& /*ref*/, bool /*reserved*/) {
+// truncate is answered. The thread drops them once the reply is out. A reserved name it
+// stored is a key now.
+void CacheAllMode::path_truncated(Ino ino, const KeyRef& ref, bool reserved) {
+    if (reserved) {
+        creation_stored(ino, ref.key);
+        listing_changed(ref.pool);
+    }
     inode_later(ino);
 }
 
@@ -312,69 +840,24 @@ bool CacheAllMode::chmod_to_create_mode(fuse_req_t req, Ino ino, const KeyRef& /
 }
 
 void CacheAllMode::forget_inode(Ino ino, std::uint64_t nlookup) {
-    if (truncations_.contains(ino)) {
+    const auto ref = fs_.inodes().resolve(ino);
+    CachedMode::forget_inode(ino, nlookup);
+    if (fs_.inodes().resolve(ino)) {
+        // Still looked up: the kernel forgot an older inode of the key (evicted after the
+        // cache thread dropped its entry) while a newer one may be open.
+        return;
+    }
+    if (ref && shows_truncated(ino)) {
         // The kernel keeps no file of it open (it would not forget it): nothing more is
         // written through this inode, and its number will not name the key again.
-        store_truncation(ino);
-    }
-    CachedMode::forget_inode(ino, nlookup);
-    if (!fs_.inodes().resolve(ino)) {
-        forget_inode_state(ino);  // the inode is gone or detached
-    }
-}
-
-void CacheAllMode::store_due_truncations(Clock::time_point now) {
-    for (const Ino ino : truncations_.due(now)) {
-        store_truncation(ino);  // before the inode's invalidation queued with it
-    }
-}
-
-void CacheAllMode::store_truncation(Ino ino) {
-    try {
-        const auto names = fs_.writers().share_names(false);
-        const auto ref = fs_.inodes().resolve(ino);
-        if (!ref) {
-            (void)truncations_.take(ino);  // removed or renamed over through the mount
-            return;
+        try {
+            store_truncation(ino, ref);
+        } catch (const std::exception& e) {
+            kvp::log(kvp::LogLevel::error, std::string("forget: the empty value of inode ") +
+                                               std::to_string(ino) + " not stored: " + e.what());
         }
-        bool truncated = false;
-        (void)fs_.pool(ref->pool).update(
-            ref->key,
-            [&](const std::string* current) -> std::optional<std::string> {
-                truncated = truncations_.take(ino);
-                if (!truncated || current == nullptr || current->empty()) {
-                    return std::nullopt;  // written meanwhile, or gone
-                }
-                return std::string();
-            },
-            fs_.options().limits);
-        if (truncated) {
-            trace_ok("truncate", ref->pool, ref->key, " stored empty");
-        }
-    } catch (const std::exception& e) {
-        // A lock held too long, a full disk: the mount already shows the empty value, so it
-        // is tried again a second later (never in a loop with no pause).
-        truncations_.add(ino, PendingTruncations::Clock::now() + std::chrono::seconds(1));
-        kvp::log(kvp::LogLevel::warning,
-                 std::string("truncate: the empty value of inode ") + std::to_string(ino) +
-                     " is not stored yet (tried again in 1 s): " + e.what());
     }
-}
-
-bool CacheAllMode::continues_line(Ino ino, pid_t pid, std::string_view current) {
-    const std::lock_guard lock(open_lines_mutex_);
-    const auto it = open_lines_.find(ino);
-    return it != open_lines_.end() && it->second.pid == pid &&
-           it->second.value_hash == std::hash<std::string_view>{}(current);
-}
-
-void CacheAllMode::set_open_line(Ino ino, pid_t pid, std::optional<std::string_view> stored) {
-    const std::lock_guard lock(open_lines_mutex_);
-    if (stored) {
-        open_lines_[ino] = OpenLine{pid, std::hash<std::string_view>{}(*stored)};
-    } else {
-        open_lines_.erase(ino);
-    }
+    forget_inode_state(ino);  // the inode is gone or detached
 }
 
 void CacheAllMode::set_create_mode(Ino ino, pid_t pid, mode_t mode) {
@@ -383,56 +866,15 @@ void CacheAllMode::set_create_mode(Ino ino, pid_t pid, mode_t mode) {
 }
 
 void CacheAllMode::forget_inode_state(Ino ino) {
-    set_open_line(ino, 0, std::nullopt);
+    {
+        const std::lock_guard lock(writers_mutex_);
+        writers_.erase(writers_.lower_bound(WriterKey{ino, std::numeric_limits<pid_t>::min()}),
+                       writers_.lower_bound(WriterKey{ino + 1, std::numeric_limits<pid_t>::min()}));
+        truncated_.erase(ino);
+        held_.erase(ino);
+    }
     const std::lock_guard lock(create_modes_mutex_);
     create_modes_.erase(ino);
-}
-
-// --- PendingTruncations (pending_truncations.hpp) ---
-
-void PendingTruncations::add(Ino ino, Clock::time_point due) {
-    std::lock_guard lock(mutex_);
-    due_[ino] = due;
-}
-
-PendingTruncations::Clock::time_point PendingTruncations::next_due() const {
-    std::lock_guard lock(mutex_);
-    auto soonest = Clock::time_point::max();
-    for (const auto& entry : due_) {
-        soonest = std::min(soonest, entry.second);
-    }
-    return soonest;
-}
-
-bool PendingTruncations::contains(Ino ino) const {
-    std::lock_guard lock(mutex_);
-    return due_.count(ino) != 0;
-}
-
-bool PendingTruncations::take(Ino ino) {
-    std::lock_guard lock(mutex_);
-    return due_.erase(ino) != 0;
-}
-
-std::vector<Ino> PendingTruncations::due(Clock::time_point now) const {
-    std::lock_guard lock(mutex_);
-    std::vector<Ino> out;
-    for (const auto& [ino, at] : due_) {
-        if (at <= now) {
-            out.push_back(ino);
-        }
-    }
-    return out;
-}
-
-std::vector<Ino> PendingTruncations::all() const {
-    std::lock_guard lock(mutex_);
-    std::vector<Ino> out;
-    out.reserve(due_.size());
-    for (const auto& entry : due_) {
-        out.push_back(entry.first);
-    }
-    return out;
 }
 
 }  // namespace kvpfs

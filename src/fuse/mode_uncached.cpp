@@ -120,7 +120,7 @@ void UncachedMode::write_unopened(fuse_req_t req, fuse_ino_t /*ino*/, std::strin
     fuse_reply_err(req, EBADF);
 }
 
-void UncachedMode::flush_unopened(fuse_req_t req) {
+void UncachedMode::flush_unopened(fuse_req_t req, fuse_ino_t /*ino*/) {
     fuse_reply_err(req, 0);
 }
 
@@ -128,7 +128,8 @@ void UncachedMode::fsync_unopened(fuse_req_t req, fuse_ino_t /*ino*/, int /*data
     fuse_reply_err(req, 0);
 }
 
-void UncachedMode::truncate_key(Ino ino, const KeyRef& ref, std::size_t size) {
+void UncachedMode::truncate_key(fuse_req_t /*req*/, Ino ino, const KeyRef& ref, std::size_t size,
+                                bool /*with_file*/) {
     const auto names = fs_.writers().share_names();
     truncate_by_path(fs_, ino, ref, size);
 }

@@ -130,11 +130,13 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
         const auto names = fs.writers().share_names();
         auto snap = fs.pool(pool).snapshot();
         const kvp::SnapshotRecord* rec = snap->find(*key);
-        const bool adopted = rec == nullptr && fs.writers().adopt_unopened(*key);
-        const bool exists = rec != nullptr || adopted || fs.reserved(pool, *key);
-        if (exists && (fi->flags & O_EXCL) != 0) {
+        // A reserved name exists: O_EXCL fails and leaves its reservation to its creator.
+        if ((rec != nullptr || fs.reserved(pool, *key)) && (fi->flags & O_EXCL) != 0) {
             reply_error(req, "create", EEXIST, describe_key(pool, *key) + ": exists");
             return;
+        }
+        if (rec == nullptr) {
+            (void)fs.writers().adopt_unopened(*key);  // a mknod's name: this create takes it
         }
         fs.mode().create_key(req, pool, *key, rec, mode, fi);
     });

@@ -124,7 +124,9 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
         // Times are accepted and ignored (a key's mtime is when its value changed), except
         // that they make a touched, reserved name a key.
         if ((to_set & FUSE_SET_ATTR_SIZE) != 0) {
-            fs.mode().truncate_key(ino, *ref, size);  // -o cache=all: maybe only noted
+            // An ftruncate comes with its file (fh 0 in -o cache=all); an open(O_TRUNC) the
+            // kernel makes itself and a truncate(2) without one.
+            fs.mode().truncate_key(req, ino, *ref, size, fi != nullptr);  // cache=all: maybe noted
         } else if (times && fs.reserved(ref->pool, ref->key)) {
             const auto names = fs.writers().own_names();
             touch_reserved(fs, ref->key);

@@ -201,8 +201,6 @@ WriteResult store_write(Filesystem& fs, const WriteCall& call, WriteSite& site) 
         fs.pool(call.pool), call.key, mode.limits,
         [&](const std::string* current) -> std::optional<std::string> {
             r.created = current == nullptr;
-            // Asked every time: -o cache=all takes its pending truncation here, under the
-            // pool's lock, so exactly one change applies it.
             const bool truncated = site.truncated();
             std::string base;
             // An append to an empty value stores just the data (`touch K; echo x >> K`
@@ -216,11 +214,12 @@ WriteResult store_write(Filesystem& fs, const WriteCall& call, WriteSite& site) 
             }
             r.outcome = apply_write(base, call.data, call.at, mode.append, call.hold);
             r.placed_at = mode.append ? base.size() : call.at;
-            if (!r.outcome.changed && !call.store_unchanged) {
+            if (!r.outcome.changed) {
                 return std::nullopt;  // all of it held back: nothing to store yet
             }
             r.value = std::string(stored_value(r.outcome.content, mode.raw));
             check_stored_value(r.value, mode.limits);
+            site.storing();
             return r.value;
         });
     return r;
@@ -321,10 +320,10 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_
     });
 }
 
-void op_flush(fuse_req_t req, fuse_ino_t /*ino*/, struct fuse_file_info* fi) {
+void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
     FileHandle* h = handle_of(fi);
     if (h == nullptr) {
-        fs_of(req).mode().flush_unopened(req);
+        fs_of(req).mode().flush_unopened(req, ino);
         return;
     }
     if (!h->writable()) {

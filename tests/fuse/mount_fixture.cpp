@@ -231,28 +231,8 @@ bool KvpfsTest::mounted() const {
     return ::statfs(mnt_.c_str(), &sf) == 0 && sf.f_type == kFuseSuperMagic;
 }
 
-void KvpfsTest::note_truncating_open(const std::string& rel) const {
-    const auto slash = rel.find('/');
-    last_truncating_open_ = TruncatingOpen{rel.substr(slash + 1), Clock::now()};
-}
-
 bool KvpfsTest::pool_kept(int n, const std::string& before) const {
-    const std::string raw = pool_raw(n);
-    if (raw == before) {
-        return true;
-    }
-    constexpr auto kPendingTruncationDue = std::chrono::milliseconds(50);
-    if (!contents_cached() || !last_truncating_open_ ||
-        Clock::now() - last_truncating_open_->at < kPendingTruncationDue) {
-        return false;
-    }
-    std::vector<Rec> emptied = decode_records(before);
-    for (Rec& r : emptied) {
-        if (r.key == last_truncating_open_->key) {
-            r.value.clear();
-        }
-    }
-    return decode_records(raw) == emptied;
+    return pool_raw(n) == before;
 }
 
 bool KvpfsTest::requests_answered() const {
@@ -379,9 +359,6 @@ int KvpfsTest::read_errno(const std::string& rel) const {
 }
 
 IoResult KvpfsTest::write_file(const std::string& rel, const std::string& data, int flags) const {
-    if ((flags & O_TRUNC) != 0) {
-        note_truncating_open(rel);
-    }
     int fd = ::open(mnt(rel).c_str(), flags | O_CLOEXEC, 0644);
     if (fd < 0) {
         return {errno, "open"};

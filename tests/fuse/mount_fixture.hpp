@@ -76,15 +76,8 @@ class KvpfsTest : public ::testing::Test {
     void set_pool(int n, const std::vector<Rec>& recs, bool garbage = false);
     [[nodiscard]] std::string pool_raw(int n) const { return read_bytes(pool_path(n)); }
     [[nodiscard]] std::vector<Rec> pool_recs(int n) const { return decode_records(pool_raw(n)); }
-    // Pool `n` still holds `before` -- or holds the one other state -o cache=all's timed rule
-    // can leave: that mode stores an O_TRUNC no write followed 50 ms after the open
-    // (docs/behaviour.md), and a loaded machine can take that long between two lines of a
-    // test. So past 50 ms after the last truncating open (write_file with O_TRUNC, or
-    // note_truncating_open), `before` with that key's value emptied is accepted there too.
-    // Elsewhere: exactly `pool_raw(n) == before`.
+    // Pool `n` still holds exactly `before` (every mode: a refused change stores nothing).
     [[nodiscard]] bool pool_kept(int n, const std::string& before) const;
-    // A test that opens a key with O_TRUNC itself says so (rel: "guest/KEY").
-    void note_truncating_open(const std::string& rel) const;
 
     // Through the mount.
     [[nodiscard]] std::string cat(const std::string& rel) const;  // throws on error
@@ -110,11 +103,6 @@ class KvpfsTest : public ::testing::Test {
     void start_daemon();
     void cleanup();
 
-    struct TruncatingOpen {
-        std::string key;
-        std::chrono::steady_clock::time_point at;
-    };
-    mutable std::optional<TruncatingOpen> last_truncating_open_;
     std::string base_, pool_, mnt_, log_;
     pid_t daemon_ = -1;
     bool tmpfs_ = false;

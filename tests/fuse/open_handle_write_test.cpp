@@ -141,9 +141,6 @@ TEST_F(KvpfsTest, HandleAfterRmWritesSucceedAndStoreNothing) {
 }
 
 TEST_F(KvpfsTest, CreateWhoseWritesAreAllRefusedLeavesNoKey) {
-    if (contents_cached()) {
-        GTEST_SKIP() << "relaxed by -o cache=all: a create stores the empty key at once";
-    }
     set_pool(1, {{"other", "o"}});
     const std::string before = pool_raw(1);
     for (int flags : {O_WRONLY | O_CREAT, O_WRONLY | O_CREAT | O_EXCL, O_WRONLY | O_CREAT | O_TRUNC,
@@ -161,9 +158,6 @@ TEST_F(KvpfsTest, CreateWhoseWritesAreAllRefusedLeavesNoKey) {
 }
 
 TEST_F(KvpfsTest, CreateWithNothingWrittenMakesAnEmptyKeyAtClose) {
-    if (contents_cached()) {
-        GTEST_SKIP() << "relaxed by -o cache=all: a create stores the empty key at once";
-    }
     Fd fd(mnt("guest/flag"), O_WRONLY | O_CREAT | O_EXCL);
     ASSERT_GE(fd.get(), 0);
     EXPECT_EQ(pool_raw(1), "");
@@ -177,9 +171,6 @@ TEST_F(KvpfsTest, CreateWithNothingWrittenMakesAnEmptyKeyAtClose) {
 }
 
 TEST_F(KvpfsTest, MknodReservesTheNameUntilAWriteStoresIt) {
-    if (contents_cached()) {
-        GTEST_SKIP() << "relaxed by -o cache=all: mknod stores the empty key at once";
-    }
     set_pool(1, {{"other", "o"}});
     const std::string before = pool_raw(1);
     ASSERT_EQ(::mknod(mnt("guest/node").c_str(), S_IFREG | 0644, 0), 0);
@@ -199,12 +190,10 @@ TEST_F(KvpfsTest, RefusedFirstWriteAfterOTruncKeepsTheOldValue) {
     const std::string before = pool_raw(1);
     for (const std::string& bad :
          {std::string(1100, 'x'), std::string("a\0", 2), std::string("\xff")}) {
-        note_truncating_open("guest/k");
         Fd fd(mnt("guest/k"), O_WRONLY | O_TRUNC);
         ASSERT_GE(fd.get(), 0);
         EXPECT_NE(fd.write(bad), 0);
-        // -o cache=all: close() reaches nobody and answers 0; the write said it.
-        EXPECT_EQ(fd.close() != 0, !contents_cached());
+        EXPECT_NE(fd.close(), 0);  // the refused write's errno again
         // Also after release: a refused write means the O_TRUNC is never applied.
         ASSERT_TRUE(requests_answered());
         EXPECT_TRUE(pool_kept(1, before));
@@ -212,9 +201,6 @@ TEST_F(KvpfsTest, RefusedFirstWriteAfterOTruncKeepsTheOldValue) {
 }
 
 TEST_F(KvpfsTest, ErrorsStayTheSameOnRetry) {
-    if (contents_cached()) {
-        GTEST_SKIP() << "relaxed by -o cache=all: close() does not repeat a refused write's errno";
-    }
     set_pool(1, {{"big", "old"}});
     const std::string before = pool_raw(1);
     Fd fd(mnt("guest/big"), O_WRONLY | O_TRUNC);
@@ -243,10 +229,6 @@ TEST_F(KvpfsTest, ErrorsStayTheSameOnRetry) {
 }
 
 TEST_F(KvpfsTest, UnfinishedUtf8IsHeldUntilALaterWriteFinishesIt) {
-    if (contents_cached()) {
-        GTEST_SKIP()
-            << "relaxed by -o cache=all: an unfinished UTF-8 sequence is refused, not held";
-    }
     set_pool(1, {{"k", "old"}});
     const std::string before = pool_raw(1);
     {
@@ -288,10 +270,6 @@ TEST_F(KvpfsTest, UnfinishedUtf8IsHeldUntilALaterWriteFinishesIt) {
 // fork, an exec closing FD_CLOEXEC descriptors): that close answers EINVAL while a sequence is
 // unfinished, but the held bytes stay for the write that finishes them.
 TEST_F(KvpfsTest, CloseOfAnotherDescriptorKeepsTheHeldUtf8) {
-    if (contents_cached()) {
-        GTEST_SKIP()
-            << "relaxed by -o cache=all: an unfinished UTF-8 sequence is refused, not held";
-    }
     set_pool(1, {{"k", "old"}});
     const std::string before = pool_raw(1);
     Fd fd(mnt("guest/k"), O_WRONLY | O_TRUNC);
@@ -329,9 +307,6 @@ TEST_F(KvpfsTest, CloseOfAnotherDescriptorKeepsTheHeldUtf8) {
 // with EINVAL and leaves no empty key behind; an O_TRUNC whose ftruncate was refused keeps the
 // old value.
 TEST_F(KvpfsTest, CreateWhoseTruncateIsRefusedLeavesNoKey) {
-    if (contents_cached()) {
-        GTEST_SKIP() << "relaxed by -o cache=all: a create stores the empty key at once";
-    }
     set_pool(1, {{"k", "old"}});
     const std::string before = pool_raw(1);
     std::string out;

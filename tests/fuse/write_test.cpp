@@ -61,9 +61,6 @@ TEST_F(KvpfsTest, AnAppendToAnEmptyValueStoresJustTheData) {
     ASSERT_EQ(write_file("guest/emptied", "", O_WRONLY | O_TRUNC).err, 0);
     ASSERT_EQ(write_file("guest/emptied", "z\n", O_WRONLY | O_APPEND).err, 0);
     EXPECT_EQ(pool_recs(1), (Recs{{"emptied", "z"}}));
-    if (contents_cached()) {
-        return;  // relaxed by -o cache=all: no handle remembers the writer's own empty line
-    }
     // One writer's own first line left the value empty: its next append goes after it.
     set_pool(1, {{"two", ""}});
     const int fd = ::open(mnt("guest/two").c_str(), O_WRONLY | O_APPEND);
@@ -74,10 +71,28 @@ TEST_F(KvpfsTest, AnAppendToAnEmptyValueStoresJustTheData) {
     EXPECT_EQ(pool_recs(1), (Recs{{"two", "\nb"}}));
 }
 
+// Each redirection of one shell is its own open: a line one left open is not continued by the
+// next (a shell's builtins write from one process).
+TEST_F(KvpfsTest, AppendsOfOneShellFromSeparateRedirectionsAreSeparateLines) {
+    std::string out;
+    ASSERT_EQ(run_program({"bash", "-c", "echo a > \"$1\"; printf b >> \"$1\"; printf c >> \"$1\"",
+                           "bash", mnt("guest/k")},
+                          &out),
+              0)
+        << out;
+    EXPECT_EQ(pool_recs(1), (Recs{{"k", "a\nb\nc"}}));
+    // Within one redirection the line goes on; the writer's own first blank line is kept.
+    ASSERT_EQ(run_program({"bash", "-c",
+                           "{ printf x; printf y; } >> \"$1\"; : > \"$2\"; "
+                           "{ echo; echo b; } >> \"$2\"",
+                           "bash", mnt("guest/k"), mnt("guest/blank")},
+                          &out),
+              0)
+        << out;
+    EXPECT_EQ(pool_recs(1), (Recs{{"k", "a\nb\nc\nxy"}, {"blank", "\nb"}}));
+}
+
 TEST_F(KvpfsTest, WritesAtOffsetsAreStoredWhenTheyReturn) {
-    if (contents_cached()) {
-        GTEST_SKIP() << "relaxed by -o cache=all: close() does not repeat a refused write's errno";
-    }
     set_pool(1, {{"k", "abcdef"}});
     int fd = ::open(mnt("guest/k").c_str(), O_RDWR);
     ASSERT_GE(fd, 0);
@@ -98,9 +113,6 @@ TEST_F(KvpfsTest, WritesAtOffsetsAreStoredWhenTheyReturn) {
 }
 
 TEST_F(KvpfsTest, ValueIsInThePoolBeforeCloseReturnsAndOnFsync) {
-    if (contents_cached()) {
-        GTEST_SKIP() << "relaxed by -o cache=all: a create stores the empty key at once";
-    }
     int fd = ::open(mnt("guest/k").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     ASSERT_GE(fd, 0);
     EXPECT_EQ(pool_raw(1), "");  // the name is reserved, not in the pool
@@ -139,15 +151,17 @@ TEST_F(KvpfsTest, TruncateCutsAndGrowingFails) {
     EXPECT_EQ(pool_recs(1), (Recs{{"k", "a"}}));
     ASSERT_EQ(run_program({"truncate", "-s", "0", mnt("guest/k")}, &out), 0) << out;
     EXPECT_EQ(cat("guest/k"), "\n");
-    // -o cache=all keeps a truncation to 0 for the write that usually follows (it cannot tell
-    // one from an open(O_TRUNC)); without one, the pool gets it a moment later.
-    EXPECT_TRUE(shown_after_outside_change([&] { return pool_recs(1) == Recs{{"k", ""}}; }));
+    EXPECT_EQ(pool_recs(1), (Recs{{"k", ""}}));  // stored when truncate returned
+    // truncate(2) by path to 0 too.
+    set_pool(1, {{"k", "abc"}});
+    ASSERT_TRUE(shown_after_outside_change([&] { return cat("guest/k") == "abc\n"; }));
+    ASSERT_EQ(::truncate(mnt("guest/k").c_str(), 0), 0);
+    EXPECT_EQ(pool_recs(1), (Recs{{"k", ""}}));
 }
 
 TEST_F(KvpfsTest, OTruncWithoutWriteEmptiesAtTheLastClose) {
     set_pool(1, {{"k", "abc"}});
     const std::string before = pool_raw(1);
-    note_truncating_open("guest/k");
     int fd = ::open(mnt("guest/k").c_str(), O_WRONLY | O_TRUNC);
     ASSERT_GE(fd, 0);
     EXPECT_TRUE(pool_kept(1, before));  // atomic O_TRUNC: nothing yet
@@ -165,7 +179,6 @@ TEST_F(KvpfsTest, OTruncWithoutWriteEmptiesAtTheLastClose) {
 TEST_F(KvpfsTest, ShellRedirectionCommitsOnlyTheWrittenValue) {
     set_pool(1, {{"k", "old"}});
     const std::string before = pool_raw(1);
-    note_truncating_open("guest/k");
     int fd = ::open(mnt("guest/k").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     ASSERT_GE(fd, 0);
     int dup = ::dup(fd);
@@ -177,7 +190,6 @@ TEST_F(KvpfsTest, ShellRedirectionCommitsOnlyTheWrittenValue) {
     ::close(dup);
     EXPECT_TRUE(pool_kept(1, before));
     // And a good value through the same pattern.
-    note_truncating_open("guest/k");
     fd = ::open(mnt("guest/k").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     ASSERT_GE(fd, 0);
     dup = ::dup(fd);
@@ -189,9 +201,6 @@ TEST_F(KvpfsTest, ShellRedirectionCommitsOnlyTheWrittenValue) {
 }
 
 TEST_F(KvpfsTest, NewKeyWhoseWriteIsRefusedIsNotCreated) {
-    if (contents_cached()) {
-        GTEST_SKIP() << "relaxed by -o cache=all: a create stores the empty key at once";
-    }
     set_pool(1, {{"other", "o"}});
     const std::string before = pool_raw(1);
     IoResult r = write_file("guest/new", std::string(1500, 'a'));
@@ -204,9 +213,6 @@ TEST_F(KvpfsTest, NewKeyWhoseWriteIsRefusedIsNotCreated) {
 }
 
 TEST_F(KvpfsTest, NewKeyIsThereForItsWriterBeforeTheFirstCommit) {
-    if (contents_cached()) {
-        GTEST_SKIP() << "relaxed by -o cache=all: a create stores the empty key at once";
-    }
     int fd = ::open(mnt("guest/new").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     ASSERT_GE(fd, 0);
     struct stat st {};
@@ -268,9 +274,6 @@ TEST_F(KvpfsTest, CreatedNamesDecodeToKeys) {
 }
 
 TEST_F(KvpfsTest, ValueOverTheHostLimitIsEfbigAndNothingIsStored) {
-    if (contents_cached()) {
-        GTEST_SKIP() << "relaxed by -o cache=all: close() does not repeat a refused write's errno";
-    }
     set_pool(1, {{"k", "old"}});
     const std::string before = pool_raw(1);
     // 1022 UTF-16 units fit (plus the dropped newline); 1023 do not.

@@ -448,14 +448,8 @@ TEST(FaultTest, UnlockedTruncationDuringReadsNeverLeavesAStaleView) {
 // An outside process holds pool 1's lock and never lets go; many operations queue behind it.
 void stuck_lock_holder(bool use_flock) {
     Sandbox sb;
-    // -o cache=all stores a new key at create, which the kernel makes under the directory's
-    // lock: creates queue behind each other there (docs/behaviour.md). The writers below
-    // then rewrite keys that exist.
     constexpr int kWriters = 40;
     std::vector<Rec> initial{{"Cached", "yes"}};
-    for (int i = 0; contents_cached() && i < kWriters; ++i) {
-        initial.push_back({"W" + std::to_string(i), "w"});
-    }
     make_pools(sb.pool_dir(), encode_records(initial));
     write_file(sb.pool(0), encode_records({{"Host", "data"}}));
     // The bounds below derive from lock_timeout (scaled with the machine's slack): a read that
