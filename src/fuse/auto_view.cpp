@@ -1,7 +1,10 @@
 #include "auto_view.hpp"
 
 namespace kvpfs {
+namespace {
 
+// The intrinsic item `key` of auto/, computed now, for a key the pool file does not hold;
+// nullopt for any other pool or name, and with -o auto=file.
 std::optional<kvp::SnapshotRecord> intrinsic_record(Filesystem& fs, kvp::PoolId pool,
                                                     std::string_view key) {
     kvp::AutoPoolView* view = fs.auto_view();
@@ -10,6 +13,8 @@ std::optional<kvp::SnapshotRecord> intrinsic_record(Filesystem& fs, kvp::PoolId 
     }
     return view->intrinsic(key);
 }
+
+}  // namespace
 
 ShownRecord::ShownRecord(Filesystem& fs, kvp::PoolId pool, const kvp::PoolSnapshot& snap,
                          std::string_view key)

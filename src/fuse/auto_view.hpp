@@ -12,10 +12,6 @@
 
 namespace kvpfs {
 
-// The intrinsic item `key` of auto/, computed now, for a key the pool file does not hold;
-// nullopt for any other pool or name, and with -o auto=file.
-[[nodiscard]] std::optional<kvp::SnapshotRecord> intrinsic_record(Filesystem& fs, kvp::PoolId pool,
-                                                                  std::string_view key);
 // The record a key file shows: the pool file's, else (auto/) the intrinsic item computed now;
 // null when neither. The read paths ask this instead of the snapshot alone. The object keeps
 // a computed item alive, so it stays where it was made.

@@ -512,12 +512,8 @@ void CacheAllMode::read_unopened(fuse_req_t req, fuse_ino_t ino, size_t size, of
         if (const auto ref = fs_.inodes().resolve(ino)) {
             set_request_subject(ref->pool, ref->key);
             const auto snap = fs_.pool(ref->pool).snapshot();
-            const kvp::SnapshotRecord* rec = snap->find(ref->key);
-            std::optional<kvp::SnapshotRecord> intrinsic;
-            if (rec == nullptr && (intrinsic = intrinsic_record(fs_, ref->pool, ref->key))) {
-                rec = &*intrinsic;
-            }
-            if (rec != nullptr) {
+            const ShownRecord shown(fs_, ref->pool, *snap, ref->key);
+            if (const kvp::SnapshotRecord* rec = shown.get(); rec != nullptr) {
                 content = shown_content(
                     shows_truncated(ino) ? std::string_view() : std::string_view(rec->record.value),
                     fs_.options().raw);
