@@ -23,14 +23,9 @@ namespace {
 // A watched directory itself went away (removed, renamed, its file system unmounted).
 constexpr std::uint32_t kDirectoryGone = IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF | IN_UNMOUNT;
 
-std::string base_name(const std::string& directory) {
-    return directory.substr(directory.rfind('/') + 1);
-}
-
 }  // namespace
 
-DirectoryWatch::DirectoryWatch(std::string directory)
-    : directory_(std::move(directory)), directory_base_(base_name(directory_)) {
+DirectoryWatch::DirectoryWatch(std::string directory) : directory_(std::move(directory)) {
     UniqueFd fd(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
     if (!fd) {
         log_once(LogLevel::warning, "inotify unavailable (" + std::string(std::strerror(errno)) +
@@ -154,10 +149,11 @@ void DirectoryWatch::drain_events() {
             if (file_event) {
                 continue;
             }
-            if ((event->len > 0 && parent_watched(event->wd) && directory_base_ == event->name) ||
+            if ((event->len > 0 && entry_on_the_path(event->wd, event->name)) ||
                 ((event->mask & kDirectoryGone) != 0 && watches_ancestor(event->wd))) {
-                // The pool directory's name was made, removed or renamed over in its parent,
-                // or a directory above moved or went: the path may lead elsewhere now. (The
+                // The pool directory's name was made, removed or renamed over in its parent, so
+                // was a symbolic link on the path (ln -sfn), or a directory above moved or went:
+                // the path may lead elsewhere now. (The
                 // IN_IGNORED of a watch we removed ourselves is for a number no longer ours.)
                 path_suspect();
             }
