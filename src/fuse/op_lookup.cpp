@@ -60,7 +60,11 @@ void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
             return;
         }
         set_request_subject(*pool, *key);
-        auto snap = fs.pool(*pool).snapshot();
+        // While another process holds the pool's lock, the last released state answers at
+        // once: the kernel holds the directory during a lookup, and a create's lookup that
+        // waited here would make every create behind it in that directory wait in turn
+        // (waits would add up). The wait is the change's, later, without the directory.
+        auto snap = fs.pool(*pool).snapshot(kvp::PoolFile::LockWait::none);
         const kvp::SnapshotRecord* rec = snap->find(*key);
         std::optional<kvp::SnapshotRecord> intrinsic;
         if (rec == nullptr && (intrinsic = intrinsic_record(fs, *pool, *key))) {
