@@ -21,6 +21,7 @@
 
 #include "change_watch.hpp"
 #include "file_lock.hpp"
+#include "foreign_writes.hpp"
 #include "limits.hpp"
 #include "pool_open.hpp"
 #include "pool_snapshot.hpp"
@@ -125,6 +126,9 @@ class PoolFile {
     // for the file lock; load_listener_ is called under it.
     RankedMutex mutex_{LockRank::pool_file};
     ChangeWatch watch_;
+    // Whether another process wrote the file while a change of ours ran (mutex_ guards it):
+    // when it says no, the change need not read the file back.
+    ForeignWrites foreign_;
     std::shared_ptr<PoolSnapshot> cache_;  // edited in place only while no reader holds it
     std::uint64_t generation_ = 0;
     std::uint64_t loads_ = 0;  // counts installs of cache_ from the file

@@ -62,10 +62,18 @@ auto PoolFile::modify(bool create, Change&& change) {
     OpenedPool opened;
     std::optional<FileLock> lock;
     std::unique_lock guard(mutex_, std::defer_lock);
+    bool foreign_seen = false;
     for (;;) {
         // Opened and locked without mutex_: a wait here holds up no other operation.
         opened = open_locked_for_change(create, deadline, lock);
         guard.lock();
+        // Writes by other processes are reported to foreign_. Any since the last drain (also
+        // one the look below sees: its inotify event may come after the look) make the change
+        // read the file back; if none comes until its end, it need not.
+        if (opened.fd) {
+            (void)foreign_.watch(opened.fd.get(), opened.st);
+            foreign_seen = foreign_.drain() || foreign_seen;
+        }
         // Events first: whatever arrives after this stays pending.
         const bool events = watch_.maybe_changed();
         if (opened.fd) {
@@ -136,10 +144,14 @@ auto PoolFile::modify(bool create, Change&& change) {
                 return std::move(*result);
             }
             // Our writes queued events, and so may a writer without a lock whose write landed
-            // meanwhile: they cannot be told apart (repeated events merge). Drain them all,
-            // then read the file back: what we wrote is there and nothing else changed, or it
-            // is read again below. A write landing after the drain stays pending.
+            // meanwhile: inotify cannot tell them apart (repeated events merge). Drain them
+            // all; unless fanotify says only this process wrote the file since the change
+            // began, read it back: what we wrote is there and nothing else changed, or it is
+            // read again below. A write landing after the drain stays pending.
             watch_.begin_load();
+            // After the inotify drain: a write whose inotify event it took has its fanotify
+            // event queued already (foreign_writes.cpp).
+            const bool maybe_foreign = foreign_.drain() || std::exchange(foreign_seen, false);
             if (::fstat(opened.fd.get(), &st) != 0) {
                 throw_errno("fstat " + name_);
             }
@@ -151,7 +163,8 @@ auto PoolFile::modify(bool create, Change&& change) {
             }
             const std::uint64_t size = cache_->records().size() * kRecordSize;
             cache_->set_file_state(true, size, st.st_mtim, ++generation_);
-            if (file_holds_cache(opened.fd.get(), st)) {
+            if ((!maybe_foreign && static_cast<std::uint64_t>(st.st_size) == size) ||
+                file_holds_cache(opened.fd.get(), st)) {
                 watch_.mark_own_change(st);
                 return std::move(*result);
             }

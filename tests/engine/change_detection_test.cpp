@@ -401,12 +401,15 @@ TEST_F(ChangeDetectionTest, UnlockedRewriteLandingDuringAnEngineChangeIsSeen) {
         char mine[16];
         std::snprintf(mine, sizeof mine, "mine-%03d", i);
         ASSERT_TRUE(p->update("a", [&](const std::string*) {
-            // Under the engine's exclusive lock, which this writer does not look at.
-            const int fd = ::open(pool().c_str(), O_WRONLY | O_CLOEXEC);
-            EXPECT_GE(fd, 0);
-            EXPECT_EQ(::pwrite(fd, theirs.data(), theirs.size(), kRecord + kKeyField),
-                      static_cast<ssize_t>(theirs.size()));
-            ::close(fd);
+            // Another process, under the engine's exclusive lock, which it does not look at.
+            EXPECT_EQ(kvptest::run_in_child([&]() -> int {
+                          const int fd = ::open(pool().c_str(), O_WRONLY | O_CLOEXEC);
+                          const bool ok = fd >= 0 && ::pwrite(fd, theirs.data(), theirs.size(),
+                                                              kRecord + kKeyField) ==
+                                                         static_cast<ssize_t>(theirs.size());
+                          return ok ? 0 : 1;
+                      }),
+                      0);
             return std::optional<std::string>(mine);
         }));
         ASSERT_EQ(p->get("b"), theirs) << "the other writer's change was swallowed";
