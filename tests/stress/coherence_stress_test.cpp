@@ -60,9 +60,9 @@ std::string shown(const Sandbox& sb, const std::string& key) {
     return r.data;
 }
 
-// A writer without a lock rewrites W in place (same size), again and again, while the mount
-// appends to U; it stops once the mount's write returned. The mount must then show W's last
-// value, and the next change through the mount must not put an older W back.
+// A writer without a lock rewrites W in place (same size) once, at a random moment around a
+// write through the mount to U. Once both are done, the mount must show the new W, and the
+// next change through the mount must not put the older W back.
 TEST(CoherenceStress, UnlockedInPlaceRewritesDuringMountWritesAreSeen) {
     Sandbox sb;
     write_file(sb.pool_dir() + "/.kvp_pool_1",
@@ -75,23 +75,23 @@ TEST(CoherenceStress, UnlockedInPlaceRewritesDuringMountWritesAreSeen) {
     long unseen = 0;
     long lost = 0;
     long rewrites = 0;
+    std::mt19937 rng(static_cast<unsigned>(env_long("KVPFS_STRESS_SEED", 1)));
     for (long t = 1; t <= n; ++t) {
-        std::atomic<bool> stop{false};
-        std::string last;
-        std::thread writer([&] {
+        // One rewrite at a random moment around the mount's write (which takes some 50-200 us),
+        // from another process: the kernel tells writers apart by process.
+        const std::string last = numbered("w-", t);
+        const auto delay = std::chrono::microseconds(rng() % 300);
+        const pid_t writer = spawn([&] {
+            std::this_thread::sleep_for(delay);
             const int fd = ::open(sb.pool(1).c_str(), O_WRONLY | O_CLOEXEC);
-            long i = 0;
-            do {
-                const std::string v = numbered("w-", t * 1000 + (++i % 1000));
-                (void)!::pwrite(fd, v.data(), v.size(), kRecord + kKeyField);
-                last = v;
-                ++rewrites;
-            } while (!stop.load());
-            ::close(fd);
+            return ::pwrite(fd, last.data(), last.size(), kRecord + kKeyField) ==
+                           static_cast<ssize_t>(last.size())
+                       ? 0
+                       : 1;
         });
-        const Io io = write_value(sb.mnt("guest/U"), "+", O_WRONLY | O_APPEND);
-        stop = true;
-        writer.join();
+        const Io io = write_value(sb.mnt("guest/U"), numbered("u-", t));
+        ASSERT_EQ(wait_for(writer, std::chrono::seconds(30)), 0);
+        ++rewrites;
         ASSERT_EQ(io.err, 0) << io.step;
         // Every operation that starts after the writer finished shows its last value.
         const bool seen = shown_after_outside_change([&] { return shown(sb, "W") == last; });
@@ -99,7 +99,7 @@ TEST(CoherenceStress, UnlockedInPlaceRewritesDuringMountWritesAreSeen) {
             ++unseen;
             ADD_FAILURE() << "trial " << t << ": W shows " << shown(sb, "W") << ", not " << last;
         }
-        ASSERT_EQ(write_value(sb.mnt("guest/U"), "+", O_WRONLY | O_APPEND).err, 0);
+        ASSERT_EQ(write_value(sb.mnt("guest/U"), numbered("v-", t)).err, 0);
         if (pool_value(sb.pool(1), "W") != last) {
             ++lost;
             ADD_FAILURE() << "trial " << t << ": the next change put W "
