@@ -23,8 +23,6 @@
 namespace kvpfs {
 namespace {
 
-// Without an event the pools are looked at this often (a directory mounted over, a retry).
-constexpr int kTickMs = 1000;
 // A listing is invalidated once more this long after its keys changed (relist_at_).
 constexpr auto kRelistAfter = std::chrono::milliseconds(100);
 
@@ -162,7 +160,10 @@ bool CacheInvalidator::wait(std::array<bool, 5>& touched) {
                             {wake_.get(), POLLIN, 0},
                             {watched.inotify, POLLIN, 0},
                             {watched.mount_table, POLLPRI, 0}};
-    int timeout = kTickMs;
+    // Without an event every pool is looked at this often: its file's identity, size and
+    // times (a store through a shared mapping queues no event), the directory, a retry.
+    int timeout = static_cast<int>(
+        std::clamp<std::int64_t>(fs_.options().look_interval.count(), 1, 86'400'000));
     // Unknown while it is worked out: a wake_by() meanwhile wakes the poll below at once.
     planned_wake_.store(std::numeric_limits<std::int64_t>::max(), std::memory_order_release);
     const auto now = std::chrono::steady_clock::now();
@@ -212,16 +213,31 @@ void CacheInvalidator::run() {
             if (!touched[kvp::pool_number(id)]) {
                 continue;
             }
+            int& failing = failing_[kvp::pool_number(id)];
             try {
                 // Reads the file again (under its shared lock) when it changed; the load
                 // listener then queues what differs.
                 (void)fs_.pool(id).snapshot();
+                if (failing != 0) {
+                    failing = 0;
+                    kvp::log(kvp::LogLevel::info, std::string("cache: ") +
+                                                      std::string(kvp::pool_name(id)) +
+                                                      ": changes followed again");
+                }
             } catch (const std::exception& e) {
-                // A lock held too long, an I/O error: tried again on the next tick (the
-                // engine still counts the file as changed).
-                kvp::log(kvp::LogLevel::warning, std::string("cache: ") +
-                                                     std::string(kvp::pool_name(id)) +
-                                                     ": changes not followed yet: " + e.what());
+                // A lock held too long, an I/O error, something else than a pool file in its
+                // place: tried again at the next look (the engine still counts the file as
+                // changed). Logged once per state, not at every look.
+                const auto* error = dynamic_cast<const kvp::Error*>(&e);
+                const int err = error != nullptr ? error->errno_value() : -1;
+                if (err != failing) {
+                    failing = err;
+                    kvp::log(kvp::LogLevel::warning,
+                             std::string("cache: ") + std::string(kvp::pool_name(id)) +
+                                 ": changes not followed yet (retried every look, logged again "
+                                 "when this changes): " +
+                                 e.what());
+                }
             }
         }
         for (kvp::PoolId id : pools_) {

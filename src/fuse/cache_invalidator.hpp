@@ -20,7 +20,9 @@
 //   before another process put back its older value.
 //   A change of the mount table (/proc/self/mountinfo) or of the directories on the path
 //   makes it look at every pool (a directory mounted over sends no inotify event), and so
-//   does a tick every second without an event (a read that failed is retried).
+//   does a tick every -o look_interval (0.1 s) without an event: each pool file's identity,
+//   size and times are compared with the last load's (a store through a shared mapping queues
+//   no event), and a read that failed is retried (its failure logged once per errno).
 //
 // The thread is started after the daemon detached and stopped (joined) before the session
 // ends; its descriptors are closed with it.
@@ -102,7 +104,7 @@ class CacheInvalidator {
     };
 
     void run();
-    // Blocks until the watcher reports, a load signal, a stop or the 1 s tick; sets `touched`
+    // Blocks until the watcher reports, a load signal, a stop or the look interval; sets `touched`
     // for the pools whose files may have changed. False when stopping.
     bool wait(std::array<bool, 5>& touched);
     // The engine's load listener: queues the keys that differ (the pool's mutex is held).
@@ -132,6 +134,9 @@ class CacheInvalidator {
     // a readdir reply built before the change may still land in the kernel's listing cache
     // after the first invalidation (time_point::max(): nothing due).
     std::array<std::chrono::steady_clock::time_point, 5> relist_at_{};
+    // The errno each pool's last look failed with (0: it succeeded; -1: not a kvp::Error), so
+    // that a failure is logged once, not at every look.
+    std::array<int, 5> failing_{};
     // inode_later's queue (any thread adds, the thread takes).
     kvp::RankedMutex later_mutex_{kvp::LockRank::cache_later};
     std::vector<std::pair<std::chrono::steady_clock::time_point, Ino>> later_;

@@ -147,7 +147,10 @@ int Filesystem::attr_of(Ino ino, struct stat& st) {
         return ENOENT;
     }
     set_request_subject(ref->pool, ref->key);
-    auto snap = pools_.pool(ref->pool).snapshot();
+    // While another process holds the lock, the last released state answers at once: the
+    // kernel asks for the attributes of a key it just created, and a wait there would make
+    // the creates behind it wait in turn (waits would add up).
+    auto snap = pools_.pool(ref->pool).snapshot(kvp::PoolFile::LockWait::none);
     const ShownRecord shown(*this, ref->pool, *snap, ref->key);
     const kvp::SnapshotRecord* rec = shown.get();
     if (rec == nullptr) {

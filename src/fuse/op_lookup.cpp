@@ -60,7 +60,11 @@ void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
             return;
         }
         set_request_subject(*pool, *key);
-        auto snap = fs.pool(*pool).snapshot();
+        // While another process holds the pool's lock, the last released state answers at
+        // once: the kernel holds the directory during a lookup, and a create's lookup that
+        // waited here would make every create behind it in that directory wait in turn
+        // (waits would add up). The wait is the change's, later, without the directory.
+        auto snap = fs.pool(*pool).snapshot(kvp::PoolFile::LockWait::none);
         const ShownRecord shown(fs, *pool, *snap, *key);
         const kvp::SnapshotRecord* rec = shown.get();
         if (rec == nullptr && !fs.reserved(*pool, *key) && fs.mode().caches(*pool)) {

@@ -128,7 +128,9 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
         Filesystem& fs = fs_of(req);
         const kvp::PoolId pool = *pool_of_dir_ino(parent);
         const auto names = fs.writers().share_names();
-        auto snap = fs.pool(pool).snapshot();
+        // The last released state while another process holds the lock (as a lookup): the
+        // kernel holds the directory until this replies, and the write waits for the lock.
+        auto snap = fs.pool(pool).snapshot(kvp::PoolFile::LockWait::none);
         const kvp::SnapshotRecord* rec = snap->find(*key);
         // A reserved name exists: O_EXCL fails and leaves its reservation to its creator.
         if ((rec != nullptr || fs.reserved(pool, *key)) && (fi->flags & O_EXCL) != 0) {

@@ -36,6 +36,7 @@ enum Key {
     kUid,
     kGid,
     kLockTimeout,
+    kLookInterval,
     kUmask,
     kLogfile,
     kAuto,
@@ -69,6 +70,7 @@ const struct fuse_opt kSpec[] = {
     FUSE_OPT_KEY("uid=", kUid),
     FUSE_OPT_KEY("gid=", kGid),
     FUSE_OPT_KEY("lock_timeout=", kLockTimeout),
+    FUSE_OPT_KEY("look_interval=", kLookInterval),
     FUSE_OPT_KEY("umask=", kUmask),
     FUSE_OPT_KEY("logfile=", kLogfile),
     FUSE_OPT_KEY("auto=", kAuto),
@@ -315,6 +317,13 @@ int process(void* data, const char* arg, int key, struct fuse_args* /*outargs*/)
                             "' (seconds, e.g. 10 or 0.5)");
             }
             return 0;
+        case kLookInterval:
+            if (!parse_seconds(value_of(arg), o.look_interval) ||
+                o.look_interval < std::chrono::milliseconds(1)) {
+                return fail(std::string("bad value for option look_interval: '") + value_of(arg) +
+                            "' (seconds, at least 0.001, e.g. 0.1)");
+            }
+            return 0;
         default:
             return 1;
     }
@@ -510,6 +519,8 @@ std::string usage_text(const char* program) {
            "  -o umask=M             octal bits taken from the modes (default 022: guest/ 0755,\n"
            "                         its files 0644; with 002 the group may write guest/ too)\n"
            "  -o lock_timeout=S      longest wait for a pool file lock, in seconds (default 10)\n"
+           "  -o look_interval=S     -o cache: how often every pool file's identity, size and\n"
+           "                         times are looked at besides inotify (default 0.1)\n"
            "  -o logfile=PATH        also append log lines to PATH (detached: instead of syslog)\n"
            "  -o allow_other         let other users in (mode bits are always checked)\n"
            "  -o allow_root          let root in besides the mounting user\n"

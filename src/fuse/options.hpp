@@ -44,6 +44,10 @@ struct Options {
     bool fsname_given = false;  // -o fsname= was given: kvpfs does not set its own
     unsigned max_read = 0;      // -o max_read=N (0: not given); init must repeat it
     std::chrono::milliseconds lock_timeout{10'000};
+    // -o look_interval: how often the cache thread (-o cache) looks at every pool file's
+    // identity, size and timestamps without an inotify event (a store through a shared
+    // mapping sends none), and at the pool directory.
+    std::chrono::milliseconds look_interval{100};
     bool show_help = false;
     bool show_version = false;
     // argv[0] followed by the options for fuse_session_new (mount options for the kernel).

@@ -57,7 +57,7 @@ void ChangeWatch::invalidate() {
     have_stat_ = false;
 }
 
-bool ChangeWatch::stat_differs() {
+bool ChangeWatch::stat_differs(bool tick_rule) {
     struct stat st {};
     if (::stat(path_.c_str(), &st) != 0) {
         return have_stat_;  // gone now, or still absent
@@ -66,6 +66,9 @@ bool ChangeWatch::stat_differs() {
         st.st_size != loaded_stat_.st_size || ns(st.st_mtim) != ns(loaded_stat_.st_mtim) ||
         ns(st.st_ctim) != ns(loaded_stat_.st_ctim)) {
         return true;
+    }
+    if (!tick_rule) {
+        return false;
     }
     // Same stat: only trustworthy when the load came well after the last change's tick.
     return ns(loaded_at_) - ns(st.st_mtim) < kTickMarginNs ||
@@ -103,10 +106,13 @@ bool ChangeWatch::maybe_changed() {
             pending_change_ = true;
         }
     }
-    if (d.using_inotify()) {
-        return pending_change_;
+    if (pending_change_) {
+        return true;
     }
-    return pending_change_ || stat_differs();
+    // Inotify is a hint: a store through a shared mapping, and writes on some file systems,
+    // queue no event but move the file's timestamps. With inotify the stat is compared
+    // exactly (a write() in the same tick queues an event); without it, the tick rule too.
+    return stat_differs(!d.using_inotify());
 }
 
 void ChangeWatch::begin_load() {
@@ -150,35 +156,14 @@ void ChangeWatch::mark_loaded(const struct stat* st) {
     ::clock_gettime(CLOCK_REALTIME, &loaded_at_);
 }
 
-void ChangeWatch::begin_own_change() {
-    const std::lock_guard guard(dir_->mutex_);
-    own_change_ = true;
-}
-
-void ChangeWatch::end_own_change() {
-    const std::lock_guard guard(dir_->mutex_);
-    own_change_ = false;
-}
-
-void ChangeWatch::mark_own_change(const struct stat& st, std::uint64_t expected_size) {
-    const std::lock_guard guard(dir_->mutex_);
-    // Our own writes' events mark nothing here (event_arrived), whoever drains them; the
-    // other subscribers keep theirs (the cache thread looks and finds nothing to read).
-    dir_->drain_events();
-    own_change_ = false;
-    if (static_cast<std::uint64_t>(st.st_size) != expected_size) {
-        pending_change_ = true;
-        have_stat_ = false;
-        return;
-    }
-    have_stat_ = true;
-    loaded_stat_ = st;
-    ::clock_gettime(CLOCK_REALTIME, &loaded_at_);
+void ChangeWatch::mark_own_change(const struct stat& st) {
+    mark_loaded(&st);
 }
 
 bool ChangeWatch::differs_from_loaded(const struct stat& st) const {
     return !have_stat_ || st.st_dev != loaded_stat_.st_dev || st.st_ino != loaded_stat_.st_ino ||
-           st.st_size != loaded_stat_.st_size || ns(st.st_ctim) != ns(loaded_stat_.st_ctim);
+           st.st_size != loaded_stat_.st_size || ns(st.st_mtim) != ns(loaded_stat_.st_mtim) ||
+           ns(st.st_ctim) != ns(loaded_stat_.st_ctim);
 }
 
 }  // namespace kvp

@@ -23,14 +23,9 @@ namespace {
 // A watched directory itself went away (removed, renamed, its file system unmounted).
 constexpr std::uint32_t kDirectoryGone = IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF | IN_UNMOUNT;
 
-std::string base_name(const std::string& directory) {
-    return directory.substr(directory.rfind('/') + 1);
-}
-
 }  // namespace
 
-DirectoryWatch::DirectoryWatch(std::string directory)
-    : directory_(std::move(directory)), directory_base_(base_name(directory_)) {
+DirectoryWatch::DirectoryWatch(std::string directory) : directory_(std::move(directory)) {
     UniqueFd fd(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
     if (!fd) {
         log_once(LogLevel::warning, "inotify unavailable (" + std::string(std::strerror(errno)) +
@@ -110,11 +105,9 @@ void DirectoryWatch::drain_events() {
                 if (event->len > 0) {
                     const std::string name(event->name);
                     bool ours = false;
-                    const bool write = (event->mask & (IN_MODIFY | IN_ATTRIB)) != 0 &&
-                                       (event->mask & ~(IN_MODIFY | IN_ATTRIB)) == 0;
                     for (ChangeWatch* file : files_) {
                         if (file->file_name_ == name) {
-                            file->event_arrived(write);
+                            file->pending_change_ = true;
                             ours = true;
                         }
                     }
@@ -146,8 +139,7 @@ void DirectoryWatch::drain_events() {
             for (ChangeWatch* file : files_) {
                 if (file->file_wd_ >= 0 && event->wd == file->file_wd_) {
                     file_event = true;
-                    // Written through any of its names (IN_IGNORED: the file went).
-                    file->event_arrived((event->mask & IN_IGNORED) == 0);
+                    file->pending_change_ = true;  // written through any of its names
                     file_touched(file->file_name_);
                     if ((event->mask & IN_IGNORED) != 0) {
                         file->file_wd_ = -1;
@@ -157,10 +149,11 @@ void DirectoryWatch::drain_events() {
             if (file_event) {
                 continue;
             }
-            if ((event->len > 0 && parent_watched(event->wd) && directory_base_ == event->name) ||
+            if ((event->len > 0 && entry_on_the_path(event->wd, event->name)) ||
                 ((event->mask & kDirectoryGone) != 0 && watches_ancestor(event->wd))) {
-                // The pool directory's name was made, removed or renamed over in its parent,
-                // or a directory above moved or went: the path may lead elsewhere now. (The
+                // The pool directory's name was made, removed or renamed over in its parent, so
+                // was a symbolic link on the path (ln -sfn), or a directory above moved or went:
+                // the path may lead elsewhere now. (The
                 // IN_IGNORED of a watch we removed ourselves is for a number no longer ours.)
                 path_suspect();
             }

@@ -12,8 +12,10 @@
 // made, removed or renamed over, since the directory's own removal is reported only once no
 // process has it open), a pool file's name removed from it, or a change of the mount table
 // (the mount-info file polls ready after any mount or unmount; then each file's identity is
-// checked too, for a mount over the file itself). Where that cannot be set up (a relative
-// path, a symbolic link on the way, no inotify) every look stats the directory instead.
+// checked too, for a mount over the file itself). A symbolic link on the path is followed the
+// same way: the directory holding it is watched for the link's name made, removed or renamed
+// over (`ln -sfn`), and the link's target is walked on. Where that cannot be set up (a
+// relative path, no inotify) every look stats the directory instead.
 //
 // Whoever drains the queue (any subscriber, under mutex_) hands each event to every
 // subscriber it concerns: a ChangeWatch's pending flag, an observer's list of touched names
@@ -21,6 +23,7 @@
 
 #include <sys/stat.h>
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -49,10 +52,14 @@ class DirectoryWatch {
     friend class ChangeWatch;
     friend class WatchObserver;
 
-    // A directory above the pool directory, watched for being moved or removed.
+    // A directory on the way to the pool directory, watched for being moved or removed; with
+    // `name`, also for that entry of it made, removed or renamed over (the pool directory's
+    // own name in its parent, or a symbolic link on the path). One directory can appear more
+    // than once (through "..", or links): its watch then serves every entry.
     struct AncestorWatch {
         int wd;
         std::string path;
+        std::string name;
     };
 
     // All below: mutex_ held.
@@ -71,13 +78,17 @@ class DirectoryWatch {
     bool check_directory();
     // Moves the watches to whatever directory the path names now (none when missing).
     void follow_directory();
-    // Watches every directory above the pool directory; false when that is not possible.
+    // Watches every directory on the way to the pool directory, resolving symbolic links and
+    // ".." as the kernel does (the link's own directory is watched for the link's name);
+    // false when the path is relative or not all of it can be watched.
     bool watch_ancestors();
+    // Adds (IN_MASK_ADD) the watch of one directory on the way; false when it fails.
+    bool watch_on_the_way(const std::string& path, std::uint32_t mask, const std::string& name);
     void drop_watches();
     [[nodiscard]] bool watches_ancestor(int wd) const;
-    [[nodiscard]] bool parent_watched(int wd) const {
-        return !ancestors_.empty() && ancestors_.back().wd == wd;
-    }
+    // Whether `name` in the directory of watch `wd` is on the path (an entry event about it
+    // may make the path lead elsewhere).
+    [[nodiscard]] bool entry_on_the_path(int wd, const char* name) const;
     [[nodiscard]] bool using_inotify() const { return inotify_ok_ && wd_ >= 0; }
     // Every file may have changed (an overflow, the directory followed or gone).
     void all_changed();
@@ -90,7 +101,6 @@ class DirectoryWatch {
     void release_file_watch(const ChangeWatch& owner, int wd);
 
     const std::string directory_;
-    const std::string directory_base_;  // the pool directory's own name in its parent
     // Taken after PoolFile::mutex_ (a ChangeWatch is asked under it) and by the cache thread
     // holding nothing; nothing but the log is taken under it; never held across a FUSE reply.
     // Guards everything below and each subscriber's watch state (ChangeWatch::pending_change_,

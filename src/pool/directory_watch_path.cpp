@@ -1,16 +1,20 @@
 // DirectoryWatch, following the pool directory by its path. A path names another directory only
 // when a directory on it is moved or removed (inotify reports that to a watch on it: IN_MOVE_SELF,
-// IN_DELETE_SELF, IN_IGNORED), when a symbolic link on it changes (there is none: the path is
-// set up only when every component is a real directory), or when something is mounted or
-// unmounted on it (the mount table changes: the mount-info file polls POLLPRI). Until one of
-// those happens the directory's identity is known, and a look needs no stat.
+// IN_DELETE_SELF, IN_IGNORED), when a symbolic link on it is replaced or removed (the directory
+// holding the link reports its name: IN_MOVED_TO, IN_CREATE, IN_DELETE), or when something is
+// mounted or unmounted on it (the mount table changes: the mount-info file polls POLLPRI). Until
+// one of those happens the directory's identity is known, and a look needs no stat.
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/inotify.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cstring>
+#include <string>
+#include <vector>
 
 #include "change_watch.hpp"
 #include "directory_watch.hpp"
@@ -32,33 +36,39 @@ constexpr std::uint32_t kDirectoryEvents = IN_MODIFY | IN_ATTRIB | IN_CREATE | I
 // they would queue one event for every file made in /tmp.
 constexpr std::uint32_t kAncestorEvents =
     IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR | IN_DONT_FOLLOW;
+// An entry on the path (the pool directory's name, a symbolic link's) made, removed or
+// renamed over, reported by the directory that holds it.
+constexpr std::uint32_t kEntryEvents = IN_CREATE | IN_DELETE | IN_MOVED_TO | IN_MOVED_FROM;
 
-// "/a/b/c" -> {"/", "/a", "/a/b"}; empty when `path` is not absolute and plain (".", "..",
-// "//" or a trailing "/" would make the lexical parents differ from the real ones).
-std::vector<std::string> ancestors_of(const std::string& path) {
-    if (path.size() < 2 || path.front() != '/' || path.back() == '/') {
-        return {};
-    }
-    std::vector<std::string> out{"/"};
-    std::size_t begin = 1;
-    for (;;) {
-        const std::size_t end = path.find('/', begin);
-        const std::string component = path.substr(begin, end - begin);
-        if (component.empty() || component == "." || component == "..") {
-            return {};
-        }
+// The components of `path`, last first (a stack: the next one is back()).
+std::vector<std::string> components_reversed(const std::string& path) {
+    std::vector<std::string> out;
+    std::size_t begin = 0;
+    while (begin <= path.size()) {
+        std::size_t end = path.find('/', begin);
         if (end == std::string::npos) {
-            return out;
+            end = path.size();
         }
-        out.push_back(path.substr(0, end));
+        if (end > begin) {
+            out.push_back(path.substr(begin, end - begin));
+        }
         begin = end + 1;
     }
+    std::reverse(out.begin(), out.end());
+    return out;
 }
 
-bool is_real_directory(const std::string& path) {
-    struct stat st {};
-    return ::lstat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+std::string parent_of(const std::string& dir) {
+    const std::size_t slash = dir.rfind('/');
+    return slash == 0 || slash == std::string::npos ? "/" : dir.substr(0, slash);
 }
+
+std::string child_of(const std::string& dir, const std::string& name) {
+    return dir == "/" ? "/" + name : dir + "/" + name;
+}
+
+// More links than this on one path: the kernel's ELOOP (40); not followed by events.
+constexpr int kMaxLinks = 40;
 
 }  // namespace
 
@@ -100,32 +110,89 @@ bool DirectoryWatch::watches_ancestor(int wd) const {
     return false;
 }
 
-bool DirectoryWatch::watch_ancestors() {
-    const std::vector<std::string> paths = ancestors_of(directory_);
-    if (paths.empty() || !mounts_) {
+bool DirectoryWatch::entry_on_the_path(int wd, const char* name) const {
+    for (const AncestorWatch& a : ancestors_) {
+        if (a.wd == wd && !a.name.empty() && a.name == name) {
+            return true;
+        }
+    }
+    return false;
+}
+
+bool DirectoryWatch::watch_on_the_way(const std::string& path, std::uint32_t mask,
+                                      const std::string& name) {
+    // IN_MASK_ADD: a directory met twice keeps what the first watch asked for.
+    const int wd = ::inotify_add_watch(inotify_.get(), path.c_str(), mask | IN_MASK_ADD);
+    if (wd < 0) {
         return false;
     }
-    for (const std::string& path : paths) {
-        // A symbolic link on the path could be swapped without any event we watch for.
-        if (path != "/" && !is_real_directory(path)) {
-            return false;
-        }
-        // The parent also reports the pool directory's name removed or renamed over (while a
-        // process keeps the directory open, the directory's own removal event waits for it),
-        // and made again (a missing directory has no watch of its own to say so).
-        const std::uint32_t mask = path == paths.back()
-                                       ? kAncestorEvents | IN_CREATE | IN_DELETE | IN_MOVED_TO
-                                       : kAncestorEvents;
-        const int wd = ::inotify_add_watch(inotify_.get(), path.c_str(), mask);
-        if (wd < 0) {
-            return false;
-        }
-        if (watches_ancestor(wd)) {
-            return false;  // the same directory twice (a bind mount loop): keep it simple
-        }
-        ancestors_.push_back({wd, path});
+    ancestors_.push_back({wd, path, name});
+    return true;
+}
+
+bool DirectoryWatch::watch_ancestors() {
+    if (directory_.empty() || directory_.front() != '/' || !mounts_) {
+        return false;
     }
-    return is_real_directory(directory_);
+    // The path resolved as the kernel does, one component at a time: `at` is the real
+    // directory reached so far (no links in it), each one watched for its moving or removal.
+    std::vector<std::string> todo = components_reversed(directory_);
+    std::string at = "/";
+    if (!watch_on_the_way(at, kAncestorEvents, "")) {
+        return false;
+    }
+    int links = 0;
+    while (!todo.empty()) {
+        const std::string name = std::move(todo.back());
+        todo.pop_back();
+        if (name == ".") {
+            continue;
+        }
+        if (name == "..") {
+            at = parent_of(at);  // watched already, on the way down
+            continue;
+        }
+        const std::string next = child_of(at, name);
+        struct stat st {};
+        if (::lstat(next.c_str(), &st) != 0) {
+            // Missing: its directory reports its return (the pool directory made again).
+            (void)watch_on_the_way(at, kAncestorEvents | kEntryEvents, name);
+            return false;
+        }
+        if (S_ISLNK(st.st_mode)) {
+            // `ln -sfn` renames a new link over this one: its directory reports that.
+            if (++links > kMaxLinks ||
+                !watch_on_the_way(at, kAncestorEvents | kEntryEvents, name)) {
+                return false;
+            }
+            std::string target(PATH_MAX, '\0');
+            const ssize_t n = ::readlink(next.c_str(), target.data(), target.size());
+            if (n <= 0 || static_cast<std::size_t>(n) >= target.size()) {
+                return false;
+            }
+            target.resize(static_cast<std::size_t>(n));
+            if (target.front() == '/') {
+                at = "/";
+            }
+            std::vector<std::string> more = components_reversed(target);
+            todo.insert(todo.end(), more.begin(), more.end());
+            continue;
+        }
+        if (!S_ISDIR(st.st_mode)) {
+            return false;
+        }
+        if (todo.empty()) {
+            // The pool directory: its parent reports its name removed or renamed over (while
+            // a process keeps the directory open, the directory's own removal event waits for
+            // it); the directory itself is watched by follow_directory().
+            return watch_on_the_way(at, kAncestorEvents | kEntryEvents, name);
+        }
+        if (!watch_on_the_way(next, kAncestorEvents, "")) {
+            return false;
+        }
+        at = next;
+    }
+    return false;  // the pool directory is "/"
 }
 
 void DirectoryWatch::follow_directory() {

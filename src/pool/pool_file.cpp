@@ -71,6 +71,21 @@ void PoolFile::load_locked(int fd, const struct stat& st) {
     }
 }
 
+bool PoolFile::file_holds_cache(int fd, const struct stat& st) const {
+    if (static_cast<std::uint64_t>(st.st_size) != cache_->file_size()) {
+        return false;
+    }
+    const std::vector<SnapshotRecord>& records = cache_->records();
+    bool same = true;
+    std::size_t i = 0;
+    const RecordTail tail =
+        read_records(fd, name_, [&](std::span<const char, kRecordSize> bytes, std::uint64_t) {
+            same = same && i < records.size() && record_holds(bytes, records[i].record);
+            ++i;
+        });
+    return same && i == records.size() && tail.end() == cache_->file_size();
+}
+
 void PoolFile::set_missing() {
     if (cache_ == nullptr || cache_->exists()) {
         ++generation_;
@@ -90,9 +105,11 @@ void PoolFile::set_load_listener(LoadListener listener) {
     load_listener_ = std::move(listener);
 }
 
-std::shared_ptr<const PoolSnapshot> PoolFile::snapshot() {
-    const auto deadline = Clock::now() + options_.lock_timeout;
+std::shared_ptr<const PoolSnapshot> PoolFile::snapshot(LockWait wait) {
+    const auto started = Clock::now();
+    const auto deadline = started + options_.lock_timeout;
     std::uint64_t seen = 0;
+    bool have_cache = false;
     OpenedPool opened;
     {
         const std::lock_guard guard(mutex_);
@@ -100,6 +117,7 @@ std::shared_ptr<const PoolSnapshot> PoolFile::snapshot() {
             return lend_cache();
         }
         seen = loads_;
+        have_cache = cache_ != nullptr;
         opened = open_pool_file(name_, PoolAccess::read);
         if (!opened.fd) {
             // Events drained before this second look cannot hide a creation from it.
@@ -113,7 +131,20 @@ std::shared_ptr<const PoolSnapshot> PoolFile::snapshot() {
     }
     // The wait for the lock holds no mutex: other pools' and other threads' operations, and
     // reads answered from the cache, go on meanwhile.
-    const FileLock lock(opened.fd.get(), LockMode::shared, deadline, name_);
+    std::optional<FileLock> lock;
+    if (wait == LockWait::none && have_cache) {
+        try {
+            lock.emplace(opened.fd.get(), LockMode::shared, started, name_);  // one attempt
+        } catch (const Error& e) {
+            if (e.errno_value() != EAGAIN) {
+                throw;
+            }
+            const std::lock_guard guard(mutex_);
+            return lend_cache();  // held by someone else: the last released state
+        }
+    } else {
+        lock.emplace(opened.fd.get(), LockMode::shared, deadline, name_);
+    }
     const std::lock_guard guard(mutex_);
     if (loads_ != seen && cache_ != nullptr && !watch_.maybe_changed()) {
         return lend_cache();  // another thread loaded it meanwhile

@@ -21,6 +21,7 @@
 
 #include "change_watch.hpp"
 #include "file_lock.hpp"
+#include "foreign_writes.hpp"
 #include "limits.hpp"
 #include "pool_open.hpp"
 #include "pool_snapshot.hpp"
@@ -47,9 +48,18 @@ class PoolFile {
     PoolFile& operator=(PoolFile&&) = delete;
     ~PoolFile() = default;
 
+    // How a read that finds the file changed waits for its shared lock.
+    enum class LockWait {
+        bounded,  // up to lock_timeout (EAGAIN past it)
+        // Not at all when the lock is held by someone else: the last state read (the last
+        // released one) answers at once. For a lookup of a name, whose wait would hold the
+        // kernel's directory lock and make the waits of every create behind it add up.
+        // Before the first load there is none: it then waits as `bounded` does.
+        none,
+    };
     // The current state: the cached snapshot when nothing changed, else re-read under a
     // shared lock. A missing file is an empty, non-existing snapshot.
-    [[nodiscard]] std::shared_ptr<const PoolSnapshot> snapshot();
+    [[nodiscard]] std::shared_ptr<const PoolSnapshot> snapshot(LockWait wait = LockWait::bounded);
 
     [[nodiscard]] std::optional<std::string> get(std::string_view key);
     [[nodiscard]] std::vector<std::string> list();
@@ -100,6 +110,9 @@ class PoolFile {
                                                     std::optional<FileLock>& lock);
     // Reads the whole locked file into a new snapshot (mutex_ held, begin_load() done).
     void load_locked(int fd, const struct stat& st);
+    // Whether the locked file (its fstat `st`) holds exactly cache_'s records and size: read
+    // back after a change of our own (mutex_ held). One read of the whole file.
+    [[nodiscard]] bool file_holds_cache(int fd, const struct stat& st) const;
     // An empty snapshot for a missing file (mutex_ held).
     void set_missing();
     // A reader's handle on cache_ (mutex_ held).
@@ -113,6 +126,9 @@ class PoolFile {
     // for the file lock; load_listener_ is called under it.
     RankedMutex mutex_{LockRank::pool_file};
     ChangeWatch watch_;
+    // Whether another process wrote the file while a change of ours ran (mutex_ guards it):
+    // when it says no, the change need not read the file back.
+    ForeignWrites foreign_;
     std::shared_ptr<PoolSnapshot> cache_;  // edited in place only while no reader holds it
     std::uint64_t generation_ = 0;
     std::uint64_t loads_ = 0;  // counts installs of cache_ from the file

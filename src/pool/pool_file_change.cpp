@@ -4,8 +4,11 @@
 #include <sys/stat.h>
 
 #include <chrono>
+#include <optional>
 #include <thread>
+#include <type_traits>
 #include <unordered_set>
+#include <utility>
 
 #include "error.hpp"
 #include "log.hpp"
@@ -59,10 +62,18 @@ auto PoolFile::modify(bool create, Change&& change) {
     OpenedPool opened;
     std::optional<FileLock> lock;
     std::unique_lock guard(mutex_, std::defer_lock);
+    bool foreign_seen = false;
     for (;;) {
         // Opened and locked without mutex_: a wait here holds up no other operation.
         opened = open_locked_for_change(create, deadline, lock);
         guard.lock();
+        // Writes by other processes are reported to foreign_. Any since the last drain (also
+        // one the look below sees: its inotify event may come after the look) make the change
+        // read the file back; if none comes until its end, it need not.
+        if (opened.fd) {
+            (void)foreign_.watch(opened.fd.get(), opened.st);
+            foreign_seen = foreign_.drain() || foreign_seen;
+        }
         // Events first: whatever arrives after this stays pending.
         const bool events = watch_.maybe_changed();
         if (opened.fd) {
@@ -105,61 +116,95 @@ auto PoolFile::modify(bool create, Change&& change) {
             throw Error(EAGAIN, name_ + " kept appearing and disappearing during a change");
         }
     }
-    // Readers hold a snapshot for one request's lookups only (no handle keeps one), and no new
-    // reader can start while mutex_ is held: wait a moment for them rather than copy the whole
-    // pool (a copy costs time, and its memory stays in the heap afterwards).
-    const auto copy_after = Clock::now() + std::chrono::milliseconds(2);
-    while (cache_->readers_.load(std::memory_order_acquire) != 0 && Clock::now() < copy_after) {
-        std::this_thread::yield();
-    }
-    if (cache_->readers_.load(std::memory_order_acquire) != 0) {
-        // A reader still holds it (perhaps this very thread's caller): copy on write.
-        if (log_debug_enabled()) {
-            log(LogLevel::debug, name_ + ": copying the snapshot (a reader holds it)");
+    using Result = std::invoke_result_t<Change&, Editor&>;
+    for (;;) {
+        // Readers hold a snapshot for one request's lookups only (no handle keeps one), and no
+        // new reader can start while mutex_ is held: wait a moment for them rather than copy
+        // the whole pool (a copy costs time, and its memory stays in the heap afterwards).
+        const auto copy_after = Clock::now() + std::chrono::milliseconds(2);
+        while (cache_->readers_.load(std::memory_order_acquire) != 0 && Clock::now() < copy_after) {
+            std::this_thread::yield();
         }
-        cache_ = std::make_shared<PoolSnapshot>(*cache_);
-    }
-    // From here our writes' events are our own echo, however the change ends.
-    struct OwnChange {
-        ChangeWatch& watch;
-        explicit OwnChange(ChangeWatch& w) : watch(w) { watch.begin_own_change(); }
-        OwnChange(const OwnChange&) = delete;
-        OwnChange& operator=(const OwnChange&) = delete;
-        OwnChange(OwnChange&&) = delete;
-        OwnChange& operator=(OwnChange&&) = delete;
-        ~OwnChange() { watch.end_own_change(); }
-    } const own_change(watch_);
-    // The size the cache was read with: what the edit's tail check uses, never a guess.
-    Editor editor(opened.fd.get(), cache_->file_size(), *cache_, name_, generation_ + 1);
-    try {
-        auto result = change(editor);
-        if (editor.changed()) {
-            struct stat st {};
+        if (cache_->readers_.load(std::memory_order_acquire) != 0) {
+            // A reader still holds it (perhaps this very thread's caller): copy on write.
+            if (log_debug_enabled()) {
+                log(LogLevel::debug, name_ + ": copying the snapshot (a reader holds it)");
+            }
+            cache_ = std::make_shared<PoolSnapshot>(*cache_);
+        }
+        // The size the cache was read with: what the edit's tail check uses, never a guess.
+        Editor editor(opened.fd.get(), cache_->file_size(), *cache_, name_, generation_ + 1);
+        std::optional<Result> result;
+        struct stat st {};
+        // What the change wrote: each key's value, as its first record must read afterwards.
+        std::vector<std::pair<std::string, std::string>> written;
+        try {
+            result.emplace(change(editor));
+            if (!editor.changed()) {
+                return std::move(*result);
+            }
+            // Our writes queued events, and so may a writer without a lock whose write landed
+            // meanwhile: inotify cannot tell them apart (repeated events merge). Drain them
+            // all; unless fanotify says only this process wrote the file since the change
+            // began, read it back: what we wrote is there and nothing else changed, or it is
+            // read again below. A write landing after the drain stays pending.
+            watch_.begin_load();
+            // After the inotify drain: a write whose inotify event it took has its fanotify
+            // event queued already (foreign_writes.cpp).
+            const bool maybe_foreign = foreign_.drain() || std::exchange(foreign_seen, false);
             if (::fstat(opened.fd.get(), &st) != 0) {
                 throw_errno("fstat " + name_);
             }
             for (const std::string& key : editor.touched_keys()) {
                 if (const auto* at = cache_->positions(key); at != nullptr) {
                     cache_->records_[at->front()].changed_at = st.st_mtim;
+                    written.emplace_back(key, cache_->records()[at->front()].record.value);
                 }
             }
             const std::uint64_t size = cache_->records().size() * kRecordSize;
             cache_->set_file_state(true, size, st.st_mtim, ++generation_);
-            watch_.mark_own_change(st, size);  // the events our own writes queued
-        }
-        return result;
-    } catch (...) {
-        // Put back every byte the change overwrote and the old size while the lock is still
-        // held, then read the file again next time (the cache was edited in step; it stays
-        // until then so that keys keep their mtime and birth). A change refused before its
-        // first write leaves file and cache as they were.
-        if (editor.changed()) {
-            if (!editor.rollback()) {
-                log(LogLevel::error, name_ + ": a failed change could not be undone");
+            if ((!maybe_foreign && static_cast<std::uint64_t>(st.st_size) == size) ||
+                file_holds_cache(opened.fd.get(), st)) {
+                watch_.mark_own_change(st);
+                return std::move(*result);
             }
-            watch_.invalidate();
+        } catch (...) {
+            // Put back every byte the change overwrote and the old size while the lock is
+            // still held, then read the file again next time (the cache was edited in step; it
+            // stays until then so that keys keep their mtime and birth). A change refused
+            // before its first write leaves file and cache as they were.
+            if (editor.changed()) {
+                if (!editor.rollback()) {
+                    log(LogLevel::error, name_ + ": a failed change could not be undone");
+                }
+                watch_.invalidate();
+            }
+            throw;
         }
-        throw;
+        // Someone wrote without a lock while the change was made (cloud-init rewrites a pool
+        // whole at boot): read what the file holds now. Nothing is undone: the bytes our
+        // change replaced may already be the other writer's.
+        log(LogLevel::info, name_ +
+                                ": changed by a process without a lock while kvpfs changed it: "
+                                "read again");
+        load_locked(opened.fd.get(), st);
+        bool stored = true;
+        for (const auto& [key, value] : written) {
+            const SnapshotRecord* now = cache_->find(key);
+            stored = stored && now != nullptr && now->record.value == value;
+        }
+        if (stored) {
+            return std::move(*result);  // whole, beside the other writer's change
+        }
+        // Overwritten or hidden by an older duplicate: made again on what the file holds now.
+        if (Clock::now() >= deadline) {
+            throw Error(EIO, name_ +
+                                 ": kept being rewritten by a process without a lock while "
+                                 "this change was made; the change is not in it");
+        }
+        log(LogLevel::warning, name_ +
+                                   ": a change was overwritten by a process writing without a "
+                                   "lock: made again");
     }
 }
 

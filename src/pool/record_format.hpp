@@ -30,6 +30,8 @@ using RecordBytes = std::array<char, kRecordSize>;
 // Encodes a zero-filled record. The caller has checked the format limits (limits.hpp);
 // a string that does not fit is a logic error and throws std::length_error.
 [[nodiscard]] RecordBytes encode_record(std::string_view key, std::string_view value);
+// Whether `bytes` decode to `record` (no copy: for comparing a file with what it should hold).
+[[nodiscard]] bool record_holds(std::span<const char, kRecordSize> bytes, const Record& record);
 // True when the field holds no NUL at all (an "unterminated" field).
 [[nodiscard]] bool field_unterminated(std::span<const char> field);
 

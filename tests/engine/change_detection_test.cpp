@@ -7,11 +7,14 @@
 #include <stdio.h>
 #include <sys/file.h>
 #include <sys/inotify.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -382,6 +385,74 @@ TEST_F(ChangeDetectionTest, ChangedAtIsKeptWhenAnotherProcessRewritesTheSameValu
     EXPECT_EQ(p->get("b"), "3");
     EXPECT_TRUE(same_time(changed_at(*p, "a"), t1)) << to_string(changed_at(*p, "a"));
     EXPECT_TRUE(same_time(changed_at(*p, "b"), t2)) << to_string(changed_at(*p, "b"));
+}
+
+// A writer that takes no lock rewrites another key in place (same size) while a change through
+// the engine is being made, after the engine checked the file: its events and the engine's own
+// cannot be told apart (repeated IN_MODIFY events merge), so the engine reads the file back
+// after its change. The next operation shows the writer's value, and the change's own.
+TEST_F(ChangeDetectionTest, UnlockedRewriteLandingDuringAnEngineChangeIsSeen) {
+    write_file(pool(), encode_records({{"a", "mine-000"}, {"b", "old-b"}, {"c", "z"}}));
+    auto p = open_pool();
+    ASSERT_EQ(p->get("b"), "old-b");
+    for (int i = 1; i <= 100; ++i) {
+        SCOPED_TRACE("round " + std::to_string(i));
+        const std::string theirs = value_of_length(i, 5);
+        char mine[16];
+        std::snprintf(mine, sizeof mine, "mine-%03d", i);
+        ASSERT_TRUE(p->update("a", [&](const std::string*) {
+            // Another process, under the engine's exclusive lock, which it does not look at.
+            EXPECT_EQ(kvptest::run_in_child([&]() -> int {
+                          const int fd = ::open(pool().c_str(), O_WRONLY | O_CLOEXEC);
+                          const bool ok = fd >= 0 && ::pwrite(fd, theirs.data(), theirs.size(),
+                                                              kRecord + kKeyField) ==
+                                                         static_cast<ssize_t>(theirs.size());
+                          return ok ? 0 : 1;
+                      }),
+                      0);
+            return std::optional<std::string>(mine);
+        }));
+        ASSERT_EQ(p->get("b"), theirs) << "the other writer's change was swallowed";
+        ASSERT_EQ(p->get("a"), mine);
+    }
+    EXPECT_EQ(decode_records(read_file(pool())),
+              (Records{{"a", "mine-100"}, {"b", value_of_length(100, 5)}, {"c", "z"}}));
+}
+
+// A writer holding both locks stores through a shared mapping: no inotify event at all, but
+// the first store to a clean page moves the file's mtime and ctime, which every look compares.
+TEST_F(ChangeDetectionTest, LockedStoreThroughASharedMappingIsSeen) {
+    write_file(pool(), encode_records({{"a", "1"}, {"k", "value-000"}}));
+    auto p = open_pool();
+    ASSERT_EQ(p->get("k"), "value-000");
+    for (int i = 1; i <= 50; ++i) {
+        SCOPED_TRACE("round " + std::to_string(i));
+        char v[16];
+        std::snprintf(v, sizeof v, "value-%03d", i);
+        ASSERT_EQ(kvptest::run_in_child([&]() -> int {
+                      const int fd = ::open(pool().c_str(), O_RDWR | O_CLOEXEC);
+                      struct flock fl {};
+                      fl.l_type = F_WRLCK;
+                      fl.l_whence = SEEK_SET;
+                      if (fd < 0 || ::flock(fd, LOCK_EX) != 0 || ::fcntl(fd, F_SETLKW, &fl) != 0) {
+                          return 10;
+                      }
+                      void* map =
+                          ::mmap(nullptr, 2 * kRecord, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+                      if (map == MAP_FAILED) {
+                          return 11;
+                      }
+                      std::memcpy(static_cast<char*>(map) + kRecord + kKeyField, v, std::strlen(v));
+                      ::munmap(map, 2 * kRecord);
+                      fl.l_type = F_UNLCK;
+                      ::fcntl(fd, F_SETLK, &fl);
+                      ::flock(fd, LOCK_UN);
+                      ::close(fd);
+                      return 0;
+                  }),
+                  0);
+        ASSERT_EQ(p->get("k"), v) << "a store through a shared mapping went unseen";
+    }
 }
 
 }  // namespace

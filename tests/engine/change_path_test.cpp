@@ -189,6 +189,36 @@ TEST_F(ChangePathTest, LockWaitsDoNotAddUpAndCachedReadsAnswerAtOnce) {
     EXPECT_EQ(holder.release(), 0);
 }
 
+// A pool changed by another process that still holds its lock: a read that may answer from
+// the last released state (a lookup of a name) does so at once; one that waits takes the whole
+// lock_timeout and fails. Once the lock is released, both read the new state.
+TEST_F(ChangePathTest, AReadThatNeedNotWaitAnswersTheLastReleasedStateWhileTheLockIsHeld) {
+    write_file(pool(), encode_records({{"k", "released"}}));
+    const auto timeout = kvptest::scaled(std::chrono::seconds(2));
+    const double timeout_s = std::chrono::duration<double>(timeout).count();
+    kvp::PoolFile pf(pool(), options(timeout));
+    ASSERT_EQ(pf.get("k"), "released");
+    const std::string changed = encode_records({{"k", "unreleased"}, {"new", "1"}});
+    kvptest::LockHolder holder(pool(), kvptest::LockKind::fcntl_write, {}, [&](int fd) {
+        (void)!::pwrite(fd, changed.data(), changed.size(), 0);
+    });
+    for (int i = 0; i < 5; ++i) {
+        const auto start = Clock::now();
+        const auto snap = pf.snapshot(kvp::PoolFile::LockWait::none);
+        ASSERT_NE(snap->find("k"), nullptr);
+        EXPECT_EQ(snap->find("k")->record.value, "released");
+        EXPECT_EQ(snap->find("new"), nullptr);
+        EXPECT_LT(seconds_since(start), timeout_s / 2) << "it waited for the held lock";
+    }
+    const auto start = Clock::now();
+    EXPECT_EQ(kvptest::errno_of([&] { (void)pf.snapshot(); }), EAGAIN);
+    EXPECT_GE(seconds_since(start), timeout_s * 0.9);
+    EXPECT_EQ(holder.release(), 0);
+    const auto snap = pf.snapshot(kvp::PoolFile::LockWait::none);
+    ASSERT_NE(snap->find("new"), nullptr);
+    EXPECT_EQ(snap->find("k")->record.value, "unreleased");
+}
+
 TEST_F(ChangePathTest, ConcurrentChangesNeverLoseAnAppendMadeUnderFlock) {
     // Threads of one process change the pool while another process appends records under
     // flock (cloud-init): no append may be lost. (A lock released on a descriptor number that

@@ -130,8 +130,10 @@ TEST_F(ChangeWatchTest, TheWatchFollowsTheDirectoryByItsPath) {
     EXPECT_TRUE(w.using_inotify()) << "the new directory is watched";
     kvptest::write_file(sub + "/.kvp_pool_1", kvptest::encode_record("k", "w"));
     EXPECT_TRUE(w.maybe_changed()) << "a file created in the new directory";
-    kvptest::write_file(dir() + "/pools.old/.kvp_pool_1", kvptest::encode_record("k", "x"));
     w.begin_load();
+    const struct stat created = kvptest::stat_of(sub + "/.kvp_pool_1");
+    w.mark_loaded(&created);
+    kvptest::write_file(dir() + "/pools.old/.kvp_pool_1", kvptest::encode_record("k", "x"));
     EXPECT_FALSE(w.maybe_changed()) << "the old directory is no longer watched";
 }
 
@@ -213,7 +215,7 @@ TEST_F(ChangeWatchTest, AMountOverADirectoryAboveIsFollowedAndSoIsItsUnmount) {
     EXPECT_TRUE(w.following_by_events());
 }
 
-TEST_F(ChangeWatchTest, ASymbolicLinkOnThePathIsStatEveryLookAndFollowedWhenSwapped) {
+TEST_F(ChangeWatchTest, ASymbolicLinkOnThePathIsFollowedByEventsWhenSwapped) {
     const std::string a = dir() + "/a";
     const std::string b = dir() + "/b";
     const std::string link = dir() + "/link";
@@ -223,13 +225,50 @@ TEST_F(ChangeWatchTest, ASymbolicLinkOnThePathIsStatEveryLookAndFollowedWhenSwap
     kvptest::write_file(b + "/.kvp_pool_1", kvptest::encode_record("k", "b"));
     ASSERT_EQ(::symlink("a", link.c_str()), 0);
     kvp::ChangeWatch w(link, ".kvp_pool_1");
-    EXPECT_FALSE(w.following_by_events());
+    // The link's directory reports the link replaced: no stat of the directory at each look.
+    EXPECT_TRUE(w.following_by_events());
     load_now(w, link + "/.kvp_pool_1");
     ASSERT_FALSE(w.maybe_changed());
     const std::string tmp = dir() + "/link.new";
     ASSERT_EQ(::symlink("b", tmp.c_str()), 0);
-    ASSERT_EQ(::rename(tmp.c_str(), link.c_str()), 0);
+    ASSERT_EQ(::rename(tmp.c_str(), link.c_str()), 0);  // what `ln -sfn b link` does
     EXPECT_TRUE(w.maybe_changed()) << "the link now leads to another directory";
+    load_now(w, link + "/.kvp_pool_1");
+    EXPECT_FALSE(w.maybe_changed());
+    EXPECT_TRUE(w.following_by_events()) << "the new path is watched again";
+    kvptest::write_file(b + "/.kvp_pool_1", kvptest::encode_record("k", "b2"));
+    EXPECT_TRUE(w.maybe_changed()) << "a write in the directory the link leads to now";
+    load_now(w, link + "/.kvp_pool_1");
+    kvptest::write_file(a + "/.kvp_pool_1", kvptest::encode_record("k", "a2"));
+    EXPECT_FALSE(w.maybe_changed()) << "the old directory is no longer watched";
+}
+
+// A link to a link, a relative target with "..": resolved as the kernel does, and the swap of
+// the inner link is heard too.
+TEST_F(ChangeWatchTest, ALinkToALinkWithDotDotIsFollowedByEvents) {
+    const std::string a = dir() + "/real/a";
+    const std::string b = dir() + "/real/b";
+    ASSERT_EQ(::mkdir((dir() + "/real").c_str(), 0755), 0);
+    ASSERT_EQ(::mkdir(a.c_str(), 0755), 0);
+    ASSERT_EQ(::mkdir(b.c_str(), 0755), 0);
+    ASSERT_EQ(::mkdir((dir() + "/links").c_str(), 0755), 0);
+    kvptest::write_file(a + "/.kvp_pool_1", kvptest::encode_record("k", "a"));
+    kvptest::write_file(b + "/.kvp_pool_1", kvptest::encode_record("k", "b"));
+    const std::string inner = dir() + "/links/inner";
+    ASSERT_EQ(::symlink("../real/a", inner.c_str()), 0);
+    const std::string outer = dir() + "/outer";
+    ASSERT_EQ(::symlink("links/inner", outer.c_str()), 0);
+    kvp::ChangeWatch w(outer, ".kvp_pool_1");
+    EXPECT_TRUE(w.following_by_events());
+    load_now(w, outer + "/.kvp_pool_1");
+    ASSERT_FALSE(w.maybe_changed());
+    const std::string tmp = dir() + "/links/inner.new";
+    ASSERT_EQ(::symlink("../real/b", tmp.c_str()), 0);
+    ASSERT_EQ(::rename(tmp.c_str(), inner.c_str()), 0);
+    EXPECT_TRUE(w.maybe_changed()) << "the inner link now leads to another directory";
+    load_now(w, outer + "/.kvp_pool_1");
+    EXPECT_FALSE(w.maybe_changed());
+    EXPECT_TRUE(w.following_by_events());
 }
 
 }  // namespace

@@ -321,7 +321,17 @@ TEST(CacheTest, PoolFileReplacedByRenameShows) {
     EXPECT_EQ(sb.stop(), 0) << sb.log();
 }
 
-enum class Replace { rename_away, remove_and_make, mount_over, grandparent_renamed_away };
+enum class Replace {
+    rename_away,
+    remove_and_make,
+    mount_over,
+    grandparent_renamed_away,
+    link_swapped,  // POOL_DIR is a symbolic link, pointed elsewhere with `ln -sfn`
+};
+
+// The thread's look at every pool without an event, made long: what shows within the bounds
+// below was seen through the watches.
+const std::vector<std::string> kCacheWithoutLooks{"-o", "cache", "-o", "look_interval=600"};
 
 void replaced_directory_shows(Replace how) {
     Sandbox sb;
@@ -331,8 +341,15 @@ void replaced_directory_shows(Replace how) {
         how == Replace::grandparent_renamed_away ? above + "/pools" : sb.pool_dir() + "/pools";
     std::filesystem::create_directories(pools);
     make_pools(pools, {{"Old", "1"}});
-    sb.set_pool_dir(pools);
-    sb.start(kCache);
+    const std::string link = sb.pool_dir() + "/link";
+    const std::string pools2 = sb.pool_dir() + "/pools2";
+    if (how == Replace::link_swapped) {
+        ASSERT_EQ(::symlink("pools", link.c_str()), 0);
+        sb.set_pool_dir(link);
+    } else {
+        sb.set_pool_dir(pools);
+    }
+    sb.start(kCacheWithoutLooks);
     warm(sb, "Old", "HostKey");
     bool mounted_over = false;
     switch (how) {
@@ -353,22 +370,34 @@ void replaced_directory_shows(Replace how) {
             std::filesystem::rename(above, above + ".old");
             std::filesystem::create_directories(pools);
             break;
+        case Replace::link_swapped: {
+            std::filesystem::create_directories(pools2);
+            make_pools(pools2, {{"HostKey", "precious"}});
+            const std::string tmp = link + ".new";
+            ASSERT_EQ(::symlink("pools2", tmp.c_str()), 0);
+            ASSERT_EQ(::rename(tmp.c_str(), link.c_str()), 0);
+            break;
+        }
     }
-    make_pools(pools, {{"HostKey", "precious"}});
+    const std::string now_pools = how == Replace::link_swapped ? pools2 : pools;
+    if (how != Replace::link_swapped) {
+        make_pools(pools, {{"HostKey", "precious"}});
+    }
     const double shown = shows_within([&] {
         return value_is(sb, "HostKey", "precious") && stat_errno(sb.mnt("guest/Old")) == ENOENT &&
                list_dir(sb.mnt("guest")) == std::vector<std::string>{"HostKey"};
     });
     EXPECT_GE(shown, 0) << "the replaced pool directory was not followed";
     // Later changes in the new directory show too: the watch moved to it.
-    ASSERT_EQ(kvpctl(pools, {"set", "guest", "HostKey", "precioux"}), 0);
+    ASSERT_EQ(kvpctl(now_pools, {"set", "guest", "HostKey", "precioux"}), 0);
     const double later = shows_within([&] { return value_is(sb, "HostKey", "precioux"); });
     EXPECT_GE(later, 0);
-    // Seen through the watches, not the thread's once-a-second look at every pool.
+    // Seen through the watches: the thread's look at every pool comes every 600 s here.
     const double tick_ms =
         std::chrono::duration<double, std::milli>(kvptest::scaled(std::chrono::milliseconds(500)))
             .count();
     EXPECT_LT(later, tick_ms);
+    EXPECT_LT(shown, tick_ms);
     EXPECT_EQ(sb.stop(), 0) << sb.log();
     if (mounted_over) {
         ::umount2(pools.c_str(), MNT_DETACH);
@@ -386,6 +415,49 @@ TEST(CacheTest, PoolDirectoryMountedOverShows) {
 }
 TEST(CacheTest, DirectoryAboveThePoolDirectoryRenamedAwayAndReplacedShows) {
     replaced_directory_shows(Replace::grandparent_renamed_away);
+}
+TEST(CacheTest, PoolDirectoryLinkSwappedShows) {
+    replaced_directory_shows(Replace::link_swapped);
+}
+
+std::size_t count_of(const std::string& text, const std::string& what) {
+    std::size_t n = 0;
+    for (std::size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) {
+        ++n;
+    }
+    return n;
+}
+
+// Something that is not a pool file in a pool file's place (a FIFO): the thread's looks fail
+// at every look and at every mount table change on the machine; that is logged once, and once
+// more when the pool is followed again, not at every look.
+TEST(CacheTest, ALookThatKeepsFailingIsLoggedOnce) {
+    Sandbox sb;
+    make_pools(sb.pool_dir(), {{"A", "1"}});
+    sb.start(kCache);
+    warm(sb, "A", "B");
+    ASSERT_EQ(::unlink(sb.pool(0).c_str()), 0);
+    ASSERT_EQ(::mkfifo(sb.pool(0).c_str(), 0644), 0);
+    // Mount table changes make the thread look at every pool too.
+    const std::string spot = sb.base() + "/spot";
+    std::filesystem::create_directories(spot);
+    for (int i = 0; i < 10; ++i) {
+        ASSERT_EQ(::mount("tmpfs", spot.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, "size=1m"), 0)
+            << std::strerror(errno);
+        ASSERT_EQ(::umount2(spot.c_str(), 0), 0);
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    ASSERT_TRUE(
+        kvptest::eventually([&] { return count_of(sb.log(), "changes not followed yet") >= 1; }));
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));  // some 5 looks more
+    EXPECT_EQ(count_of(sb.log(), "changes not followed yet"), 1U) << sb.log();
+    ASSERT_EQ(::unlink(sb.pool(0).c_str()), 0);
+    write_file(sb.pool(0), "");
+    EXPECT_TRUE(kvptest::eventually([&] {
+        return count_of(sb.log(), "changes followed again") == 1;
+    })) << sb.log();
+    EXPECT_EQ(count_of(sb.log(), "changes not followed yet"), 1U) << sb.log();
+    EXPECT_EQ(sb.stop(), 0) << sb.log();
 }
 
 // Another process reads what this one just did through the mount: no window at all.
