@@ -136,14 +136,8 @@ void CacheInvalidator::wake() {
     (void)!::write(wake_.get(), &one, sizeof one);
 }
 
-void CacheInvalidator::wake_by(std::chrono::steady_clock::time_point due) {
-    if (due.time_since_epoch().count() < planned_wake_.load(std::memory_order_acquire)) {
-        wake();
-    }
-}
-
 std::chrono::steady_clock::time_point CacheInvalidator::next_due() {
-    auto due = fs_.mode().next_truncation_due();
+    auto due = std::chrono::steady_clock::time_point::max();
     for (const auto& at : relist_at_) {
         due = std::min(due, at);
     }
@@ -164,15 +158,11 @@ bool CacheInvalidator::wait(std::array<bool, 5>& touched) {
     // times (a store through a shared mapping queues no event), the directory, a retry.
     int timeout = static_cast<int>(
         std::clamp<std::int64_t>(fs_.options().look_interval.count(), 1, 86'400'000));
-    // Unknown while it is worked out: a wake_by() meanwhile wakes the poll below at once.
-    planned_wake_.store(std::numeric_limits<std::int64_t>::max(), std::memory_order_release);
     const auto now = std::chrono::steady_clock::now();
     if (const auto at = next_due(); at != std::chrono::steady_clock::time_point::max()) {
         const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(at - now).count() + 1;
         timeout = std::clamp(static_cast<int>(ms), 0, timeout);
     }
-    planned_wake_.store((now + std::chrono::milliseconds(timeout)).time_since_epoch().count(),
-                        std::memory_order_release);
     const int n = ::poll(fds, 4, timeout);  // poll() skips a descriptor of -1
     if (stopping_.load()) {
         return false;
@@ -263,7 +253,6 @@ void CacheInvalidator::relist_due() {
             }
         }
     }
-    fs_.mode().store_due_truncations(now);  // before the inodes' invalidations queued with them
     for (const Ino ino : due) {
         if (se != nullptr) {
             check_notify(fuse_lowlevel_notify_inval_inode(se, ino, 0, 0), "inval_inode");

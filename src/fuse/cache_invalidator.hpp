@@ -33,7 +33,6 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <limits>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -80,9 +79,6 @@ class CacheInvalidator {
     void inode_later(Ino ino, std::chrono::milliseconds after);
     // Makes the thread compute when to wake again.
     void wake();
-    // Wakes the thread if it plans to sleep past `due` (a pending truncation was added): one
-    // wake-up per burst of truncations, not one for each.
-    void wake_by(std::chrono::steady_clock::time_point due);
 
   private:
     struct Hash {
@@ -123,8 +119,6 @@ class CacheInvalidator {
     std::unique_ptr<kvp::WatchObserver> watch_;  // the pool directory's watcher, subscribed
     kvp::UniqueFd wake_;                         // eventfd: a load happened, or stop
     std::atomic<bool> stopping_{false};
-    // When the thread's poll will time out (steady_clock ticks); max() while it works it out.
-    std::atomic<std::int64_t> planned_wake_{std::numeric_limits<std::int64_t>::max()};
     kvp::RankedMutex pending_mutex_{
         kvp::LockRank::cache_pending};  // taken inside the pools' mutexes, never the other way
                                         // round

@@ -111,11 +111,6 @@ class MountMode {
     virtual bool take_truncation(Ino ino) = 0;
     // A truncate by path stored its value (the kernel's cached attributes must go).
     virtual void path_truncated(Ino ino, const KeyRef& ref, bool reserved) = 0;
-    // The cache thread: when to wake for the next truncation that falls due (max(): none),
-    // and storing the ones due at `now`. No mode has such truncations any more (-o cache=all
-    // stores an O_TRUNC at the truncating process's last close); kept for the cache thread.
-    [[nodiscard]] virtual Clock::time_point next_truncation_due() const = 0;
-    virtual void store_due_truncations(Clock::time_point now) = 0;
 };
 
 // The mode -o cache asks for (Options::cache, Options::cache_contents), for `fs`.

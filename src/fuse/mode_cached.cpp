@@ -64,10 +64,4 @@ void CachedMode::inode_later(Ino ino, std::chrono::milliseconds after) {
     }
 }
 
-void CachedMode::wake_by(Clock::time_point due) {
-    if (cache_) {
-        cache_->wake_by(due);
-    }
-}
-
 }  // namespace kvpfs

@@ -56,10 +56,6 @@ class UncachedMode : public MountMode {
     [[nodiscard]] bool shows_truncated(Ino /*ino*/) const override { return false; }
     bool take_truncation(Ino /*ino*/) override { return false; }
     void path_truncated(Ino ino, const KeyRef& ref, bool reserved) override;
-    [[nodiscard]] Clock::time_point next_truncation_due() const override {
-        return Clock::time_point::max();
-    }
-    void store_due_truncations(Clock::time_point /*now*/) override {}
 
   protected:
     Filesystem& fs_;
@@ -90,8 +86,6 @@ class CachedMode : public UncachedMode {
     // Drops the kernel's pages and attributes of `ino` from the invalidation thread, `after`
     // from now (a request cannot drop the pages its own caller has locked).
     void inode_later(Ino ino, std::chrono::milliseconds after = std::chrono::milliseconds(0));
-    // Makes the invalidation thread wake by `due` (a pending truncation falls due then).
-    void wake_by(Clock::time_point due);
 
   private:
     std::unique_ptr<CacheInvalidator> cache_;  // from start() to the destructor
@@ -161,11 +155,6 @@ class CacheAllMode : public CachedMode {
     // The key of the writer of `ino` that `tid` (whose thread group is found only if needed)
     // belongs to (writers_mutex_ held); nullopt when it has none.
     std::optional<WriterKey> find_writer_locked(Ino ino, pid_t tid);
-    // Does process `process` still hold a descriptor of `ino` (named `name` in its pool
-    // directory)? Looked up in /proc, only while it has something to settle at its close.
-    [[nodiscard]] static bool still_holds(pid_t process, Ino ino, const std::string& name);
-    // Does any process but `except` hold one (held bytes at a writer's last close)?
-    [[nodiscard]] static bool others_hold(pid_t except, Ino ino, const std::string& name);
     // The last close of `ino` by `w`'s process: stores its O_TRUNC or its create's empty key
     // if nothing was refused, drops what it held; returns the errno close() answers.
     int settle(fuse_req_t req, Ino ino, const Writer& w);

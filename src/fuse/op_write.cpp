@@ -18,6 +18,8 @@
 #include <string>
 
 #include "filesystem.hpp"
+#include "key_name.hpp"
+#include "process_files.hpp"
 #include "unique_fd.hpp"
 #include "utf8.hpp"
 #include "write_rules.hpp"
@@ -330,33 +332,62 @@ void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
         fuse_reply_err(req, 0);
         return;
     }
-    int err = 0;
-    {
+    guarded(req, "flush", [&] {
         Filesystem& fs = fs_of(req);
-        // Only to drop a refused create's name early; never waited for (close must not).
-        const auto names = fs.writers().try_share_names();
-        std::lock_guard lock(h->mutex());
-        WriterState& s = h->state();
-        err = s.error;  // the refusal was logged when the write got it
-        if (err == 0 && !s.held.empty()) {
-            // Every close() of any descriptor of this handle flushes, also a child's that
-            // only inherited it (a fork, an exec with FD_CLOEXEC): this close answers EINVAL,
-            // but the bytes stay held so a later write can still finish them. Only the
-            // release after the last close drops them (not stored).
-            kvp::log(kvp::LogLevel::error,
-                     "flush: " + describe_key(h->pool(), s.key) +
-                         ": closed inside an unfinished UTF-8 sequence; those bytes are not "
-                         "stored unless a later write finishes them: " +
-                         std::strerror(EINVAL));
-            err = EINVAL;
+        int err = 0;
+        std::string name;  // "POOL/NAME" while an empty value waits for this process's close
+        {
+            // Only to drop a refused create's name early; never waited for here.
+            const auto names = fs.writers().try_share_names();
+            std::lock_guard lock(h->mutex());
+            WriterState& s = h->state();
+            err = s.error;  // the refusal was logged when the write got it
+            if (err == 0 && !s.held.empty()) {
+                // Every close() of any descriptor of this handle flushes, also a child's that
+                // only inherited it (a fork, an exec with FD_CLOEXEC): this close answers
+                // EINVAL, but the bytes stay held so a later write can still finish them. Only
+                // the release after the last close drops them (not stored).
+                kvp::log(kvp::LogLevel::error,
+                         "flush: " + describe_key(h->pool(), s.key) +
+                             ": closed inside an unfinished UTF-8 sequence; those bytes are not "
+                             "stored unless a later write finishes them: " +
+                             std::strerror(EINVAL));
+                err = EINVAL;
+            }
+            if (s.error != 0 && s.reserved && names.owns_lock()) {
+                // A create whose writes were refused: its name goes now, not at release, which
+                // comes after close() returns.
+                fs.writers().stored(*h);
+            }
+            if (err == 0 && empty_pending(s)) {
+                name = std::string(kvp::pool_name(h->pool())) + "/" + kvp::key_to_name(s.key);
+            }
         }
-        if (s.error != 0 && s.reserved && names.owns_lock()) {
-            // A create whose writes were refused: its name goes now, not at release, which
-            // comes after close() returns.
-            fs.writers().stored(*h);
+        // An O_TRUNC or a create with nothing written: the empty value is stored at the
+        // process's last close, before close() returns (the release comes after it returns,
+        // and an empty value stored then could land after the process's next command wrote).
+        // Not at a close that leaves the process another descriptor (a shell closes the one it
+        // opened after dup2()ing it, before the write). A caller kvpfs cannot see (pid 0) is
+        // left to the release.
+        if (!name.empty()) {
+            const pid_t process = thread_group_of(fuse_req_ctx(req)->pid);
+            if (process > 0 && !process_holds(process, ino, name)) {
+                const auto names = fs.writers().share_names();
+                std::lock_guard lock(h->mutex());
+                WriterState& s = h->state();
+                set_request_subject(h->pool(), s.key);
+                if (empty_pending(s)) {
+                    try {
+                        store_empty(fs, *h);
+                    } catch (const kvp::Error& e) {
+                        s.error = e.errno_value();  // answered again; the release stores nothing
+                        throw;
+                    }
+                }
+            }
         }
-    }
-    fuse_reply_err(req, err);
+        fuse_reply_err(req, err);
+    });
 }
 
 void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info* fi) {

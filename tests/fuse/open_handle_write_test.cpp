@@ -10,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <thread>
 
 #include "mount_fixture.hpp"
@@ -162,12 +163,53 @@ TEST_F(KvpfsTest, CreateWithNothingWrittenMakesAnEmptyKeyAtClose) {
     ASSERT_GE(fd.get(), 0);
     EXPECT_EQ(pool_raw(1), "");
     EXPECT_EQ(fd.close(), 0);
-    EXPECT_TRUE(pool_becomes(
-        *this, [&] { return pool_recs(1); }, Recs{{"flag", ""}}));
+    EXPECT_EQ(pool_recs(1), (Recs{{"flag", ""}})) << "stored before close() returns";
     // O_EXCL on a reserved or existing name is EEXIST.
     Fd again(mnt("guest/flag"), O_WRONLY | O_CREAT | O_EXCL);
     EXPECT_EQ(again.get(), -1);
     EXPECT_EQ(errno, EEXIST);
+}
+
+// "A change made through the mount is in the pool file before close() returns": an O_TRUNC
+// with nothing written stores the empty value at the process's last close, not at the
+// release the kernel sends after close() returned (which could land after the process's next
+// command wrote).
+TEST_F(KvpfsTest, OTruncWithNothingWrittenIsStoredWhenCloseReturns) {
+    for (int i = 0; i < 20; ++i) {
+        set_pool(1, {{"k", "old"}});
+        Fd fd(mnt("guest/k"), O_WRONLY | O_TRUNC);
+        ASSERT_GE(fd.get(), 0);
+        ASSERT_EQ(fd.close(), 0);
+        ASSERT_EQ(pool_recs(1), (Recs{{"k", ""}})) << "trial " << i;
+    }
+    // A shell's `: > K` opens, dup2()s and closes twice: stored when the command returns.
+    for (int i = 0; i < 10; ++i) {
+        set_pool(1, {{"k", "old"}});
+        std::string out;
+        ASSERT_EQ(run_program({"bash", "-c", ": > \"$1\"", "bash", mnt("guest/k")}, &out), 0)
+            << out;
+        ASSERT_EQ(pool_recs(1), (Recs{{"k", ""}})) << "trial " << i;
+    }
+}
+
+// While another process holds the pool's lock, `: > K; echo zz > K` ends with zz: the empty
+// value waits in the first command's close, never behind the second command's write.
+TEST_F(KvpfsTest, ATruncationThatWaitedForTheLockNeverLandsAfterTheNextWrite) {
+    for (int i = 0; i < 4; ++i) {
+        set_pool(1, {{"k", "old"}});
+        auto held = std::make_unique<HeldLock>(pool_path(1));
+        std::thread release([&held] {
+            std::this_thread::sleep_for(std::chrono::milliseconds(300));
+            held.reset();
+        });
+        std::string out;
+        const int rc = run_program(
+            {"bash", "-c", ": > \"$1\"; echo zz > \"$1\"", "bash", mnt("guest/k")}, &out);
+        release.join();
+        ASSERT_EQ(rc, 0) << out;
+        ASSERT_TRUE(requests_answered());
+        ASSERT_EQ(pool_recs(1), (Recs{{"k", "zz"}})) << "trial " << i;
+    }
 }
 
 TEST_F(KvpfsTest, MknodReservesTheNameUntilAWriteStoresIt) {
