@@ -84,10 +84,13 @@ void Filesystem::fill_dir_attr(kvp::PoolId pool, struct stat& st) {
     st.st_blksize = 4096;
     if (mode_->caches(pool)) {
         // A listing filled from a snapshot older than an invalidation (a readdir reply on its
-        // way while the pool changed) is thrown away at the next opendir by this.
+        // way while the pool changed) is thrown away at the next opendir by this. While
+        // another process holds the lock the last released state answers: the kernel asks
+        // for the directory's attributes on the way to every name in it, so a wait here would
+        // make every create and open behind it wait in turn (waits would add up).
         std::uint64_t generation = 0;
         try {
-            generation = pools_.pool(pool).snapshot()->generation();
+            generation = pools_.pool(pool).snapshot(kvp::PoolFile::LockWait::none)->generation();
         } catch (const kvp::Error&) {
             // A pool locked past lock_timeout: the directory itself still answers (with the
             // start time, which at worst makes the kernel refill a listing).

@@ -153,11 +153,6 @@ class OneSecondLockTest : public KvpfsTest {
 // create; both answer from the last released state at once, and the wait is the write's: each
 // shell gets EAGAIN within lock_timeout plus 1.5 s of its own start, not 1, 2, ... 8 s.
 TEST_F(OneSecondLockTest, CreatesOfNewKeysWhileTheLockIsHeldDoNotWaitForEachOther) {
-    if (cache_mode()) {
-        // -o cache=all too (its creates only reserve the name now, and still 3-5 s were seen).
-        GTEST_SKIP() << "-o cache: a create's open still waits behind another's write (not found "
-                        "yet; docs/behaviour.md)";
-    }
     set_pool(1, {{"k", "old"}});
     ASSERT_EQ(cat("guest/k"), "old\n");
     // The holder is a writer stopped in the middle of its change: the file has changed, so
