@@ -24,6 +24,12 @@
 
 namespace {
 
+// `n` (0..999) with leading zeros to three digits: values of one length in every round.
+std::string three_digits(int n) {
+    std::string s = std::to_string(n);
+    return std::string(s.size() < 3 ? 3 - s.size() : 0, '0') + s;
+}
+
 using kvptest::decode_records;
 using kvptest::encode_record;
 using kvptest::encode_records;
@@ -398,8 +404,7 @@ TEST_F(ChangeDetectionTest, UnlockedRewriteLandingDuringAnEngineChangeIsSeen) {
     for (int i = 1; i <= 100; ++i) {
         SCOPED_TRACE("round " + std::to_string(i));
         const std::string theirs = value_of_length(i, 5);
-        char mine[16];
-        std::snprintf(mine, sizeof mine, "mine-%03d", i);
+        const std::string mine = "mine-" + three_digits(i);
         ASSERT_TRUE(p->update("a", [&](const std::string*) {
             // Another process, under the engine's exclusive lock, which it does not look at.
             EXPECT_EQ(kvptest::run_in_child([&]() -> int {
@@ -427,30 +432,29 @@ TEST_F(ChangeDetectionTest, LockedStoreThroughASharedMappingIsSeen) {
     ASSERT_EQ(p->get("k"), "value-000");
     for (int i = 1; i <= 50; ++i) {
         SCOPED_TRACE("round " + std::to_string(i));
-        char v[16];
-        std::snprintf(v, sizeof v, "value-%03d", i);
-        ASSERT_EQ(kvptest::run_in_child([&]() -> int {
-                      const int fd = ::open(pool().c_str(), O_RDWR | O_CLOEXEC);
-                      struct flock fl {};
-                      fl.l_type = F_WRLCK;
-                      fl.l_whence = SEEK_SET;
-                      if (fd < 0 || ::flock(fd, LOCK_EX) != 0 || ::fcntl(fd, F_SETLKW, &fl) != 0) {
-                          return 10;
-                      }
-                      void* map =
-                          ::mmap(nullptr, 2 * kRecord, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-                      if (map == MAP_FAILED) {
-                          return 11;
-                      }
-                      std::memcpy(static_cast<char*>(map) + kRecord + kKeyField, v, std::strlen(v));
-                      ::munmap(map, 2 * kRecord);
-                      fl.l_type = F_UNLCK;
-                      ::fcntl(fd, F_SETLK, &fl);
-                      ::flock(fd, LOCK_UN);
-                      ::close(fd);
-                      return 0;
-                  }),
-                  0);
+        const std::string v = "value-" + three_digits(i);
+        ASSERT_EQ(
+            kvptest::run_in_child([&]() -> int {
+                const int fd = ::open(pool().c_str(), O_RDWR | O_CLOEXEC);
+                struct flock fl {};
+                fl.l_type = F_WRLCK;
+                fl.l_whence = SEEK_SET;
+                if (fd < 0 || ::flock(fd, LOCK_EX) != 0 || ::fcntl(fd, F_SETLKW, &fl) != 0) {
+                    return 10;
+                }
+                void* map = ::mmap(nullptr, 2 * kRecord, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+                if (map == MAP_FAILED) {
+                    return 11;
+                }
+                std::memcpy(static_cast<char*>(map) + kRecord + kKeyField, v.data(), v.size());
+                ::munmap(map, 2 * kRecord);
+                fl.l_type = F_UNLCK;
+                ::fcntl(fd, F_SETLK, &fl);
+                ::flock(fd, LOCK_UN);
+                ::close(fd);
+                return 0;
+            }),
+            0);
         ASSERT_EQ(p->get("k"), v) << "a store through a shared mapping went unseen";
     }
 }
