@@ -65,7 +65,13 @@ bool CacheInvalidator::cached(kvp::PoolId pool) const {
 void CacheInvalidator::start(struct fuse_session* session) {
     watch_ = std::make_unique<kvp::WatchObserver>(fs_.pools().watch());
     if (watch_->fds().inotify < 0) {
-        throw kvp::Error(ENOSYS, "cache: no inotify to follow " + fs_.pools().directory().string());
+        // Out of inotify instances (fs.inotify.max_user_instances), or a file system without
+        // it: the thread still looks at every pool file's identity, size and times each
+        // -o look_interval, so other processes' changes show within that instead.
+        kvp::log(kvp::LogLevel::warning,
+                 "-o cache: no inotify to follow " + fs_.pools().directory().string() +
+                     "; other processes' changes show within -o look_interval (" +
+                     std::to_string(fs_.options().look_interval.count()) + " ms)");
     }
     wake_.reset(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
     if (!wake_) {

@@ -63,8 +63,8 @@ class CacheInvalidator {
     CacheInvalidator(CacheInvalidator&&) = delete;
     CacheInvalidator& operator=(CacheInvalidator&&) = delete;
 
-    // Records what the pools hold now and starts the thread. Throws kvp::Error when the
-    // pool directory's watcher has no inotify or no eventfd can be had.
+    // Records what the pools hold now and starts the thread. Throws kvp::Error when no
+    // eventfd can be had. Without inotify (a warning) the thread looks each -o look_interval.
     void start(struct fuse_session* session);
     // Stops and joins the thread; no notification is sent after it returns. Idempotent.
     void stop();

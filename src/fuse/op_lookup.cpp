@@ -14,6 +14,17 @@ namespace kvpfs {
 void op_init(void* userdata, struct fuse_conn_info* conn) {
     auto& fs = *static_cast<Filesystem*>(userdata);
     start_intrinsic_lookups(fs);
+    // Each pool read once now, if its lock is free: a lookup while another process later
+    // holds the lock then answers from this last released state at once instead of waiting
+    // (under the kernel's directory lock, so that the waits of the creates behind it would
+    // add up). A pool locked or unreadable now is read at its first use, as before.
+    for (const kvp::PoolId id : kvp::kAllPools) {
+        try {
+            (void)fs.pool(id).snapshot(kvp::PoolFile::LockWait::attempt);
+        } catch (const std::exception&) {
+            // Its first operation reads it (and reports what is wrong).
+        }
+    }
     // libfuse ends the session (EPROTO) unless init repeats -o max_read's size.
     if (fs.options().max_read != 0) {
         conn->max_read = fs.options().max_read;

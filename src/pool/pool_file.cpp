@@ -143,7 +143,8 @@ std::shared_ptr<const PoolSnapshot> PoolFile::snapshot(LockWait wait) {
             return lend_cache();  // held by someone else: the last released state
         }
     } else {
-        lock.emplace(opened.fd.get(), LockMode::shared, deadline, name_);
+        lock.emplace(opened.fd.get(), LockMode::shared,
+                     wait == LockWait::attempt ? started : deadline, name_);
     }
     const std::lock_guard guard(mutex_);
     if (loads_ != seen && cache_ != nullptr && !watch_.maybe_changed()) {

@@ -56,6 +56,10 @@ class PoolFile {
         // kernel's directory lock and make the waits of every create behind it add up.
         // Before the first load there is none: it then waits as `bounded` does.
         none,
+        // One attempt: EAGAIN at once when the lock is held and the file changed since the
+        // last load (a load made ahead of need, e.g. kvpfs's at start, so that `none` has a
+        // last released state to answer from).
+        attempt,
     };
     // The current state: the cached snapshot when nothing changed, else re-read under a
     // shared lock. A missing file is an empty, non-existing snapshot.
